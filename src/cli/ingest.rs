@@ -1,0 +1,192 @@
+//! `panorama ingest`: one source, several, or `--all`, for a date — outside the scheduler,
+//! for data engineers working on a contract.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::cli::{parse_date, Ctx, ListFormat};
+use crate::error::{Error, ExitCode, Result};
+use crate::ingest::{ingest, Contract, IngestRequest};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Source names (the contracts' `name`); see `--all`.
+    pub sources: Vec<String>,
+    /// Every ingest contract of the project.
+    #[arg(long)]
+    pub all: bool,
+    /// The night (dt) to ingest, YYYY-MM-DD.
+    #[arg(long, value_parser = parse_date)]
+    pub date: chrono::NaiveDate,
+    /// Worker threads (default: panorama.toml [run] threads, else the cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Matrix values for a family's source path and partition, e.g. `--var branch=0101`.
+    #[arg(long = "var", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// Summary format on stdout.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: ListFormat,
+}
+
+fn parse_var(s: &str) -> std::result::Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .ok_or_else(|| format!("{s:?} is not key=value"))
+}
+
+/// Ingest contracts of a project: every `jobs/**/*.toml` whose `kind` is `ingest`.
+pub fn discover_contracts(project_root: &Path) -> Result<Vec<Contract>> {
+    let mut files = Vec::new();
+    collect_toml(&project_root.join("jobs"), &mut files);
+    files.sort();
+    let mut contracts = Vec::new();
+    let mut problems = Vec::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f)
+            .map_err(|e| Error::config(format!("{}: {e}", f.display())))?;
+        let table: toml::Table = match toml::from_str(&text) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(format!("{}: {}", f.display(), e.to_string().trim().replace('\n', " ")));
+                continue;
+            }
+        };
+        if table.get("kind").and_then(|k| k.as_str()) != Some("ingest") {
+            continue;
+        }
+        match Contract::from_table(&table, &f) {
+            Ok(c) => contracts.push(c),
+            Err(Error::Invalid { what, problems: p }) => {
+                problems.extend(p.into_iter().map(|x| format!("{what}: {x}")))
+            }
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if problems.is_empty() {
+        Ok(contracts)
+    } else {
+        Err(Error::Invalid {
+            what: "the project's ingest contracts".into(),
+            problems,
+        })
+    }
+}
+
+fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            collect_toml(&p, out);
+        } else if p.extension().is_some_and(|x| x == "toml") {
+            out.push(p);
+        }
+    }
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
+    let project = ctx.project()?;
+    let all = discover_contracts(&project.root)?;
+    let selected: Vec<&Contract> = if args.all {
+        all.iter().collect()
+    } else {
+        if args.sources.is_empty() {
+            return Err(Error::config(
+                "name a source to ingest, or pass --all (see `panorama jobs --select kind:ingest`)",
+            ));
+        }
+        let mut out = Vec::new();
+        let mut unknown = Vec::new();
+        for s in &args.sources {
+            match all.iter().find(|c| &c.name == s || &c.table == s) {
+                Some(c) => out.push(c),
+                None => unknown.push(s.clone()),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(Error::config(format!(
+                "unknown source(s): {}; the project has: {}",
+                unknown.join(", "),
+                all.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        out
+    };
+    let vars: BTreeMap<String, String> = args.vars.into_iter().collect();
+    let threads = project.threads(args.threads);
+    let run_id = format!("manual-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f"));
+    let mut reports = Vec::new();
+    let mut failures: Vec<(String, Error)> = Vec::new();
+    for c in selected {
+        let job = format!("ingest.{}", c.name);
+        let req = IngestRequest {
+            project: &project,
+            contract: c,
+            date: args.date,
+            run_id: &run_id,
+            job: &job,
+            vars: &vars,
+            cancel: None,
+            threads,
+        };
+        match ingest(&req) {
+            Ok(r) => {
+                crate::log::info(
+                    &format!("ingested {}", c.name),
+                    &[
+                        ("table", format!("clean.{}", r.table).into()),
+                        ("rows_read", r.rows_read.into()),
+                        ("rows_written", r.rows_written.into()),
+                        ("rows_rejected", r.rows_rejected.into()),
+                        ("mb_per_s", ((r.bytes_in as f64 / 1e6 / r.seconds.max(1e-9) * 10.0).round() / 10.0).into()),
+                        ("seconds", ((r.seconds * 1000.0).round() / 1000.0).into()),
+                    ],
+                );
+                reports.push(r);
+            }
+            Err(e) => {
+                crate::cli::print_error(&e);
+                failures.push((c.name.clone(), e));
+            }
+        }
+    }
+    match args.format {
+        ListFormat::Json => {
+            let summary = serde_json::json!({
+                "date": args.date.to_string(),
+                "ingested": reports,
+                "failed": failures.iter().map(|(n, e)| serde_json::json!({"source": n, "error": e.to_string(), "exit_code": e.exit_code() as i32})).collect::<Vec<_>>(),
+            });
+            println!("{summary}");
+        }
+        ListFormat::Table => {
+            println!("{:<22} {:>10} {:>10} {:>9} {:>9}  partition", "table", "read", "written", "rejected", "seconds");
+            for r in &reports {
+                println!(
+                    "{:<22} {:>10} {:>10} {:>9} {:>9.2}  {}",
+                    format!("clean.{}", r.table),
+                    r.rows_read,
+                    r.rows_written,
+                    r.rows_rejected,
+                    r.seconds,
+                    r.partition.strip_prefix(&project.root).unwrap_or(&r.partition).display()
+                );
+            }
+        }
+    }
+    if failures.is_empty() {
+        return Ok(ExitCode::Ok);
+    }
+    // The most specific code wins: bad data (3) over bad config (2) over other failures (1).
+    let codes: Vec<ExitCode> = failures.iter().map(|(_, e)| e.exit_code()).collect();
+    Ok(if codes.contains(&ExitCode::DataRejected) {
+        ExitCode::DataRejected
+    } else if codes.contains(&ExitCode::Usage) {
+        ExitCode::Usage
+    } else {
+        ExitCode::JobsFailed
+    })
+}

@@ -1,0 +1,188 @@
+//! Project configuration: `panorama.toml` < environment < flags.
+//!
+//! ```toml
+//! [project]
+//! name = "demo"
+//! [warehouse]
+//! root = "warehouse"            # PANORAMA_WAREHOUSE overrides
+//! [pii]
+//! key_file = "keys/pii.key"     # PANORAMA_PII_KEY (the key itself) overrides
+//! [run]
+//! threads = 2                   # PANORAMA_THREADS or --threads override
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+pub const CONFIG_FILE: &str = "panorama.toml";
+pub const PII_KEY_ENV: &str = "PANORAMA_PII_KEY";
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectSection {
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WarehouseSection {
+    #[serde(default = "default_root")]
+    pub root: String,
+}
+
+impl Default for WarehouseSection {
+    fn default() -> Self {
+        WarehouseSection {
+            root: default_root(),
+        }
+    }
+}
+
+fn default_root() -> String {
+    "warehouse".into()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PiiSection {
+    /// A file holding the tokenization key; must lie outside the warehouse.
+    #[serde(default)]
+    pub key_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    #[serde(default)]
+    pub threads: Option<usize>,
+    /// Slots per named pool, e.g. `{ train = 1, io = 4 }`.
+    #[serde(default)]
+    pub pools: std::collections::BTreeMap<String, usize>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    #[serde(default)]
+    pub project: ProjectSection,
+    #[serde(default)]
+    pub warehouse: WarehouseSection,
+    #[serde(default)]
+    pub pii: PiiSection,
+    #[serde(default)]
+    pub run: RunSection,
+}
+
+/// A project folder and its resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub root: PathBuf,
+    pub config: ConfigFile,
+    pub warehouse_root: PathBuf,
+}
+
+impl Project {
+    /// Opens the project in `dir`: reads `panorama.toml` (required) and applies the environment.
+    pub fn open(dir: &Path) -> Result<Project> {
+        let file = dir.join(CONFIG_FILE);
+        let text = std::fs::read_to_string(&file).map_err(|e| {
+            Error::config(format!(
+                "{}: cannot read the project config ({e}); run from a project folder or pass -C DIR",
+                file.display()
+            ))
+        })?;
+        let config: ConfigFile = toml::from_str(&text).map_err(|e| Error::Invalid {
+            what: file.display().to_string(),
+            problems: vec![e.to_string().trim().replace('\n', " ")],
+        })?;
+        let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let wh = std::env::var("PANORAMA_WAREHOUSE")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| config.warehouse.root.clone());
+        let warehouse_root = resolve(&root, &wh);
+        Ok(Project {
+            root,
+            config,
+            warehouse_root,
+        })
+    }
+
+    /// A path from a config or job file, relative to the project root unless absolute.
+    pub fn path(&self, p: &str) -> PathBuf {
+        resolve(&self.root, p)
+    }
+
+    pub fn threads(&self, flag: Option<usize>) -> usize {
+        flag.or_else(|| {
+            std::env::var("PANORAMA_THREADS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+        })
+        .or(self.config.run.threads)
+        .unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+        })
+        .max(1)
+    }
+
+    /// The PII tokenization key: `PANORAMA_PII_KEY`, else `[pii] key_file`.
+    /// A key file inside the warehouse is refused: the warehouse is what analysts read.
+    pub fn pii_key(&self) -> Result<Vec<u8>> {
+        if let Ok(k) = std::env::var(PII_KEY_ENV) {
+            if !k.trim().is_empty() {
+                return Ok(k.trim().as_bytes().to_vec());
+            }
+        }
+        let Some(kf) = &self.config.pii.key_file else {
+            return Err(Error::config(format!(
+                "a contract tokenizes personal data but no PII key is set: export {PII_KEY_ENV} \
+                 or set [pii] key_file in {}",
+                self.root.join(CONFIG_FILE).display()
+            )));
+        };
+        let path = self.path(kf);
+        let canon = path.canonicalize().unwrap_or_else(|_| path.clone());
+        let wh = self
+            .warehouse_root
+            .canonicalize()
+            .unwrap_or_else(|_| self.warehouse_root.clone());
+        if canon.starts_with(&wh) {
+            return Err(Error::config(format!(
+                "PII key file {} lies inside the warehouse {}; keep it outside",
+                path.display(),
+                wh.display()
+            )));
+        }
+        let key = std::fs::read(&path).map_err(|e| {
+            Error::config(format!(
+                "cannot read the PII key file {} ({e}); set [pii] key_file or {PII_KEY_ENV}",
+                path.display()
+            ))
+        })?;
+        let trimmed: Vec<u8> = key.trim_ascii().to_vec();
+        if trimmed.len() < 16 {
+            return Err(Error::config(format!(
+                "PII key in {} is too short ({} bytes; at least 16)",
+                path.display(),
+                trimmed.len()
+            )));
+        }
+        Ok(trimmed)
+    }
+}
+
+fn resolve(root: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        root.join(p)
+    }
+}

@@ -1,0 +1,567 @@
+//! Cleaning rules and type parsing: from a raw source string to a typed, validated value, or
+//! a reason for rejecting the row. Hot path: ASCII fast paths, allocation only when a rule
+//! changes the text.
+
+use std::borrow::Cow;
+
+use chrono::{NaiveDate, NaiveDateTime};
+
+use super::contract::{CleanRule, Column, ColumnType, IdCheck, Pii};
+use super::pii::Tokenizer;
+use crate::ids;
+
+/// A clean, typed value as stored in the clean layer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// Days since 1970-01-01.
+    Date(i32),
+    /// Milliseconds since 1970-01-01T00:00:00 (naive, as the source states it).
+    Datetime(i64),
+}
+
+impl Value {
+    /// A number to order rows by (dedupe keep-latest) where the type has one.
+    pub fn as_order(&self) -> Option<f64> {
+        match self {
+            Value::Int(v) | Value::Datetime(v) => Some(*v as f64),
+            Value::Float(v) => Some(*v),
+            Value::Date(v) => Some(*v as f64),
+            Value::Bool(b) => Some(*b as u8 as f64),
+            Value::Null | Value::Str(_) => None,
+        }
+    }
+
+    /// Bytes identifying the value in a key (dedupe, unique).
+    pub fn key_bytes(&self, out: &mut Vec<u8>) {
+        match self {
+            Value::Null => out.push(0),
+            Value::Str(s) => {
+                out.push(1);
+                out.extend_from_slice(s.as_bytes());
+            }
+            Value::Int(v) | Value::Datetime(v) => {
+                out.push(2);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            Value::Float(v) => {
+                out.push(3);
+                out.extend_from_slice(&v.to_bits().to_le_bytes());
+            }
+            Value::Bool(b) => out.push(4 + *b as u8),
+            Value::Date(v) => {
+                out.push(6);
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+        }
+        out.push(0xff);
+    }
+}
+
+/// A column ready for the hot path: lookups prepared once per ingest.
+#[derive(Debug)]
+pub struct CompiledColumn {
+    pub col: Column,
+    null_values: Vec<String>,
+    pattern: Option<regex::Regex>,
+    formats: Vec<DateFormat>,
+}
+
+#[derive(Debug, Clone)]
+enum DateFormat {
+    /// `%Y-%m-%d`, `%Y/%m/%d`, `%Y.%m.%d` with 1- or 2-digit month and day.
+    YmdSep(u8),
+    /// `%Y%m%d`.
+    YmdCompact,
+    Chrono(String),
+}
+
+const DEFAULT_DATE_FORMATS: &[&str] = &["%Y-%m-%d"];
+const DEFAULT_DATETIME_FORMATS: &[&str] = &[
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d",
+];
+
+impl CompiledColumn {
+    pub fn new(col: &Column, null_values: &[String]) -> CompiledColumn {
+        let defaults = match col.ty {
+            ColumnType::Date => DEFAULT_DATE_FORMATS,
+            ColumnType::Datetime => DEFAULT_DATETIME_FORMATS,
+            _ => &[],
+        };
+        let fmts: Vec<String> = if col.formats.is_empty() {
+            defaults.iter().map(|s| s.to_string()).collect()
+        } else {
+            col.formats.clone()
+        };
+        let formats = fmts
+            .into_iter()
+            .map(|f| match f.as_str() {
+                "%Y-%m-%d" if col.ty == ColumnType::Date => DateFormat::YmdSep(b'-'),
+                "%Y/%m/%d" if col.ty == ColumnType::Date => DateFormat::YmdSep(b'/'),
+                "%Y.%m.%d" if col.ty == ColumnType::Date => DateFormat::YmdSep(b'.'),
+                "%Y%m%d" if col.ty == ColumnType::Date => DateFormat::YmdCompact,
+                _ => DateFormat::Chrono(f),
+            })
+            .collect();
+        CompiledColumn {
+            col: col.clone(),
+            null_values: null_values.to_vec(),
+            // Validated when the contract was read.
+            pattern: col
+                .pattern
+                .as_ref()
+                .and_then(|p| regex::Regex::new(&format!("^(?:{p})$")).ok()),
+            formats,
+        }
+    }
+
+    /// Cleans and types one raw value. `Err` holds the reason for rejecting the row.
+    pub fn clean(&self, raw: Option<&str>, tokenizer: Option<&Tokenizer>) -> Result<Value, String> {
+        let c = &self.col;
+        let Some(raw) = raw else {
+            return self.missing();
+        };
+        if self.is_null(raw) {
+            return self.missing();
+        }
+        let mut v: Cow<str> = Cow::Borrowed(raw);
+        for rule in &c.clean {
+            v = apply_rule(*rule, v)?;
+        }
+        if !c.map.is_empty() {
+            if let Some(m) = c.map.get(v.as_ref()) {
+                v = Cow::Owned(m.clone());
+            }
+        }
+        if self.is_null(&v) {
+            return self.missing();
+        }
+        if let Some(check) = c.check {
+            check_id(check, &v)?;
+        }
+        if !c.accepted.is_empty() && !c.accepted.iter().any(|a| a == v.as_ref()) {
+            return Err(format!(
+                "value {:?} is not one of the accepted values [{}]",
+                shorten(&v),
+                c.accepted.join(", ")
+            ));
+        }
+        if let Some(p) = &self.pattern {
+            if !p.is_match(&v) {
+                return Err(format!(
+                    "value {:?} does not match the pattern {}",
+                    shorten(&v),
+                    c.pattern.as_deref().unwrap_or_default()
+                ));
+            }
+        }
+        let value = match c.ty {
+            ColumnType::String => match (c.pii, tokenizer) {
+                (Some(Pii::Tokenize), Some(t)) => Value::Str(t.token(&v)),
+                (Some(Pii::Tokenize), None) => return Err("no PII key to tokenize with".into()),
+                (Some(Pii::Mask), _) => Value::Str(super::pii::mask(&v)),
+                (None, _) => Value::Str(v.into_owned()),
+            },
+            ColumnType::Int => Value::Int(parse_int(&v)?),
+            ColumnType::Float => Value::Float(parse_float(&v)?),
+            ColumnType::Bool => Value::Bool(parse_bool(&v)?),
+            ColumnType::Date => Value::Date(self.parse_date(&v)?),
+            ColumnType::Datetime => Value::Datetime(self.parse_datetime(&v)?),
+        };
+        self.check_range(&value)?;
+        Ok(value)
+    }
+
+    fn missing(&self) -> Result<Value, String> {
+        if self.col.required {
+            Err("required value is missing".into())
+        } else {
+            Ok(Value::Null)
+        }
+    }
+
+    fn is_null(&self, v: &str) -> bool {
+        let t = v.trim_matches(is_space);
+        self.null_values.iter().any(|n| n == t)
+    }
+
+    fn check_range(&self, value: &Value) -> Result<(), String> {
+        let c = &self.col;
+        if c.min.is_none() && c.max.is_none() {
+            return Ok(());
+        }
+        let x = match value {
+            Value::Int(v) => *v as f64,
+            Value::Float(v) => *v,
+            // Dates compare as YYYYMMDD numbers, as the contract writes them.
+            Value::Date(d) => {
+                let date = days_to_date(*d);
+                date.format("%Y%m%d").to_string().parse::<f64>().unwrap_or(0.0)
+            }
+            _ => return Ok(()),
+        };
+        if let Some(lo) = c.min {
+            if x < lo {
+                return Err(format!("value {x} is below the minimum {lo}"));
+            }
+        }
+        if let Some(hi) = c.max {
+            if x > hi {
+                return Err(format!("value {x} is above the maximum {hi}"));
+            }
+        }
+        Ok(())
+    }
+
+    fn parse_date(&self, v: &str) -> Result<i32, String> {
+        let t = v.trim_matches(is_space);
+        for f in &self.formats {
+            let parsed = match f {
+                DateFormat::YmdSep(sep) => parse_ymd_sep(t, *sep),
+                DateFormat::YmdCompact => parse_ymd_compact(t),
+                DateFormat::Chrono(fmt) => NaiveDate::parse_from_str(t, fmt).ok(),
+            };
+            if let Some(d) = parsed {
+                return Ok(date_to_days(d));
+            }
+        }
+        Err(format!(
+            "{:?} is not a date in any of the formats [{}]",
+            shorten(t),
+            self.format_list()
+        ))
+    }
+
+    fn parse_datetime(&self, v: &str) -> Result<i64, String> {
+        let t = v.trim_matches(is_space);
+        for f in &self.formats {
+            let fmt = match f {
+                DateFormat::Chrono(fmt) => fmt.as_str(),
+                _ => continue,
+            };
+            if let Ok(dt) = NaiveDateTime::parse_from_str(t, fmt) {
+                return Ok(dt.and_utc().timestamp_millis());
+            }
+            // A date-only format for a datetime column means midnight.
+            if let Ok(d) = NaiveDate::parse_from_str(t, fmt) {
+                return Ok(d.and_hms_opt(0, 0, 0).unwrap().and_utc().timestamp_millis());
+            }
+        }
+        Err(format!(
+            "{:?} is not a date-time in any of the formats [{}]",
+            shorten(t),
+            self.format_list()
+        ))
+    }
+
+    fn format_list(&self) -> String {
+        self.formats
+            .iter()
+            .map(|f| match f {
+                DateFormat::YmdSep(s) => format!("%Y{0}%m{0}%d", *s as char),
+                DateFormat::YmdCompact => "%Y%m%d".into(),
+                DateFormat::Chrono(s) => s.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+pub fn is_space(c: char) -> bool {
+    c.is_whitespace() || c == '\u{3000}' || c == '\u{feff}'
+}
+
+fn shorten(s: &str) -> String {
+    if s.chars().count() > 40 {
+        let mut t: String = s.chars().take(40).collect();
+        t.push('…');
+        t
+    } else {
+        s.to_string()
+    }
+}
+
+pub fn apply_rule(rule: CleanRule, v: Cow<'_, str>) -> Result<Cow<'_, str>, String> {
+    Ok(match rule {
+        CleanRule::Trim => {
+            let t = v.trim_matches(is_space);
+            if t.len() == v.len() {
+                v
+            } else {
+                Cow::Owned(t.to_string())
+            }
+        }
+        CleanRule::Halfwidth => halfwidth(v),
+        CleanRule::Upper => {
+            if v.bytes().any(|b| b.is_ascii_lowercase()) || !v.is_ascii() {
+                Cow::Owned(v.to_uppercase())
+            } else {
+                v
+            }
+        }
+        CleanRule::Lower => {
+            if v.bytes().any(|b| b.is_ascii_uppercase()) || !v.is_ascii() {
+                Cow::Owned(v.to_lowercase())
+            } else {
+                v
+            }
+        }
+        CleanRule::Digits => {
+            let h = halfwidth(v);
+            if h.bytes().all(|b| b.is_ascii_digit()) {
+                h
+            } else {
+                Cow::Owned(h.chars().filter(char::is_ascii_digit).collect())
+            }
+        }
+        CleanRule::Phone => Cow::Owned(normalize_phone(&v)?),
+        CleanRule::Money => Cow::Owned(parse_money(&v)?.to_string()),
+        CleanRule::Percent => Cow::Owned(parse_percent(&v)?.to_string()),
+    })
+}
+
+/// Full-width ASCII variants (U+FF01..U+FF5E) and the ideographic space to half-width.
+pub fn halfwidth(v: Cow<'_, str>) -> Cow<'_, str> {
+    if v.is_ascii() || !v.chars().any(|c| ('\u{ff01}'..='\u{ff5e}').contains(&c) || c == '\u{3000}') {
+        return v;
+    }
+    Cow::Owned(
+        v.chars()
+            .map(|c| match c {
+                '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0).unwrap_or(c),
+                '\u{3000}' => ' ',
+                _ => c,
+            })
+            .collect(),
+    )
+}
+
+/// Mainland mobile numbers to 11 digits: `+86 138-0013-8000`, `0086 13800138000`,
+/// `１３８００１３８０００` all become `13800138000`.
+pub fn normalize_phone(v: &str) -> Result<String, String> {
+    let h = halfwidth(Cow::Borrowed(v));
+    let mut digits: String = h.chars().filter(char::is_ascii_digit).collect();
+    if digits.len() == 15 && digits.starts_with("0086") {
+        digits.drain(..4);
+    } else if digits.len() == 13 && digits.starts_with("86") {
+        digits.drain(..2);
+    }
+    if digits.len() == 11 && digits.starts_with('1') {
+        Ok(digits)
+    } else {
+        Err(format!("{:?} is not a mainland mobile number (11 digits starting with 1)", shorten(v)))
+    }
+}
+
+/// Amounts in the forms core systems and humans write them.
+pub fn parse_money(v: &str) -> Result<f64, String> {
+    let h = halfwidth(Cow::Borrowed(v));
+    let mut s = String::with_capacity(h.len());
+    let mut mult = 1.0;
+    let mut negative = false;
+    for c in h.chars() {
+        match c {
+            '0'..='9' | '.' => s.push(c),
+            '-' | '−' if s.is_empty() => negative = true,
+            '(' if s.is_empty() => negative = true,
+            ',' | ' ' | '_' | '\'' | '¥' | '￥' | '$' | '元' | ')' => {}
+            '万' => mult *= 1e4,
+            '亿' => mult *= 1e8,
+            '千' => mult *= 1e3,
+            _ if c.is_ascii_alphabetic() => {} // CNY, RMB, yuan
+            _ => return Err(format!("{:?} is not an amount", shorten(v))),
+        }
+    }
+    let upper = h.to_ascii_uppercase();
+    let letters: String = upper.chars().filter(char::is_ascii_alphabetic).collect();
+    if !letters.is_empty() && !matches!(letters.as_str(), "CNY" | "RMB" | "YUAN") {
+        return Err(format!("{:?} is not an amount in CNY", shorten(v)));
+    }
+    let x: f64 = s
+        .parse()
+        .map_err(|_| format!("{:?} is not an amount", shorten(v)))?;
+    let x = x * mult;
+    // Round to the fen so that 129.8万 is 1298000, not 1297999.9999999998.
+    let x = (x * 100.0).round() / 100.0;
+    Ok(if negative { -x } else { x })
+}
+
+pub fn parse_percent(v: &str) -> Result<f64, String> {
+    let h = halfwidth(Cow::Borrowed(v));
+    let t = h.trim_matches(is_space);
+    if let Some(p) = t.strip_suffix('%') {
+        p.trim()
+            .parse::<f64>()
+            .map(|x| x / 100.0)
+            .map_err(|_| format!("{:?} is not a percentage", shorten(v)))
+    } else {
+        t.parse::<f64>()
+            .map_err(|_| format!("{:?} is not a percentage", shorten(v)))
+    }
+}
+
+fn parse_int(v: &str) -> Result<i64, String> {
+    let t = v.trim_matches(is_space);
+    if let Ok(x) = t.parse::<i64>() {
+        return Ok(x);
+    }
+    // "12.0" from spreadsheets and money cleaning is still an integer.
+    match t.parse::<f64>() {
+        Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+        _ => Err(format!("{:?} is not an integer", shorten(t))),
+    }
+}
+
+fn parse_float(v: &str) -> Result<f64, String> {
+    let t = v.trim_matches(is_space);
+    match t.parse::<f64>() {
+        Ok(f) if f.is_finite() => Ok(f),
+        _ => Err(format!("{:?} is not a number", shorten(t))),
+    }
+}
+
+fn parse_bool(v: &str) -> Result<bool, String> {
+    match v.trim_matches(is_space).to_ascii_lowercase().as_str() {
+        "true" | "t" | "1" | "yes" | "y" | "是" => Ok(true),
+        "false" | "f" | "0" | "no" | "n" | "否" => Ok(false),
+        other => Err(format!("{:?} is not a boolean", shorten(other))),
+    }
+}
+
+fn check_id(check: IdCheck, v: &str) -> Result<(), String> {
+    let (ok, what) = match check {
+        IdCheck::IdCard => (ids::is_valid_id_card(v), "an ID-card number (18 characters, valid birth date and check character)"),
+        IdCheck::CreditCode => (ids::is_valid_credit_code(v), "a unified social credit code (18 characters, valid check character)"),
+        IdCheck::Imei => (ids::is_valid_imei(v), "an IMEI (15 digits, valid Luhn digit)"),
+        IdCheck::Iccid => (ids::is_valid_iccid(v), "an ICCID (19-20 digits starting 89, valid Luhn digit)"),
+        IdCheck::Luhn => (ids::is_valid_luhn(v), "a number with a valid Luhn check digit"),
+    };
+    if ok {
+        Ok(())
+    } else {
+        // The value itself may be personal data: the reason names its length, not its digits.
+        Err(format!("value of {} characters is not {what}", v.chars().count()))
+    }
+}
+
+fn parse_ymd_sep(t: &str, sep: u8) -> Option<NaiveDate> {
+    let b = t.as_bytes();
+    if b.len() < 8 || b.len() > 10 {
+        return None;
+    }
+    let mut parts = t.split(sep as char);
+    let y = parts.next()?;
+    let m = parts.next()?;
+    let d = parts.next()?;
+    if parts.next().is_some() || y.len() != 4 || m.is_empty() || m.len() > 2 || d.is_empty() || d.len() > 2 {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(num(y)? as i32, num(m)?, num(d)?)
+}
+
+fn parse_ymd_compact(t: &str) -> Option<NaiveDate> {
+    if t.len() != 8 {
+        return None;
+    }
+    NaiveDate::from_ymd_opt(num(&t[..4])? as i32, num(&t[4..6])?, num(&t[6..])?)
+}
+
+fn num(s: &str) -> Option<u32> {
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        s.parse().ok()
+    } else {
+        None
+    }
+}
+
+const UNIX_EPOCH_DAYS_FROM_CE: i32 = 719_163;
+
+pub fn date_to_days(d: NaiveDate) -> i32 {
+    use chrono::Datelike;
+    d.num_days_from_ce() - UNIX_EPOCH_DAYS_FROM_CE
+}
+
+pub fn days_to_date(days: i32) -> NaiveDate {
+    NaiveDate::from_num_days_from_ce_opt(days + UNIX_EPOCH_DAYS_FROM_CE).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(toml_text: &str) -> CompiledColumn {
+        let c: Column = toml::from_str(toml_text).unwrap();
+        CompiledColumn::new(&c, &["".into(), "NULL".into()])
+    }
+
+    #[test]
+    fn money_forms() {
+        assert_eq!(parse_money("1,298,633").unwrap(), 1_298_633.0);
+        assert_eq!(parse_money("129.8万").unwrap(), 1_298_000.0);
+        assert_eq!(parse_money("1298633 CNY").unwrap(), 1_298_633.0);
+        assert_eq!(parse_money("¥1,298,633.00").unwrap(), 1_298_633.0);
+        assert_eq!(parse_money("1.2亿").unwrap(), 120_000_000.0);
+        assert_eq!(parse_money("１２９．８万").unwrap(), 1_298_000.0);
+        assert_eq!(parse_money("-5").unwrap(), -5.0);
+        assert!(parse_money("12 USD").is_err());
+        assert!(parse_money("abc").is_err());
+        assert!(parse_money("万").is_err());
+    }
+
+    #[test]
+    fn phone_forms() {
+        for p in ["+86 138-0013-8000", "0086 13800138000", "138 0013 8000", "１３８００１３８０００", "8613800138000"] {
+            assert_eq!(normalize_phone(p).unwrap(), "13800138000", "{p}");
+        }
+        assert!(normalize_phone("010-12345678").is_err());
+        assert!(normalize_phone("2380013800").is_err());
+    }
+
+    #[test]
+    fn halfwidth_and_trim() {
+        let c = col("name='a'\ntype='string'\nclean=['halfwidth','trim','upper']");
+        assert_eq!(c.clean(Some("\u{3000}ａｂｃ１ "), None).unwrap(), Value::Str("ABC1".into()));
+    }
+
+    #[test]
+    fn dates_in_three_forms() {
+        let c = col("name='d'\ntype='date'\nformats=['%Y-%m-%d','%Y/%m/%d','%Y%m%d']");
+        let want = Value::Date(date_to_days(NaiveDate::from_ymd_opt(2024, 3, 1).unwrap()));
+        for s in ["2024-03-01", "2024/3/1", "20240301", " 2024-3-01 "] {
+            assert_eq!(c.clean(Some(s), None).unwrap(), want, "{s}");
+        }
+        let err = c.clean(Some("2024-02-30"), None).unwrap_err();
+        assert!(err.contains("not a date"), "{err}");
+        let dt = col("name='t'\ntype='datetime'");
+        assert!(matches!(dt.clean(Some("2024-03-01 10:11:12"), None).unwrap(), Value::Datetime(_)));
+    }
+
+    #[test]
+    fn required_accepted_range_map_and_checks() {
+        let c = col("name='x'\ntype='int'\nrequired=true\nmin=0\nmax=10");
+        assert!(c.clean(None, None).unwrap_err().contains("required"));
+        assert!(c.clean(Some("NULL"), None).unwrap_err().contains("required"));
+        assert!(c.clean(Some("11"), None).unwrap_err().contains("maximum"));
+        assert_eq!(c.clean(Some("10.0"), None).unwrap(), Value::Int(10));
+        let g = col("name='g'\ntype='string'\nmap={'男'='M','女'='F'}\naccepted=['M','F']");
+        assert_eq!(g.clean(Some("男"), None).unwrap(), Value::Str("M".into()));
+        assert!(g.clean(Some("X"), None).unwrap_err().contains("accepted"));
+        let id = col("name='id'\ntype='string'\ncheck='id_card'");
+        assert!(id.clean(Some("11010519491231002X"), None).is_ok());
+        let e = id.clean(Some("110105194912310021"), None).unwrap_err();
+        assert!(!e.contains("110105"), "reasons must not echo personal data: {e}");
+        let b = col("name='b'\ntype='bool'");
+        assert_eq!(b.clean(Some("是"), None).unwrap(), Value::Bool(true));
+        let p = col("name='p'\ntype='string'\npattern='[A-Z]{2}[0-9]+'");
+        assert!(p.clean(Some("AB12"), None).is_ok());
+        assert!(p.clean(Some("AB12x"), None).is_err());
+    }
+}

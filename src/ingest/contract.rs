@@ -1,0 +1,615 @@
+//! Source contracts: what a source file looks like and how its rows become clean, typed rows.
+//!
+//! A contract is the `ingest` job spec in `jobs/` (TOML). Parsing collects every problem
+//! (unknown keys, bad values, references to columns that do not exist) and reports them all
+//! at once, each with the file and the key, so that one edit fixes a contract.
+//!
+//! ```toml
+//! kind = "ingest"
+//! name = "applications"            # job `ingest.applications`, table `clean.applications`
+//! [source]
+//! path = "data-samples/applications.csv"
+//! format = "csv"                   # csv | ndjson | json | fixed_width | xlsx | parquet
+//! encoding = "utf-8"               # utf-8 | gbk
+//! [rules]
+//! max_reject_rate = 0.05
+//! dedupe = { key = ["application_id"], keep_latest_by = "updated_at" }
+//! [[columns]]
+//! name = "amount"
+//! from = "loan_amount"
+//! type = "float"
+//! clean = ["trim", "halfwidth", "money"]
+//! min = 0
+//! ```
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The file formats a source may arrive in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    Csv,
+    Ndjson,
+    /// A JSON array of objects (or an object holding one under `records_path`).
+    Json,
+    FixedWidth,
+    Xlsx,
+    Parquet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Encoding {
+    #[default]
+    #[serde(alias = "utf8")]
+    Utf8,
+    Gbk,
+    #[serde(alias = "gb18030")]
+    Gb18030,
+}
+
+/// The type a clean column is stored as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ColumnType {
+    String,
+    Int,
+    Float,
+    Bool,
+    Date,
+    Datetime,
+}
+
+/// Cleaning steps, applied in the order written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CleanRule {
+    /// Strip leading and trailing white space (ASCII and the ideographic space).
+    Trim,
+    /// Full-width forms (ＡＢＣ１２３，) to their half-width equivalents.
+    Halfwidth,
+    Upper,
+    Lower,
+    /// Keep only the digits.
+    Digits,
+    /// Mainland mobile numbers: drop +86/0086, separators and spaces; 11 digits starting with 1.
+    Phone,
+    /// Amounts such as `1,298,633`, `129.8万`, `1.2亿`, `¥1298633`, `1298633 CNY`.
+    Money,
+    /// Percentages such as `12.5%` to 0.125.
+    Percent,
+}
+
+/// Check digits and formats of identifiers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdCheck {
+    /// 18-digit resident ID card (GB 11643), ISO 7064 MOD 11-2 check character.
+    IdCard,
+    /// 18-character unified social credit code (GB 32100), MOD 31 check character.
+    CreditCode,
+    /// 15-digit IMEI with a Luhn check digit.
+    Imei,
+    /// 19 or 20 digit ICCID starting 89, Luhn check digit over the first 19 digits.
+    Iccid,
+    /// Any digit string with a Luhn check digit.
+    Luhn,
+}
+
+/// What happens to personal data before it reaches the clean layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pii {
+    /// Keyed hash (BLAKE3 keyed with the project's PII key): stable, joinable, irreversible.
+    Tokenize,
+    /// Keep a few characters for humans (phone 138****5678, name 张*), star the rest.
+    Mask,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Column {
+    pub name: String,
+    /// Column name (CSV/XLSX header, dotted JSON path, fixed-width field) in the source;
+    /// defaults to `name`.
+    #[serde(default)]
+    pub from: Option<String>,
+    #[serde(rename = "type")]
+    pub ty: ColumnType,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub clean: Vec<CleanRule>,
+    /// Value mapping applied after cleaning (e.g. `{ "M" = "male", "男" = "male" }`).
+    #[serde(default)]
+    pub map: BTreeMap<String, String>,
+    #[serde(default)]
+    pub check: Option<IdCheck>,
+    /// chrono formats tried in order for `date`/`datetime` columns.
+    #[serde(default)]
+    pub formats: Vec<String>,
+    #[serde(default)]
+    pub accepted: Vec<String>,
+    #[serde(default)]
+    pub min: Option<f64>,
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// A regular expression the (cleaned) value must match in full.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    #[serde(default)]
+    pub pii: Option<Pii>,
+    /// Free text for the catalog and docs.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+impl Column {
+    pub fn source_name(&self) -> &str {
+        self.from.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// A fixed-width field: `start` is 1-based, in characters.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixedField {
+    pub name: String,
+    pub start: usize,
+    pub width: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Source {
+    /// Path relative to the project, or absolute. `{date}` (YYYY-MM-DD), `{yyyymmdd}` and matrix
+    /// keys such as `{branch}` are substituted; glob characters select several files.
+    pub path: String,
+    pub format: Format,
+    #[serde(default)]
+    pub encoding: Encoding,
+    #[serde(default = "default_delimiter")]
+    pub delimiter: String,
+    #[serde(default = "default_true")]
+    pub header: bool,
+    /// Lines to skip before the header (banners in core-system exports).
+    #[serde(default)]
+    pub skip_lines: usize,
+    /// Worksheet name for xlsx (first sheet when absent).
+    #[serde(default)]
+    pub sheet: Option<String>,
+    /// Fixed-width layout file: one `name,start,width` line per field (`#` comments).
+    #[serde(default)]
+    pub layout: Option<String>,
+    /// Fixed-width layout inline, instead of `layout`.
+    #[serde(default)]
+    pub fields: Vec<FixedField>,
+    /// Values read as null (after trimming), before any cleaning.
+    #[serde(default = "default_null_values")]
+    pub null_values: Vec<String>,
+    /// JSON: a dotted path to the array of records inside the document.
+    #[serde(default)]
+    pub records_path: Option<String>,
+    /// JSON/NDJSON: a field holding an array; each element becomes a row, its fields under
+    /// `<explode>.<field>`, the parent's fields repeated.
+    #[serde(default)]
+    pub explode: Option<String>,
+}
+
+fn default_delimiter() -> String {
+    ",".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_null_values() -> Vec<String> {
+    ["", "NULL", "null", "NA", "N/A", "n/a", "None", "-"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dedupe {
+    pub key: Vec<String>,
+    /// Among rows with the same key keep the one with the greatest value here (the last read
+    /// on ties); without it, the last one read.
+    #[serde(default)]
+    pub keep_latest_by: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rules {
+    /// Share of rows that may be rejected before the job fails (exit 3). 0.05 by default.
+    #[serde(default = "default_max_reject_rate")]
+    pub max_reject_rate: f64,
+    /// Columns that must be unique after de-duplication; later duplicates are rejected.
+    #[serde(default)]
+    pub unique_key: Vec<String>,
+    #[serde(default)]
+    pub dedupe: Option<Dedupe>,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            max_reject_rate: default_max_reject_rate(),
+            unique_key: Vec::new(),
+            dedupe: None,
+        }
+    }
+}
+
+fn default_max_reject_rate() -> f64 {
+    0.05
+}
+
+/// A parsed, validated source contract.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Contract {
+    /// Job name without the kind (`applications` for job `ingest.applications`).
+    pub name: String,
+    /// Clean table written (defaults to `name`).
+    pub table: String,
+    pub source: Source,
+    pub rules: Rules,
+    pub columns: Vec<Column>,
+    /// Where the contract was read from, for messages.
+    #[serde(skip)]
+    pub file: PathBuf,
+}
+
+/// Keys of an `ingest` job file that belong to the contract; the scheduler owns the others
+/// (`kind`, `after`, `tags`, `pool`, `matrix`, `timeout`, `retries`, ...).
+pub const CONTRACT_KEYS: &[&str] = &["name", "table", "source", "rules", "columns", "description"];
+
+impl Contract {
+    /// Reads and validates a contract file.
+    pub fn from_file(path: &Path) -> Result<Contract> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::config(format!("{}: cannot read contract: {e}", path.display())))?;
+        let value: toml::Table = toml::from_str(&text).map_err(|e| Error::Invalid {
+            what: path.display().to_string(),
+            problems: vec![e.to_string().trim().replace('\n', " ")],
+        })?;
+        Contract::from_table(&value, path)
+    }
+
+    /// Builds a contract from an already parsed job table; every problem is collected.
+    pub fn from_table(table: &toml::Table, file: &Path) -> Result<Contract> {
+        let mut problems = Vec::new();
+        let name = match table.get("name").and_then(|v| v.as_str()) {
+            Some(n) if !n.is_empty() => n.to_string(),
+            _ => {
+                problems.push("`name`: missing (a string naming the source)".to_string());
+                String::new()
+            }
+        };
+        let table_name = table
+            .get("table")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| name.clone());
+        if !table_name.is_empty() && !is_identifier(&table_name) {
+            problems.push(format!(
+                "`table`: {table_name:?} is not a valid table name (letters, digits, _; not starting with a digit)"
+            ));
+        }
+
+        let source: Option<Source> = match table.get("source") {
+            None => {
+                problems.push("`source`: missing section ([source] with path and format)".into());
+                None
+            }
+            Some(v) => deserialize_section(v, "source", &mut problems),
+        };
+        let rules: Rules = match table.get("rules") {
+            None => Rules::default(),
+            Some(v) => deserialize_section(v, "rules", &mut problems).unwrap_or_default(),
+        };
+        let mut columns = Vec::new();
+        match table.get("columns") {
+            Some(toml::Value::Array(items)) => {
+                for (i, item) in items.iter().enumerate() {
+                    let label = item
+                        .get("name")
+                        .and_then(|n| n.as_str())
+                        .map(|n| format!("columns[{i}] ({n})"))
+                        .unwrap_or_else(|| format!("columns[{i}]"));
+                    if let Some(c) = deserialize_section::<Column>(item, &label, &mut problems) {
+                        columns.push(c);
+                    }
+                }
+            }
+            Some(_) => problems.push("`columns`: must be an array of tables ([[columns]])".into()),
+            None => problems.push("`columns`: missing (one [[columns]] per clean column)".into()),
+        }
+
+        let contract = Contract {
+            name,
+            table: table_name,
+            source: source.clone().unwrap_or_else(|| Source {
+                path: String::new(),
+                format: Format::Csv,
+                encoding: Encoding::Utf8,
+                delimiter: default_delimiter(),
+                header: true,
+                skip_lines: 0,
+                sheet: None,
+                layout: None,
+                fields: Vec::new(),
+                null_values: default_null_values(),
+                records_path: None,
+                explode: None,
+            }),
+            rules,
+            columns,
+            file: file.to_path_buf(),
+        };
+        if source.is_some() {
+            contract.check_semantics(&mut problems);
+        }
+        if problems.is_empty() {
+            Ok(contract)
+        } else {
+            Err(Error::Invalid {
+                what: format!("contract {}", file.display()),
+                problems,
+            })
+        }
+    }
+
+    fn check_semantics(&self, problems: &mut Vec<String>) {
+        let s = &self.source;
+        if s.path.trim().is_empty() {
+            problems.push("`source.path`: empty".into());
+        }
+        if s.delimiter.len() != 1 {
+            problems.push(format!(
+                "`source.delimiter`: {:?} must be a single ASCII character",
+                s.delimiter
+            ));
+        }
+        if s.format == Format::FixedWidth && s.layout.is_none() && s.fields.is_empty() {
+            problems.push(
+                "`source.layout`: a fixed_width source needs a layout file or inline `fields`"
+                    .into(),
+            );
+        }
+        if s.format != Format::FixedWidth && (s.layout.is_some() || !s.fields.is_empty()) {
+            problems.push("`source.layout`/`source.fields`: only for format = \"fixed_width\"".into());
+        }
+        if s.encoding != Encoding::Utf8
+            && !matches!(s.format, Format::Csv | Format::FixedWidth | Format::Ndjson)
+        {
+            problems.push(format!(
+                "`source.encoding`: {:?} is only supported for csv, ndjson and fixed_width (xlsx, json and parquet are always Unicode)",
+                s.encoding
+            ));
+        }
+        for (i, f) in s.fields.iter().enumerate() {
+            if f.start == 0 || f.width == 0 {
+                problems.push(format!(
+                    "`source.fields[{i}]` ({}): start is 1-based and width must be > 0",
+                    f.name
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.rules.max_reject_rate) {
+            problems.push(format!(
+                "`rules.max_reject_rate`: {} must be between 0 and 1",
+                self.rules.max_reject_rate
+            ));
+        }
+        let mut seen = HashSet::new();
+        for c in &self.columns {
+            let at = format!("`columns` ({})", c.name);
+            if !is_identifier(&c.name) {
+                problems.push(format!("{at}: name is not a valid identifier"));
+            }
+            if !seen.insert(c.name.as_str()) {
+                problems.push(format!("{at}: declared twice"));
+            }
+            if !c.formats.is_empty() && !matches!(c.ty, ColumnType::Date | ColumnType::Datetime) {
+                problems.push(format!("{at}: `formats` only applies to date and datetime columns"));
+            }
+            if (c.min.is_some() || c.max.is_some())
+                && !matches!(c.ty, ColumnType::Int | ColumnType::Float | ColumnType::Date)
+            {
+                problems.push(format!("{at}: `min`/`max` apply to int, float and date columns"));
+            }
+            if let (Some(lo), Some(hi)) = (c.min, c.max) {
+                if lo > hi {
+                    problems.push(format!("{at}: min {lo} is greater than max {hi}"));
+                }
+            }
+            if c.pii.is_some() && c.ty != ColumnType::String {
+                problems.push(format!("{at}: `pii` needs type = \"string\" (tokens and masks are text)"));
+            }
+            if let Some(p) = &c.pattern {
+                if let Err(e) = regex_lite_check(p) {
+                    problems.push(format!("{at}: `pattern` {p:?} is not a valid regex: {e}"));
+                }
+            }
+            for f in &c.formats {
+                if !f.contains('%') {
+                    problems.push(format!("{at}: date format {f:?} has no % directive (e.g. \"%Y-%m-%d\")"));
+                }
+            }
+        }
+        let names: HashSet<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
+        for k in &self.rules.unique_key {
+            if !names.contains(k.as_str()) {
+                problems.push(format!("`rules.unique_key`: {k:?} is not a declared column"));
+            }
+        }
+        if let Some(d) = &self.rules.dedupe {
+            if d.key.is_empty() {
+                problems.push("`rules.dedupe.key`: empty".into());
+            }
+            for k in d.key.iter().chain(d.keep_latest_by.iter()) {
+                if !names.contains(k.as_str()) {
+                    problems.push(format!("`rules.dedupe`: {k:?} is not a declared column"));
+                }
+            }
+        }
+    }
+
+    /// The key that identifies a row for de-duplication or uniqueness, if any.
+    pub fn dedupe_key(&self) -> Option<(&[String], Option<&str>)> {
+        if let Some(d) = &self.rules.dedupe {
+            Some((&d.key, d.keep_latest_by.as_deref()))
+        } else if !self.rules.unique_key.is_empty() {
+            Some((&self.rules.unique_key, None))
+        } else {
+            None
+        }
+    }
+
+    pub fn needs_pii_key(&self) -> bool {
+        self.columns.iter().any(|c| c.pii == Some(Pii::Tokenize))
+    }
+}
+
+fn deserialize_section<T: serde::de::DeserializeOwned>(
+    value: &toml::Value,
+    label: &str,
+    problems: &mut Vec<String>,
+) -> Option<T> {
+    match T::deserialize(value.clone()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            problems.push(format!("`{label}`: {}", e.to_string().trim().replace('\n', " ")));
+            None
+        }
+    }
+}
+
+pub fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn regex_lite_check(p: &str) -> std::result::Result<(), String> {
+    regex::Regex::new(p).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// Reads a fixed-width layout file: `name,start,width` per line, `#` comments.
+pub fn read_layout(path: &Path) -> Result<Vec<FixedField>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::config(format!("{}: cannot read layout: {e}", path.display())))?;
+    let mut fields = Vec::new();
+    let mut problems = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let parts: Vec<&str> = line.split(',').map(str::trim).collect();
+        let parsed = match parts.as_slice() {
+            [name, start, width] => match (start.parse::<usize>(), width.parse::<usize>()) {
+                (Ok(s), Ok(w)) if s > 0 && w > 0 => Some(FixedField {
+                    name: name.to_string(),
+                    start: s,
+                    width: w,
+                }),
+                _ => None,
+            },
+            _ => None,
+        };
+        match parsed {
+            Some(f) => fields.push(f),
+            None => problems.push(format!(
+                "line {}: expected `name,start,width` with 1-based start and width > 0, got {line:?}",
+                i + 1
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(fields)
+    } else {
+        Err(Error::Invalid {
+            what: format!("layout {}", path.display()),
+            problems,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Contract> {
+        let t: toml::Table = toml::from_str(text).unwrap();
+        Contract::from_table(&t, Path::new("jobs/x.toml"))
+    }
+
+    #[test]
+    fn lists_every_problem_at_once() {
+        let err = parse(
+            r#"
+            name = "x"
+            [source]
+            path = "a.csv"
+            format = "csv"
+            delimiter = ";;"
+            [rules]
+            unique_key = ["nope"]
+            [[columns]]
+            name = "a"
+            type = "strin"
+            [[columns]]
+            name = "b"
+            type = "int"
+            colour = "red"
+            [[columns]]
+            name = "c"
+            type = "string"
+            formats = ["%Y"]
+            "#,
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("columns[0] (a)") && msg.contains("strin"), "{msg}");
+        assert!(msg.contains("columns[1] (b)") && msg.contains("colour"), "{msg}");
+        assert!(msg.contains("delimiter"), "{msg}");
+        assert!(msg.contains("unique_key") && msg.contains("nope"), "{msg}");
+        assert!(msg.contains("(c)") && msg.contains("formats"), "{msg}");
+        assert!(msg.contains("jobs/x.toml"), "{msg}");
+    }
+
+    #[test]
+    fn good_contract_parses() {
+        let c = parse(
+            r#"
+            name = "apps"
+            [source]
+            path = "a.csv"
+            format = "csv"
+            encoding = "gbk"
+            [rules]
+            dedupe = { key = ["id"], keep_latest_by = "ts" }
+            [[columns]]
+            name = "id"
+            type = "string"
+            required = true
+            [[columns]]
+            name = "ts"
+            type = "datetime"
+            formats = ["%Y-%m-%d %H:%M:%S"]
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.table, "apps");
+        assert_eq!(c.source.encoding, Encoding::Gbk);
+        assert_eq!(c.dedupe_key().unwrap().1, Some("ts"));
+    }
+}

@@ -1,0 +1,1019 @@
+//! The ingest pipeline: a reader thread cuts the source into batches, worker threads parse
+//! and clean them, and this thread writes them in order into a staged clean partition and a
+//! staged rejects partition, then de-duplicates and commits both.
+//!
+//! Memory stays bounded: a few blocks in flight, one row group being assembled, and for
+//! de-duplication about 50 bytes per distinct key.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs;
+use std::hash::Hasher;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::bounded;
+use polars::prelude::*;
+
+use super::clean::{CompiledColumn, Value};
+use super::contract::{ColumnType, Contract, FixedField, Format};
+use super::pii::Tokenizer;
+use super::readers::{self, FileCtx, RawBatch, RawRow};
+use super::{IngestReport, IngestRequest};
+use crate::error::{Context, Error, Result};
+use crate::warehouse::parquet::{PartWriter, ROW_GROUP_ROWS};
+use crate::warehouse::{Layer, PartitionKey, Success, Warehouse};
+
+/// Rows per part file; a table of 20M rows is a handful of files, not thousands.
+const PART_ROWS: u64 = 4_000_000;
+
+/// A rejected row: where it came from, what it said, and why it was refused.
+#[derive(Debug, Clone)]
+pub struct Reject {
+    pub file: Arc<str>,
+    pub record: u64,
+    pub column: Option<String>,
+    pub reason: String,
+    pub raw: String,
+}
+
+enum Builder {
+    Str(Vec<Option<String>>),
+    Int(Vec<Option<i64>>),
+    Float(Vec<Option<f64>>),
+    Bool(Vec<Option<bool>>),
+    Date(Vec<Option<i32>>),
+    Datetime(Vec<Option<i64>>),
+}
+
+impl Builder {
+    fn new(ty: ColumnType) -> Builder {
+        match ty {
+            ColumnType::String => Builder::Str(Vec::new()),
+            ColumnType::Int => Builder::Int(Vec::new()),
+            ColumnType::Float => Builder::Float(Vec::new()),
+            ColumnType::Bool => Builder::Bool(Vec::new()),
+            ColumnType::Date => Builder::Date(Vec::new()),
+            ColumnType::Datetime => Builder::Datetime(Vec::new()),
+        }
+    }
+
+    fn push(&mut self, v: Value) {
+        match (self, v) {
+            (Builder::Str(b), Value::Str(s)) => b.push(Some(s)),
+            (Builder::Int(b), Value::Int(x)) => b.push(Some(x)),
+            (Builder::Float(b), Value::Float(x)) => b.push(Some(x)),
+            (Builder::Bool(b), Value::Bool(x)) => b.push(Some(x)),
+            (Builder::Date(b), Value::Date(x)) => b.push(Some(x)),
+            (Builder::Datetime(b), Value::Datetime(x)) => b.push(Some(x)),
+            (b, _) => b.push_null(),
+        }
+    }
+
+    fn push_null(&mut self) {
+        match self {
+            Builder::Str(b) => b.push(None),
+            Builder::Int(b) => b.push(None),
+            Builder::Float(b) => b.push(None),
+            Builder::Bool(b) => b.push(None),
+            Builder::Date(b) => b.push(None),
+            Builder::Datetime(b) => b.push(None),
+        }
+    }
+
+    fn append(&mut self, other: &mut Builder) {
+        match (self, other) {
+            (Builder::Str(a), Builder::Str(b)) => a.append(b),
+            (Builder::Int(a), Builder::Int(b)) => a.append(b),
+            (Builder::Float(a), Builder::Float(b)) => a.append(b),
+            (Builder::Bool(a), Builder::Bool(b)) => a.append(b),
+            (Builder::Date(a), Builder::Date(b)) => a.append(b),
+            (Builder::Datetime(a), Builder::Datetime(b)) => a.append(b),
+            _ => unreachable!("builders of one column share a type"),
+        }
+    }
+
+    fn take_series(&mut self, name: &str) -> Series {
+        let name: PlSmallStr = name.into();
+        match self {
+            Builder::Str(b) => Series::new(name, std::mem::take(b)),
+            Builder::Int(b) => Series::new(name, std::mem::take(b)),
+            Builder::Float(b) => Series::new(name, std::mem::take(b)),
+            Builder::Bool(b) => Series::new(name, std::mem::take(b)),
+            Builder::Date(b) => Series::new(name, std::mem::take(b))
+                .cast(&DataType::Date)
+                .expect("i32 to date"),
+            Builder::Datetime(b) => Series::new(name, std::mem::take(b))
+                .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+                .expect("i64 to datetime"),
+        }
+    }
+}
+
+/// The result of cleaning one batch.
+struct CleanBatch {
+    builders: Vec<Builder>,
+    rows: usize,
+    rows_read: u64,
+    rejects: Vec<Reject>,
+    /// Per good row, with de-duplication on: key hash, check hash, order value, location.
+    keys: Vec<RowKey>,
+    file: Arc<FileCtx>,
+    /// Raw text of good rows, kept only for documents with de-duplication on.
+    raws: Vec<String>,
+}
+
+#[derive(Clone, Copy)]
+struct RowKey {
+    hash: u64,
+    check: u32,
+    order: f64,
+    line: u64,
+}
+
+/// What the workers share.
+struct Shared<'a> {
+    contract: &'a Contract,
+    columns: Vec<CompiledColumn>,
+    tokenizer: Option<Tokenizer>,
+    delimiter: u8,
+    layout: Vec<FixedField>,
+    dedupe: Option<(Vec<usize>, Option<usize>)>,
+    keep_doc_raws: bool,
+}
+
+/// Seeded SipHash of key bytes; two seeds give 96 bits against collisions.
+fn key_hash(bytes: &[u8], seed: u64) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    h.write_u64(seed);
+    h.write(bytes);
+    h.finish()
+}
+
+impl Shared<'_> {
+    fn new_batch(&self, file: Arc<FileCtx>) -> CleanBatch {
+        CleanBatch {
+            builders: self.columns.iter().map(|c| Builder::new(c.col.ty)).collect(),
+            rows: 0,
+            rows_read: 0,
+            rejects: Vec::new(),
+            keys: Vec::new(),
+            file,
+            raws: Vec::new(),
+        }
+    }
+
+    /// Cleans one record's fields; pushes a row or a reject.
+    fn record(&self, out: &mut CleanBatch, line: u64, fields: &[Option<&str>], raw: &dyn Fn() -> String) {
+        out.rows_read += 1;
+        let mut values = Vec::with_capacity(self.columns.len());
+        let mut failures: Vec<(usize, String)> = Vec::new();
+        for (i, c) in self.columns.iter().enumerate() {
+            match c.clean(fields.get(i).copied().flatten(), self.tokenizer.as_ref()) {
+                Ok(v) => values.push(v),
+                Err(reason) => {
+                    failures.push((i, reason));
+                    values.push(Value::Null);
+                }
+            }
+        }
+        if !failures.is_empty() {
+            let first = failures[0].0;
+            let reason = failures
+                .iter()
+                .map(|(i, r)| format!("{}: {r}", self.columns[*i].col.name))
+                .collect::<Vec<_>>()
+                .join("; ");
+            out.rejects.push(Reject {
+                file: out.file.display.clone(),
+                record: line,
+                column: Some(self.columns[first].col.name.clone()),
+                reason,
+                raw: raw(),
+            });
+            return;
+        }
+        if let Some((key_cols, order_col)) = &self.dedupe {
+            let mut bytes = Vec::with_capacity(64);
+            for &k in key_cols {
+                values[k].key_bytes(&mut bytes);
+            }
+            let order = order_col
+                .and_then(|o| values[o].as_order())
+                .unwrap_or(f64::NEG_INFINITY);
+            out.keys.push(RowKey {
+                hash: key_hash(&bytes, 0x5eed_0001),
+                check: key_hash(&bytes, 0x5eed_0002) as u32,
+                order,
+                line,
+            });
+            if self.keep_doc_raws {
+                out.raws.push(raw());
+            }
+        }
+        for (b, v) in out.builders.iter_mut().zip(values) {
+            b.push(v);
+        }
+        out.rows += 1;
+    }
+
+    fn reject_whole(&self, out: &mut CleanBatch, line: u64, reason: String, raw: String) {
+        out.rows_read += 1;
+        out.rejects.push(Reject {
+            file: out.file.display.clone(),
+            record: line,
+            column: None,
+            reason,
+            raw,
+        });
+    }
+
+    fn process(&self, batch: RawBatch) -> CleanBatch {
+        match batch {
+            RawBatch::Rows { file, rows } => {
+                let mut out = self.new_batch(file);
+                for r in rows {
+                    self.process_row(&mut out, r);
+                }
+                out
+            }
+            RawBatch::Lines {
+                file,
+                first_line,
+                bytes,
+            } => {
+                let mut out = self.new_batch(file);
+                match self.contract.source.format {
+                    Format::Csv => self.process_csv(&mut out, first_line, &bytes),
+                    Format::Ndjson => self.process_ndjson(&mut out, first_line, &bytes),
+                    Format::FixedWidth => self.process_fixed(&mut out, first_line, &bytes),
+                    _ => unreachable!("documents come as rows"),
+                }
+                out
+            }
+        }
+    }
+
+    fn process_row(&self, out: &mut CleanBatch, r: RawRow) {
+        if let Some(e) = r.error {
+            self.reject_whole(out, r.record, e, r.raw);
+            return;
+        }
+        let fields: Vec<Option<&str>> = r.fields.iter().map(|f| f.as_deref()).collect();
+        let raw = r.raw;
+        self.record(out, r.record, &fields, &|| raw.clone());
+    }
+
+    fn process_csv(&self, out: &mut CleanBatch, first_line: u64, bytes: &[u8]) {
+        let enc = self.contract.source.encoding;
+        let mut rdr = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .delimiter(self.delimiter)
+            .flexible(true)
+            .from_reader(bytes);
+        let mut rec = csv::ByteRecord::new();
+        let n_fields = out.file.n_fields;
+        let mapping = out.file.mapping.clone();
+        loop {
+            let start = rdr.position().clone();
+            match rdr.read_byte_record(&mut rec) {
+                Ok(false) => break,
+                Ok(true) => {}
+                Err(e) => {
+                    let line = first_line + start.line() - 1;
+                    let end = rdr.position().byte() as usize;
+                    let raw = readers::lossy(trim_eol(&bytes[start.byte() as usize..end.min(bytes.len())]), enc);
+                    self.reject_whole(out, line, format!("unreadable CSV record: {e}"), raw);
+                    continue;
+                }
+            }
+            let pos = rec.position().cloned().unwrap_or(start);
+            let line = first_line + pos.line() - 1;
+            let end = (rdr.position().byte() as usize).min(bytes.len());
+            let raw_bytes = trim_eol(&bytes[pos.byte() as usize..end]);
+            if rec.len() != n_fields && n_fields > 0 {
+                self.reject_whole(
+                    out,
+                    line,
+                    format!("expected {n_fields} fields as in the header, found {}", rec.len()),
+                    readers::lossy(raw_bytes, enc),
+                );
+                continue;
+            }
+            let mut decoded: Vec<std::borrow::Cow<str>> = Vec::with_capacity(rec.len());
+            let mut bad = None;
+            for (j, f) in rec.iter().enumerate() {
+                match readers::decode(f, enc) {
+                    Some(s) => decoded.push(s),
+                    None => {
+                        bad.get_or_insert(j);
+                        decoded.push(std::borrow::Cow::Borrowed(""));
+                    }
+                }
+            }
+            if let Some(j) = bad {
+                self.reject_whole(
+                    out,
+                    line,
+                    format!(
+                        "field {} holds bytes that are not valid {}",
+                        j + 1,
+                        readers::encoding_name(enc)
+                    ),
+                    readers::lossy(raw_bytes, enc),
+                );
+                continue;
+            }
+            let fields: Vec<Option<&str>> = mapping
+                .iter()
+                .map(|m| m.and_then(|j| decoded.get(j).map(|c| c.as_ref())))
+                .collect();
+            self.record(out, line, &fields, &|| readers::lossy(raw_bytes, enc));
+        }
+    }
+
+    fn process_ndjson(&self, out: &mut CleanBatch, first_line: u64, bytes: &[u8]) {
+        let enc = self.contract.source.encoding;
+        let mut rows = Vec::new();
+        for (i, line_bytes) in bytes.split(|b| *b == b'\n').enumerate() {
+            let lb = trim_eol(line_bytes);
+            if lb.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let line = first_line + i as u64;
+            let Some(text) = readers::decode(lb, enc) else {
+                self.reject_whole(
+                    out,
+                    line,
+                    format!("bytes that are not valid {}", readers::encoding_name(enc)),
+                    readers::lossy(lb, enc),
+                );
+                continue;
+            };
+            match serde_json::from_str::<serde_json::Value>(&text) {
+                Ok(v) => {
+                    rows.clear();
+                    readers::json_rows(self.contract, &v, line, &text, &mut rows);
+                    for r in rows.drain(..) {
+                        self.process_row(out, r);
+                    }
+                }
+                Err(e) => self.reject_whole(
+                    out,
+                    line,
+                    format!("malformed JSON at column {}: {e}", e.column()),
+                    text.into_owned(),
+                ),
+            }
+        }
+    }
+
+    fn process_fixed(&self, out: &mut CleanBatch, first_line: u64, bytes: &[u8]) {
+        let enc = self.contract.source.encoding;
+        let need = self.layout.iter().map(|f| f.start - 1 + f.width).max().unwrap_or(0);
+        let mapping = out.file.mapping.clone();
+        for (i, line_bytes) in bytes.split(|b| *b == b'\n').enumerate() {
+            let lb = trim_eol(line_bytes);
+            if lb.is_empty() {
+                continue;
+            }
+            let line = first_line + i as u64;
+            let Some(text) = readers::decode(lb, enc) else {
+                self.reject_whole(
+                    out,
+                    line,
+                    format!("bytes that are not valid {}", readers::encoding_name(enc)),
+                    readers::lossy(lb, enc),
+                );
+                continue;
+            };
+            let chars: Vec<(usize, char)> = text.char_indices().collect();
+            if chars.len() < need {
+                self.reject_whole(
+                    out,
+                    line,
+                    format!("line has {} characters, the layout needs {need}", chars.len()),
+                    text.into_owned(),
+                );
+                continue;
+            }
+            let slice = |f: &FixedField| -> &str {
+                let a = chars[f.start - 1].0;
+                let b = chars.get(f.start - 1 + f.width).map(|c| c.0).unwrap_or(text.len());
+                text[a..b].trim_matches(super::clean::is_space)
+            };
+            let fields: Vec<Option<&str>> = mapping
+                .iter()
+                .map(|m| m.map(|j| slice(&self.layout[j])))
+                .collect();
+            self.record(out, line, &fields, &|| text.to_string());
+        }
+    }
+}
+
+fn trim_eol(b: &[u8]) -> &[u8] {
+    let mut e = b.len();
+    while e > 0 && (b[e - 1] == b'\n' || b[e - 1] == b'\r') {
+        e -= 1;
+    }
+    &b[..e]
+}
+
+/// The winner so far for a de-duplication key.
+#[derive(Clone, Copy)]
+struct Winner {
+    check: u32,
+    file: u32,
+    order: f64,
+    idx: u64,
+    line: u64,
+}
+
+/// A row dropped as a duplicate; its raw text is fetched at the end.
+struct Dropped {
+    idx: u64,
+    file: u32,
+    line: u64,
+    key: (u64, u32),
+}
+
+/// Consumes cleaned batches in order: data parts, rejects, de-duplication state.
+struct Sink<'a> {
+    shared: &'a Shared<'a>,
+    dir: PathBuf,
+    schema: Schema,
+    acc: Vec<Builder>,
+    acc_rows: usize,
+    writer: Option<PartWriter>,
+    parts: Vec<(String, u64, u64)>,
+    rows_written: u64,
+    rows_read: u64,
+    rejects: RejectWriter,
+    winners: HashMap<u64, Winner>,
+    dropped: Vec<Dropped>,
+    keep_latest: bool,
+    doc_raws: Vec<String>,
+    files: Vec<Arc<FileCtx>>,
+}
+
+impl<'a> Sink<'a> {
+    fn take(&mut self, mut b: CleanBatch) -> Result<()> {
+        self.rows_read += b.rows_read;
+        for r in b.rejects.drain(..) {
+            self.rejects.push(r)?;
+        }
+        if self.files.last().map(|f| f.index) != Some(b.file.index) {
+            self.files.push(b.file.clone());
+        }
+        let file_no = b.file.index as u32;
+        for (i, k) in b.keys.iter().enumerate() {
+            let idx = self.rows_written + self.acc_rows as u64 + i as u64;
+            self.dedupe(idx, file_no, *k);
+        }
+        self.doc_raws.append(&mut b.raws);
+        for (a, x) in self.acc.iter_mut().zip(b.builders.iter_mut()) {
+            a.append(x);
+        }
+        self.acc_rows += b.rows;
+        if self.acc_rows >= ROW_GROUP_ROWS {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn dedupe(&mut self, idx: u64, file: u32, k: RowKey) {
+        let new = Winner {
+            check: k.check,
+            file,
+            order: k.order,
+            idx,
+            line: k.line,
+        };
+        match self.winners.get_mut(&k.hash) {
+            None => {
+                self.winners.insert(k.hash, new);
+            }
+            Some(old) => {
+                // Latest by the order column wins, the later row on ties; with only a unique
+                // key the first row stays.
+                let replace = self.keep_latest && new.order >= old.order;
+                let loser = if replace { std::mem::replace(old, new) } else { new };
+                self.dropped.push(Dropped {
+                    idx: loser.idx,
+                    file: loser.file,
+                    line: loser.line,
+                    key: (k.hash, k.check),
+                });
+            }
+        }
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.acc_rows == 0 {
+            return Ok(());
+        }
+        let cols: Vec<Column> = self
+            .acc
+            .iter_mut()
+            .zip(&self.shared.columns)
+            .map(|(b, c)| b.take_series(&c.col.name).into())
+            .collect();
+        let df = DataFrame::new(self.acc_rows, cols).ctx(|| "assembling a row group".into())?;
+        if self.writer.is_none() {
+            let name = format!("part-{:05}.parquet", self.parts.len());
+            self.writer = Some(PartWriter::create(&self.dir.join(&name), &self.schema, &[])?);
+            self.parts.push((name, self.rows_written, 0));
+        }
+        let w = self.writer.as_mut().expect("writer");
+        w.write(&df)?;
+        self.rows_written += self.acc_rows as u64;
+        self.acc_rows = 0;
+        if let Some(p) = self.parts.last_mut() {
+            p.2 = self.rows_written - p.1;
+        }
+        if self.parts.last().map(|p| p.2).unwrap_or(0) >= PART_ROWS {
+            self.writer.take().expect("writer").finish()?;
+        }
+        Ok(())
+    }
+
+    fn finish_parts(&mut self) -> Result<()> {
+        self.flush()?;
+        if let Some(w) = self.writer.take() {
+            w.finish()?;
+        }
+        if self.parts.is_empty() {
+            // An empty source still yields a readable, typed, empty table.
+            let mut df = DataFrame::empty_with_schema(&self.schema);
+            crate::warehouse::parquet::write_frame(&self.dir.join("part-00000.parquet"), &mut df, &[])?;
+            self.parts.push(("part-00000.parquet".into(), 0, 0));
+        }
+        Ok(())
+    }
+}
+
+/// Rejects are streamed into Parquet in chunks so that a bad file cannot exhaust memory.
+struct RejectWriter {
+    dir: PathBuf,
+    pending: Vec<Reject>,
+    writer: Option<PartWriter>,
+    count: u64,
+}
+
+impl RejectWriter {
+    fn schema() -> Schema {
+        Schema::from_iter([
+            Field::new("source_file".into(), DataType::String),
+            Field::new("record".into(), DataType::Int64),
+            Field::new("column".into(), DataType::String),
+            Field::new("reason".into(), DataType::String),
+            Field::new("raw".into(), DataType::String),
+        ])
+    }
+
+    fn push(&mut self, r: Reject) -> Result<()> {
+        self.pending.push(r);
+        self.count += 1;
+        if self.pending.len() >= 65_536 {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let p = std::mem::take(&mut self.pending);
+        let n = p.len();
+        let cols: Vec<Column> = vec![
+            Series::new("source_file".into(), p.iter().map(|r| r.file.as_ref()).collect::<Vec<_>>()).into(),
+            Series::new("record".into(), p.iter().map(|r| r.record as i64).collect::<Vec<_>>()).into(),
+            Series::new("column".into(), p.iter().map(|r| r.column.as_deref()).collect::<Vec<_>>()).into(),
+            Series::new("reason".into(), p.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>()).into(),
+            Series::new("raw".into(), p.iter().map(|r| r.raw.as_str()).collect::<Vec<_>>()).into(),
+        ];
+        let df = DataFrame::new(n, cols).ctx(|| "assembling rejects".into())?;
+        if self.writer.is_none() {
+            self.writer = Some(PartWriter::create(&self.dir.join("part-00000.parquet"), &Self::schema(), &[])?);
+        }
+        self.writer.as_mut().expect("writer").write(&df)
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.flush()?;
+        match self.writer.take() {
+            Some(w) => w.finish().map(|_| ()),
+            None => {
+                let mut df = DataFrame::empty_with_schema(&Self::schema());
+                crate::warehouse::parquet::write_frame(&self.dir.join("part-00000.parquet"), &mut df, &[]).map(|_| ())
+            }
+        }
+    }
+}
+
+fn clean_schema(contract: &Contract) -> Schema {
+    Schema::from_iter(contract.columns.iter().map(|c| {
+        let dt = match c.ty {
+            ColumnType::String => DataType::String,
+            ColumnType::Int => DataType::Int64,
+            ColumnType::Float => DataType::Float64,
+            ColumnType::Bool => DataType::Boolean,
+            ColumnType::Date => DataType::Date,
+            ColumnType::Datetime => DataType::Datetime(TimeUnit::Milliseconds, None),
+        };
+        Field::new(c.name.as_str().into(), dt)
+    }))
+}
+
+fn display_path(root: &Path, p: &Path) -> Arc<str> {
+    p.strip_prefix(root)
+        .unwrap_or(p)
+        .to_string_lossy()
+        .to_string()
+        .into()
+}
+
+/// Ingests one source for one date: see the module docs.
+pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
+    let started = Instant::now();
+    let c = req.contract;
+    let root = &req.project.root;
+    let files = readers::resolve_files(root, c, req.date, req.vars)?;
+    let tokenizer = if c.needs_pii_key() {
+        Some(Tokenizer::new(&req.project.pii_key()?))
+    } else {
+        None
+    };
+    let layout = if c.source.format == Format::FixedWidth {
+        readers::fixed_layout(root, c)?
+    } else {
+        Vec::new()
+    };
+    let names: Vec<&str> = c.columns.iter().map(|x| x.name.as_str()).collect();
+    let dedupe = c.dedupe_key().map(|(keys, order)| {
+        (
+            keys.iter()
+                .map(|k| names.iter().position(|n| n == k).expect("validated"))
+                .collect::<Vec<_>>(),
+            order.map(|o| names.iter().position(|n| *n == o).expect("validated")),
+        )
+    });
+    let keep_latest = c.rules.dedupe.is_some();
+    let shared = Shared {
+        contract: c,
+        columns: c
+            .columns
+            .iter()
+            .map(|col| CompiledColumn::new(col, &c.source.null_values))
+            .collect(),
+        tokenizer,
+        delimiter: c.source.delimiter.as_bytes().first().copied().unwrap_or(b','),
+        layout,
+        keep_doc_raws: dedupe.is_some() && !readers::is_line_format(c.source.format),
+        dedupe,
+    };
+
+    let wh = Warehouse::new(&req.project.warehouse_root);
+    let mut key = PartitionKey::date(&req.date.format("%Y-%m-%d").to_string());
+    for (k, v) in req.vars {
+        key = key.with(k, v);
+    }
+    let staged = wh.stage(Layer::Clean, &c.table, &key, req.run_id)?;
+    let staged_rejects = wh.stage(Layer::Rejects, &c.table, &key, req.run_id)?;
+    let threads = req.threads.max(1);
+    let abort = AtomicBool::new(false);
+    let cancelled = || abort.load(Ordering::Relaxed) || req.cancel.is_some_and(|f| f.load(Ordering::Relaxed));
+
+    let mut sink = Sink {
+        shared: &shared,
+        dir: staged.dir().to_path_buf(),
+        schema: clean_schema(c),
+        acc: shared.columns.iter().map(|x| Builder::new(x.col.ty)).collect(),
+        acc_rows: 0,
+        writer: None,
+        parts: Vec::new(),
+        rows_written: 0,
+        rows_read: 0,
+        rejects: RejectWriter {
+            dir: staged_rejects.dir().to_path_buf(),
+            pending: Vec::new(),
+            writer: None,
+            count: 0,
+        },
+        winners: HashMap::new(),
+        dropped: Vec::new(),
+        keep_latest,
+        doc_raws: Vec::new(),
+        files: Vec::new(),
+    };
+
+    let (produced, consumed) = std::thread::scope(|s| {
+        let (raw_tx, raw_rx) = bounded::<(u64, RawBatch)>(threads + 1);
+        let (out_tx, out_rx) = bounded::<(u64, CleanBatch)>(threads + 1);
+        for _ in 0..threads {
+            let raw_rx = raw_rx.clone();
+            let out_tx = out_tx.clone();
+            let shared = &shared;
+            s.spawn(move || {
+                for (seq, b) in raw_rx {
+                    if out_tx.send((seq, shared.process(b))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(raw_rx);
+        drop(out_tx);
+        let producer = s.spawn(|| produce(req, &files, &shared, raw_tx, &cancelled));
+        let mut pending: BTreeMap<u64, CleanBatch> = BTreeMap::new();
+        let mut next = 0u64;
+        let mut result = Ok(());
+        for (seq, b) in out_rx {
+            if result.is_err() {
+                continue; // drain so that the workers and the reader can stop
+            }
+            pending.insert(seq, b);
+            while let Some(b) = pending.remove(&next) {
+                next += 1;
+                if let Err(e) = sink.take(b) {
+                    abort.store(true, Ordering::Relaxed);
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        (producer.join().expect("reader thread"), result)
+    });
+    let source = produced?;
+    consumed?;
+    if req.cancel.is_some_and(|f| f.load(Ordering::Relaxed)) {
+        return Err(Error::Interrupted);
+    }
+    sink.finish_parts()?;
+
+    // De-duplication: drop the losers from the parts and keep them as rejects.
+    let dropped = std::mem::take(&mut sink.dropped);
+    if !dropped.is_empty() {
+        let raws = fetch_raws(&sink, &dropped, c)?;
+        let order_note = c
+            .rules
+            .dedupe
+            .as_ref()
+            .and_then(|d| d.keep_latest_by.as_ref())
+            .map(|o| format!(" (latest by {o})"))
+            .unwrap_or_default();
+        let key_cols = c
+            .dedupe_key()
+            .map(|(k, _)| k.join(", "))
+            .unwrap_or_default();
+        for (d, raw) in dropped.iter().zip(raws) {
+            let w = sink.winners.get(&d.key.0).copied();
+            let kept = w
+                .filter(|w| w.check == d.key.1)
+                .map(|w| format!("kept {} record {}", sink.files_display(w.file), w.line))
+                .unwrap_or_else(|| "kept another record".into());
+            sink.rejects.push(Reject {
+                file: sink.files_display(d.file),
+                record: d.line,
+                column: c.dedupe_key().map(|(k, _)| k[0].clone()),
+                reason: format!("duplicate key ({key_cols}); {kept}{order_note}"),
+                raw,
+            })?;
+        }
+        let mut drop_idx: Vec<u64> = dropped.iter().map(|d| d.idx).collect();
+        drop_idx.sort_unstable();
+        rewrite_without(&sink.dir, &sink.parts, &drop_idx)?;
+        sink.rows_written -= drop_idx.len() as u64;
+    }
+
+    let rows_rejected = sink.rejects.count;
+    let rows_read = sink.rows_read;
+    let rows_written = sink.rows_written;
+    debug_assert_eq!(rows_read, rows_written + rows_rejected);
+    let rejects_total = sink.rejects.count;
+    let reject_dir = staged_rejects.target().to_path_buf();
+    sink.rejects.finish()?;
+    let success = |rows: u64, columns: Vec<String>| Success {
+        rows,
+        columns,
+        rows_read: Some(rows_read),
+        rows_rejected: Some(rows_rejected),
+        source_checksum: Some(source.checksum.clone()),
+        source_files: files.iter().map(|f| display_path(root, f).to_string()).collect(),
+        job: req.job.to_string(),
+        run_id: req.run_id.to_string(),
+        ..Default::default()
+    };
+    staged_rejects.commit(success(
+        rejects_total,
+        ["source_file", "record", "column", "reason", "raw"].iter().map(|s| s.to_string()).collect(),
+    ))?;
+    let rate = if rows_read == 0 { 0.0 } else { rows_rejected as f64 / rows_read as f64 };
+    if rate > c.rules.max_reject_rate {
+        return Err(Error::RejectThreshold {
+            table: c.table.clone(),
+            read: rows_read,
+            rejected: rows_rejected,
+            threshold: c.rules.max_reject_rate,
+            rejects: reject_dir,
+        });
+    }
+    let partition = staged.commit(success(
+        rows_written,
+        c.columns.iter().map(|x| x.name.clone()).collect(),
+    ))?;
+    let bytes_out = crate::warehouse::read_success(&partition).map(|s| s.bytes).unwrap_or(0);
+    Ok(IngestReport {
+        table: c.table.clone(),
+        rows_read,
+        rows_written,
+        rows_rejected,
+        bytes_in: source.bytes,
+        bytes_out,
+        source_files: files,
+        partition,
+        rejects: reject_dir,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+impl Sink<'_> {
+    fn files_display(&self, index: u32) -> Arc<str> {
+        self.files
+            .iter()
+            .find(|f| f.index as u32 == index)
+            .map(|f| f.display.clone())
+            .unwrap_or_else(|| Arc::from("?"))
+    }
+}
+
+struct SourceStats {
+    checksum: String,
+    bytes: u64,
+}
+
+/// The reader: opens each file, maps its header, and sends batches to the workers.
+fn produce(
+    req: &IngestRequest,
+    files: &[PathBuf],
+    shared: &Shared,
+    tx: crossbeam_channel::Sender<(u64, RawBatch)>,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<SourceStats> {
+    let c = req.contract;
+    let root = &req.project.root;
+    let mut seq = 0u64;
+    let mut sums = Vec::new();
+    let mut bytes = 0u64;
+    for (index, path) in files.iter().enumerate() {
+        let display = display_path(root, path);
+        match c.source.format {
+            Format::Csv | Format::Ndjson | Format::FixedWidth => {
+                let is_csv = c.source.format == Format::Csv;
+                let (mut reader, header) =
+                    readers::BlockReader::open(path, c.source.skip_lines, is_csv && c.source.header, is_csv)?;
+                let (mapping, n_fields) = match c.source.format {
+                    Format::Csv => match header {
+                        Some(h) => {
+                            let line = c.source.skip_lines as u64 + 1;
+                            let names = readers::parse_header(&h, shared.delimiter, c.source.encoding, path, line)?;
+                            (readers::map_header(c, &names, path, line)?, names.len())
+                        }
+                        None => (readers::map_positions(c)?, 0),
+                    },
+                    Format::FixedWidth => (readers::map_fixed(c, &shared.layout)?, 0),
+                    _ => (Vec::new(), 0),
+                };
+                let ctx = Arc::new(FileCtx {
+                    index,
+                    path: path.clone(),
+                    display,
+                    mapping,
+                    n_fields,
+                });
+                while let Some((first_line, block)) = reader.next_block(path)? {
+                    if cancelled() {
+                        return Err(Error::Interrupted);
+                    }
+                    let batch = RawBatch::Lines {
+                        file: ctx.clone(),
+                        first_line,
+                        bytes: block,
+                    };
+                    if tx.send((seq, batch)).is_err() {
+                        return Err(Error::Interrupted);
+                    }
+                    seq += 1;
+                }
+                sums.push(reader.checksum());
+                bytes += reader.bytes_read;
+            }
+            Format::Json | Format::Xlsx | Format::Parquet => {
+                let (rows, sum, len) = match c.source.format {
+                    Format::Json => readers::read_json_document(path, c)?,
+                    Format::Xlsx => readers::read_xlsx(path, c)?,
+                    _ => readers::read_parquet(path, c)?,
+                };
+                sums.push(sum);
+                bytes += len;
+                let ctx = Arc::new(FileCtx {
+                    index,
+                    path: path.clone(),
+                    display,
+                    mapping: Vec::new(),
+                    n_fields: 0,
+                });
+                let mut rows = rows.into_iter().peekable();
+                while rows.peek().is_some() {
+                    if cancelled() {
+                        return Err(Error::Interrupted);
+                    }
+                    let chunk: Vec<RawRow> = rows.by_ref().take(16_384).collect();
+                    if tx.send((seq, RawBatch::Rows { file: ctx.clone(), rows: chunk })).is_err() {
+                        return Err(Error::Interrupted);
+                    }
+                    seq += 1;
+                }
+            }
+        }
+    }
+    let checksum = if sums.len() == 1 {
+        sums.pop().unwrap_or_default()
+    } else {
+        let mut h = blake3::Hasher::new();
+        for s in &sums {
+            h.update(s.as_bytes());
+        }
+        h.finalize().to_hex().to_string()
+    };
+    Ok(SourceStats { checksum, bytes })
+}
+
+/// Raw text of dropped duplicates: from memory for documents, else re-read from the source
+/// by line number (one sequential pass per file, only when duplicates exist).
+fn fetch_raws(sink: &Sink, dropped: &[Dropped], c: &Contract) -> Result<Vec<String>> {
+    if !readers::is_line_format(c.source.format) {
+        return Ok(dropped
+            .iter()
+            .map(|d| sink.doc_raws.get(d.idx as usize).cloned().unwrap_or_default())
+            .collect());
+    }
+    let mut want: HashMap<(u32, u64), String> = dropped.iter().map(|d| ((d.file, d.line), String::new())).collect();
+    for f in &sink.files {
+        let mut lines: Vec<u64> = want.keys().filter(|k| k.0 == f.index as u32).map(|k| k.1).collect();
+        if lines.is_empty() {
+            continue;
+        }
+        lines.sort_unstable();
+        let data = fs::read(&f.path).map_err(|e| Error::input(&f.path, format!("re-reading for duplicates: {e}")))?;
+        let mut line_no = 1u64;
+        let mut pos = 0usize;
+        let mut it = lines.iter().peekable();
+        for nl in memchr::memchr_iter(b'\n', &data).chain(std::iter::once(data.len())) {
+            while let Some(&&l) = it.peek() {
+                if l == line_no {
+                    let text = readers::lossy(trim_eol(&data[pos..nl.min(data.len())]), c.source.encoding);
+                    let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
+                    want.insert((f.index as u32, l), text);
+                    it.next();
+                } else {
+                    break;
+                }
+            }
+            if it.peek().is_none() {
+                break;
+            }
+            line_no += 1;
+            pos = nl + 1;
+        }
+    }
+    Ok(dropped
+        .iter()
+        .map(|d| want.get(&(d.file, d.line)).cloned().unwrap_or_default())
+        .collect())
+}
+
+/// Rewrites the part files that hold dropped rows (global row indexes, sorted).
+fn rewrite_without(dir: &Path, parts: &[(String, u64, u64)], drop_idx: &[u64]) -> Result<()> {
+    for (name, start, rows) in parts {
+        let lo = drop_idx.partition_point(|&i| i < *start);
+        let hi = drop_idx.partition_point(|&i| i < start + rows);
+        if lo == hi {
+            continue;
+        }
+        let path = dir.join(name);
+        let df = crate::warehouse::parquet::read_frame(&path)?;
+        let mut keep = vec![true; df.height()];
+        for &i in &drop_idx[lo..hi] {
+            keep[(i - start) as usize] = false;
+        }
+        let mask = BooleanChunked::from_slice("keep".into(), &keep);
+        let mut filtered = df.filter(&mask).ctx(|| format!("filtering {}", path.display()))?;
+        let tmp = dir.join(format!(".{name}.tmp"));
+        crate::warehouse::parquet::write_frame(&tmp, &mut filtered, &[])?;
+        fs::rename(&tmp, &path).ctx(|| format!("replacing {}", path.display()))?;
+    }
+    Ok(())
+}

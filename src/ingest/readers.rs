@@ -1,0 +1,746 @@
+//! One reader per format. Line-oriented formats (CSV, NDJSON, fixed-width) are cut into
+//! large blocks on record boundaries by one thread and parsed by the cleaning workers;
+//! documents (JSON, xlsx, Parquet) are split into rows here.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::contract::{Contract, Encoding, FixedField, Format};
+use crate::error::{Error, Result};
+
+/// Block size for line-oriented sources: large enough to amortise hand-offs, small enough
+/// to bound memory (blocks in flight × size).
+pub const BLOCK_BYTES: usize = 4 << 20;
+
+/// What the workers need to know about the file a batch came from.
+#[derive(Debug)]
+pub struct FileCtx {
+    pub index: usize,
+    pub path: PathBuf,
+    /// Path as written into rejects (relative to the project when possible).
+    pub display: Arc<str>,
+    /// For each contract column, the field index in the source (CSV, fixed-width order).
+    pub mapping: Vec<Option<usize>>,
+    /// Number of fields the header declares (CSV).
+    pub n_fields: usize,
+}
+
+/// A record split into fields aligned with the contract's columns.
+#[derive(Debug, Clone)]
+pub struct RawRow {
+    pub record: u64,
+    pub raw: String,
+    pub fields: Vec<Option<String>>,
+    /// Set when the record could not be split (malformed): the row is rejected with it.
+    pub error: Option<String>,
+}
+
+/// A unit of work for the cleaning workers.
+pub enum RawBatch {
+    Lines {
+        file: Arc<FileCtx>,
+        first_line: u64,
+        bytes: Vec<u8>,
+    },
+    Rows {
+        file: Arc<FileCtx>,
+        rows: Vec<RawRow>,
+    },
+}
+
+/// Expands the contract's path template for a date and matrix values into sorted files.
+pub fn resolve_files(
+    project_root: &Path,
+    contract: &Contract,
+    date: chrono::NaiveDate,
+    vars: &BTreeMap<String, String>,
+) -> Result<Vec<PathBuf>> {
+    let mut p = contract
+        .source
+        .path
+        .replace("{date}", &date.format("%Y-%m-%d").to_string())
+        .replace("{yyyymmdd}", &date.format("%Y%m%d").to_string());
+    for (k, v) in vars {
+        p = p.replace(&format!("{{{k}}}"), v);
+    }
+    if let Some(i) = p.find('{') {
+        return Err(Error::config(format!(
+            "{}: source.path {:?} has an unknown placeholder at {:?} (known: {{date}}, {{yyyymmdd}}{})",
+            contract.file.display(),
+            contract.source.path,
+            &p[i..],
+            vars.keys().map(|k| format!(", {{{k}}}")).collect::<String>()
+        )));
+    }
+    let full = if Path::new(&p).is_absolute() {
+        PathBuf::from(&p)
+    } else {
+        project_root.join(&p)
+    };
+    let pattern = full.to_string_lossy().to_string();
+    let mut files: Vec<PathBuf> = if pattern.contains(['*', '?', '[']) {
+        glob::glob(&pattern)
+            .map_err(|e| Error::config(format!("{}: bad glob {pattern:?}: {e}", contract.file.display())))?
+            .filter_map(|r| r.ok())
+            .filter(|p| p.is_file())
+            .collect()
+    } else if full.is_file() {
+        vec![full.clone()]
+    } else {
+        Vec::new()
+    };
+    files.sort();
+    if files.is_empty() {
+        return Err(Error::input(
+            full,
+            format!(
+                "source file not found (source `{}` for {}, from {})",
+                contract.name,
+                date,
+                contract.file.display()
+            ),
+        ));
+    }
+    Ok(files)
+}
+
+/// Decodes bytes of a text source; `None` when they are not valid in the encoding.
+pub fn decode(bytes: &[u8], enc: Encoding) -> Option<Cow<'_, str>> {
+    match enc {
+        Encoding::Utf8 => std::str::from_utf8(bytes).ok().map(Cow::Borrowed),
+        Encoding::Gbk => encoding_rs::GBK.decode_without_bom_handling_and_without_replacement(bytes),
+        Encoding::Gb18030 => {
+            encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes)
+        }
+    }
+}
+
+pub fn encoding_name(enc: Encoding) -> &'static str {
+    match enc {
+        Encoding::Utf8 => "utf-8",
+        Encoding::Gbk => "gbk",
+        Encoding::Gb18030 => "gb18030",
+    }
+}
+
+/// Lossy text for reject records and messages.
+pub fn lossy(bytes: &[u8], enc: Encoding) -> String {
+    match enc {
+        Encoding::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
+        Encoding::Gbk => encoding_rs::GBK.decode_without_bom_handling(bytes).0.into_owned(),
+        Encoding::Gb18030 => encoding_rs::GB18030.decode_without_bom_handling(bytes).0.into_owned(),
+    }
+}
+
+/// Cuts a line-oriented file into blocks that end on a record boundary.
+pub struct BlockReader {
+    file: File,
+    carry: Vec<u8>,
+    eof: bool,
+    /// CSV: newlines inside quotes do not end a record.
+    quote_aware: bool,
+    pub next_line: u64,
+    pub hasher: blake3::Hasher,
+    pub bytes_read: u64,
+}
+
+impl BlockReader {
+    /// Opens `path`, consumes `skip_lines` lines (and the header when `header`), and returns
+    /// the reader plus the header line's bytes (BOM stripped).
+    pub fn open(path: &Path, skip_lines: usize, header: bool, quote_aware: bool) -> Result<(BlockReader, Option<Vec<u8>>)> {
+        let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
+        let mut r = BlockReader {
+            file,
+            carry: Vec::new(),
+            eof: false,
+            quote_aware,
+            next_line: 1,
+            hasher: blake3::Hasher::new(),
+            bytes_read: 0,
+        };
+        r.fill(path)?;
+        if r.carry.starts_with(b"\xEF\xBB\xBF") {
+            r.carry.drain(..3);
+        }
+        for _ in 0..skip_lines {
+            r.take_line(path)?;
+        }
+        let header_line = if header {
+            let h = r.take_line(path)?;
+            if h.is_none() {
+                return Err(Error::input(path, "the file is empty: no header line"));
+            }
+            h
+        } else {
+            None
+        };
+        Ok((r, header_line))
+    }
+
+    fn fill(&mut self, path: &Path) -> Result<usize> {
+        if self.eof {
+            return Ok(0);
+        }
+        let start = self.carry.len();
+        self.carry.resize(start + BLOCK_BYTES, 0);
+        let mut got = 0;
+        while got < BLOCK_BYTES {
+            let n = self
+                .file
+                .read(&mut self.carry[start + got..])
+                .map_err(|e| Error::input(path, format!("read error: {e}")))?;
+            if n == 0 {
+                self.eof = true;
+                break;
+            }
+            got += n;
+        }
+        self.carry.truncate(start + got);
+        self.hasher.update(&self.carry[start..]);
+        self.bytes_read += got as u64;
+        Ok(got)
+    }
+
+    fn take_line(&mut self, path: &Path) -> Result<Option<Vec<u8>>> {
+        loop {
+            if let Some(i) = memchr::memchr(b'\n', &self.carry) {
+                let mut line: Vec<u8> = self.carry.drain(..=i).collect();
+                self.next_line += 1;
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Some(line));
+            }
+            if self.eof {
+                if self.carry.is_empty() {
+                    return Ok(None);
+                }
+                self.next_line += 1;
+                return Ok(Some(std::mem::take(&mut self.carry)));
+            }
+            self.fill(path)?;
+        }
+    }
+
+    /// The next block of whole records and the line number of its first line.
+    pub fn next_block(&mut self, path: &Path) -> Result<Option<(u64, Vec<u8>)>> {
+        loop {
+            if self.carry.len() >= BLOCK_BYTES || self.eof {
+                break;
+            }
+            if self.fill(path)? == 0 {
+                break;
+            }
+        }
+        if self.carry.is_empty() {
+            return Ok(None);
+        }
+        let cut = if self.eof {
+            self.carry.len()
+        } else {
+            match self.record_boundary() {
+                Some(i) => i + 1,
+                None => {
+                    // One record larger than a block (a runaway quote or a huge line):
+                    // grow until it ends.
+                    if self.fill(path)? == 0 {
+                        self.carry.len()
+                    } else {
+                        return self.next_block(path);
+                    }
+                }
+            }
+        };
+        let rest = self.carry.split_off(cut);
+        let block = std::mem::replace(&mut self.carry, rest);
+        let first = self.next_line;
+        self.next_line += memchr::memchr_iter(b'\n', &block).count() as u64;
+        Ok(Some((first, block)))
+    }
+
+    /// Index of the last newline that ends a record.
+    fn record_boundary(&self) -> Option<usize> {
+        if !self.quote_aware || memchr::memchr(b'"', &self.carry).is_none() {
+            return memchr::memrchr(b'\n', &self.carry);
+        }
+        let mut in_quotes = false;
+        let mut last = None;
+        for i in memchr::memchr2_iter(b'"', b'\n', &self.carry) {
+            if self.carry[i] == b'"' {
+                in_quotes = !in_quotes;
+            } else if !in_quotes {
+                last = Some(i);
+            }
+        }
+        last
+    }
+
+    pub fn checksum(&self) -> String {
+        self.hasher.finalize().to_hex().to_string()
+    }
+}
+
+/// Maps contract columns to field positions from a CSV header. Lists every missing column.
+pub fn map_header(contract: &Contract, header: &[String], path: &Path, header_line: u64) -> Result<Vec<Option<usize>>> {
+    let norm = |s: &str| s.trim_matches(super::clean::is_space).to_string();
+    let names: Vec<String> = header.iter().map(|h| norm(h)).collect();
+    let mut mapping = Vec::new();
+    let mut missing = Vec::new();
+    for c in &contract.columns {
+        let want = c.source_name();
+        let pos = names
+            .iter()
+            .position(|h| h == want)
+            .or_else(|| names.iter().position(|h| h.eq_ignore_ascii_case(want)));
+        match pos {
+            Some(p) => mapping.push(Some(p)),
+            None => {
+                missing.push(format!("{want:?} (column `{}`)", c.name));
+                mapping.push(None);
+            }
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::input(
+            path,
+            format!(
+                "line {header_line}: the header has no column {}; the header has: {}",
+                missing.join(", "),
+                names.join(", ")
+            ),
+        ));
+    }
+    Ok(mapping)
+}
+
+/// Mapping for header-less CSV: `from` is a 1-based field number, else the column's position.
+pub fn map_positions(contract: &Contract) -> Result<Vec<Option<usize>>> {
+    let mut problems = Vec::new();
+    let mapping = contract
+        .columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match &c.from {
+            None => Some(i),
+            Some(f) => match f.parse::<usize>() {
+                Ok(n) if n > 0 => Some(n - 1),
+                _ => {
+                    problems.push(format!(
+                        "`columns` ({}): with header = false, `from` must be a 1-based field number, not {f:?}",
+                        c.name
+                    ));
+                    None
+                }
+            },
+        })
+        .collect();
+    if problems.is_empty() {
+        Ok(mapping)
+    } else {
+        Err(Error::Invalid {
+            what: format!("contract {}", contract.file.display()),
+            problems,
+        })
+    }
+}
+
+/// Parses a header line with the CSV rules (quotes, delimiter) and the file's encoding.
+pub fn parse_header(line: &[u8], delimiter: u8, enc: Encoding, path: &Path, line_no: u64) -> Result<Vec<String>> {
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(line);
+    let mut rec = csv::ByteRecord::new();
+    rdr.read_byte_record(&mut rec)
+        .map_err(|e| Error::input(path, format!("line {line_no}: unreadable header: {e}")))?;
+    rec.iter()
+        .map(|f| {
+            decode(f, enc).map(|s| s.into_owned()).ok_or_else(|| {
+                Error::input(
+                    path,
+                    format!("line {line_no}: header bytes are not valid {}", encoding_name(enc)),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The fixed-width layout of a contract (inline fields or the layout file).
+pub fn fixed_layout(project_root: &Path, contract: &Contract) -> Result<Vec<FixedField>> {
+    if !contract.source.fields.is_empty() {
+        return Ok(contract.source.fields.clone());
+    }
+    let rel = contract.source.layout.as_deref().unwrap_or_default();
+    let path = if Path::new(rel).is_absolute() {
+        PathBuf::from(rel)
+    } else {
+        project_root.join(rel)
+    };
+    super::contract::read_layout(&path)
+}
+
+/// Mapping of contract columns to layout fields by name; every unknown field is listed.
+pub fn map_fixed(contract: &Contract, layout: &[FixedField]) -> Result<Vec<Option<usize>>> {
+    let mut missing = Vec::new();
+    let mapping = contract
+        .columns
+        .iter()
+        .map(|c| {
+            let p = layout.iter().position(|f| f.name == c.source_name());
+            if p.is_none() {
+                missing.push(format!("{:?} (column `{}`)", c.source_name(), c.name));
+            }
+            p
+        })
+        .collect();
+    if missing.is_empty() {
+        Ok(mapping)
+    } else {
+        Err(Error::Invalid {
+            what: format!("contract {}", contract.file.display()),
+            problems: vec![format!(
+                "the fixed-width layout has no field {}; it has: {}",
+                missing.join(", "),
+                layout.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+            )],
+        })
+    }
+}
+
+/// Renders a JSON value as the source text of a field.
+pub fn json_field(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn pointer_of(dotted: &str) -> String {
+    let mut p = String::with_capacity(dotted.len() + 1);
+    for part in dotted.split('.') {
+        p.push('/');
+        p.push_str(&part.replace('~', "~0").replace('/', "~1"));
+    }
+    p
+}
+
+/// Splits one JSON record into rows (several with `explode`), fields aligned to columns.
+pub fn json_rows(contract: &Contract, record: &serde_json::Value, record_no: u64, raw: &str, out: &mut Vec<RawRow>) {
+    if !record.is_object() {
+        out.push(RawRow {
+            record: record_no,
+            raw: raw.to_string(),
+            fields: Vec::new(),
+            error: Some(format!("expected a JSON object, found {}", json_kind(record))),
+        });
+        return;
+    }
+    let lookup = |elem: Option<&serde_json::Value>, prefix: Option<&str>| -> Vec<Option<String>> {
+        contract
+            .columns
+            .iter()
+            .map(|c| {
+                let name = c.source_name();
+                if let (Some(e), Some(p)) = (elem, prefix) {
+                    if let Some(rest) = name.strip_prefix(p).and_then(|r| r.strip_prefix('.')) {
+                        return e.pointer(&pointer_of(rest)).and_then(json_field);
+                    }
+                }
+                record.pointer(&pointer_of(name)).and_then(json_field)
+            })
+            .collect()
+    };
+    match contract.source.explode.as_deref() {
+        None => out.push(RawRow {
+            record: record_no,
+            raw: raw.to_string(),
+            fields: lookup(None, None),
+            error: None,
+        }),
+        Some(path) => match record.pointer(&pointer_of(path)) {
+            Some(serde_json::Value::Array(items)) if !items.is_empty() => {
+                for item in items {
+                    out.push(RawRow {
+                        record: record_no,
+                        raw: raw.to_string(),
+                        fields: lookup(Some(item), Some(path)),
+                        error: None,
+                    });
+                }
+            }
+            None | Some(serde_json::Value::Null) | Some(serde_json::Value::Array(_)) => out.push(RawRow {
+                record: record_no,
+                raw: raw.to_string(),
+                fields: lookup(Some(&serde_json::Value::Null), Some(path)),
+                error: None,
+            }),
+            Some(other) => out.push(RawRow {
+                record: record_no,
+                raw: raw.to_string(),
+                fields: Vec::new(),
+                error: Some(format!("field {path:?} should be an array to explode, found {}", json_kind(other))),
+            }),
+        },
+    }
+}
+
+pub fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+/// Reads a JSON document (an array of records, or an object holding one at `records_path`).
+pub fn read_json_document(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, String, u64)> {
+    let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    let checksum = blake3::hash(&bytes).to_hex().to_string();
+    let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    let doc: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+        Error::input(
+            path,
+            format!(
+                "malformed JSON at line {} column {}: {e}; expected a JSON array of records",
+                e.line(),
+                e.column()
+            ),
+        )
+    })?;
+    let records = match contract.source.records_path.as_deref() {
+        Some(p) => doc.pointer(&pointer_of(p)).ok_or_else(|| {
+            Error::input(path, format!("no field {p:?} (records_path) in the JSON document"))
+        })?,
+        None => &doc,
+    };
+    let serde_json::Value::Array(items) = records else {
+        return Err(Error::input(
+            path,
+            format!(
+                "expected a JSON array of records{}, found {}",
+                contract
+                    .source
+                    .records_path
+                    .as_deref()
+                    .map(|p| format!(" at {p:?}"))
+                    .unwrap_or_default(),
+                json_kind(records)
+            ),
+        ));
+    };
+    let mut rows = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        json_rows(contract, item, i as u64 + 1, &item.to_string(), &mut rows);
+    }
+    Ok((rows, checksum, bytes.len() as u64))
+}
+
+/// Reads an xlsx worksheet; record numbers are Excel row numbers (the header is row 1).
+pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, String, u64)> {
+    use calamine::{open_workbook_auto, Data, Reader};
+    let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    let checksum = blake3::hash(&bytes).to_hex().to_string();
+    let mut wb = open_workbook_auto(path)
+        .map_err(|e| Error::input(path, format!("not a readable Excel workbook: {e}")))?;
+    let names = wb.sheet_names().to_vec();
+    let sheet = match &contract.source.sheet {
+        Some(s) => {
+            if !names.contains(s) {
+                return Err(Error::input(
+                    path,
+                    format!("no worksheet named {s:?}; the workbook has: {}", names.join(", ")),
+                ));
+            }
+            s.clone()
+        }
+        None => names
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::input(path, "the workbook has no worksheet"))?,
+    };
+    let range = wb
+        .worksheet_range(&sheet)
+        .map_err(|e| Error::input(path, format!("worksheet {sheet:?}: {e}")))?;
+    let start_row = range.start().map(|(r, _)| r as u64).unwrap_or(0);
+    let mut iter = range.rows().enumerate().skip(contract.source.skip_lines);
+    let cell = |d: &Data| -> std::result::Result<Option<String>, String> {
+        Ok(match d {
+            Data::Empty => None,
+            Data::String(s) => Some(s.clone()),
+            Data::Int(i) => Some(i.to_string()),
+            Data::Float(f) => Some(if f.fract() == 0.0 && f.abs() < 1e15 {
+                format!("{}", *f as i64)
+            } else {
+                f.to_string()
+            }),
+            Data::Bool(b) => Some(b.to_string()),
+            Data::DateTime(dt) => Some(excel_serial_to_string(dt.as_f64())),
+            Data::DateTimeIso(s) | Data::DurationIso(s) => Some(s.clone()),
+            Data::Error(e) => return Err(format!("cell error {e:?}")),
+        })
+    };
+    let mapping: Vec<Option<usize>> = if contract.source.header {
+        let Some((i, header)) = iter.next() else {
+            return Err(Error::input(path, format!("worksheet {sheet:?} is empty: no header row")));
+        };
+        let names: Vec<String> = header
+            .iter()
+            .map(|d| cell(d).ok().flatten().unwrap_or_default())
+            .collect();
+        map_header(contract, &names, path, start_row + i as u64 + 1)?
+    } else {
+        map_positions(contract)?
+    };
+    let mut rows = Vec::new();
+    for (i, r) in iter {
+        if r.iter().all(|d| matches!(d, Data::Empty)) {
+            continue;
+        }
+        let record = start_row + i as u64 + 1;
+        let mut error = None;
+        let mut values = Vec::with_capacity(r.len());
+        for (j, d) in r.iter().enumerate() {
+            match cell(d) {
+                Ok(v) => values.push(v),
+                Err(e) => {
+                    error.get_or_insert(format!("column {}: {e}", j + 1));
+                    values.push(None);
+                }
+            }
+        }
+        let raw = values
+            .iter()
+            .map(|v| v.clone().unwrap_or_default())
+            .collect::<Vec<_>>()
+            .join(",");
+        let fields = mapping
+            .iter()
+            .map(|m| m.and_then(|j| values.get(j).cloned().flatten()))
+            .collect();
+        rows.push(RawRow {
+            record,
+            raw,
+            fields,
+            error,
+        });
+    }
+    Ok((rows, checksum, bytes.len() as u64))
+}
+
+/// Excel serial day numbers (1900 system) to `YYYY-MM-DD` or `YYYY-MM-DD HH:MM:SS`.
+fn excel_serial_to_string(serial: f64) -> String {
+    let base = chrono::NaiveDate::from_ymd_opt(1899, 12, 30).unwrap();
+    let days = serial.floor() as i64;
+    let secs = ((serial - serial.floor()) * 86_400.0).round() as i64;
+    let date = base + chrono::Duration::days(days);
+    if secs == 0 {
+        date.format("%Y-%m-%d").to_string()
+    } else {
+        (date.and_hms_opt(0, 0, 0).unwrap() + chrono::Duration::seconds(secs))
+            .format("%Y-%m-%d %H:%M:%S")
+            .to_string()
+    }
+}
+
+/// Reads a Parquet source; every column is rendered as text and cleaned like any other.
+/// Record numbers are 1-based row numbers in the file.
+pub fn read_parquet(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, String, u64)> {
+    use polars::prelude::*;
+    let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
+    let checksum = blake3::hash(&bytes).to_hex().to_string();
+    let len = bytes.len() as u64;
+    let df = ParquetReader::new(std::io::Cursor::new(bytes))
+        .finish()
+        .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
+    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let mapping = map_header(contract, &names, path, 0)?;
+    let mut text_cols = Vec::with_capacity(names.len());
+    for c in df.columns() {
+        let s = c
+            .as_materialized_series()
+            .cast(&DataType::String)
+            .map_err(|e| Error::input(path, format!("column {:?}: cannot read as text: {e}", c.name())))?;
+        text_cols.push(s);
+    }
+    let cas: Vec<&StringChunked> = text_cols.iter().map(|s| s.str().expect("cast to string")).collect();
+    let mut rows = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        let values: Vec<Option<&str>> = cas.iter().map(|ca| ca.get(i)).collect();
+        let raw = serde_json::Value::Object(
+            names
+                .iter()
+                .zip(&values)
+                .map(|(n, v)| (n.clone(), v.map(|s| serde_json::Value::String(s.to_string())).unwrap_or(serde_json::Value::Null)))
+                .collect(),
+        )
+        .to_string();
+        rows.push(RawRow {
+            record: i as u64 + 1,
+            raw,
+            fields: mapping.iter().map(|m| m.and_then(|j| values[j].map(str::to_string))).collect(),
+            error: None,
+        });
+    }
+    Ok((rows, checksum, len))
+}
+
+pub fn is_line_format(f: Format) -> bool {
+    matches!(f, Format::Csv | Format::Ndjson | Format::FixedWidth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_end_on_record_boundaries_even_with_quoted_newlines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.csv");
+        let mut text = String::from("\u{feff}id,note\n");
+        for i in 0..200_000 {
+            text.push_str(&format!("{i},\"multi\nline {i}\"\n"));
+        }
+        std::fs::write(&p, &text).unwrap();
+        let (mut r, header) = BlockReader::open(&p, 0, true, true).unwrap();
+        assert_eq!(header.unwrap(), b"id,note");
+        let mut total = 0;
+        let mut expected_line = 2;
+        while let Some((first, block)) = r.next_block(&p).unwrap() {
+            assert_eq!(first, expected_line);
+            expected_line += memchr::memchr_iter(b'\n', &block).count() as u64;
+            let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_reader(&block[..]);
+            for rec in rdr.byte_records() {
+                let rec = rec.unwrap();
+                assert_eq!(rec.len(), 2);
+                total += 1;
+            }
+        }
+        assert_eq!(total, 200_000);
+    }
+
+    #[test]
+    fn gbk_decoding_and_errors() {
+        let (bytes, _, _) = encoding_rs::GBK.encode("张三,男");
+        assert_eq!(decode(&bytes, Encoding::Gbk).unwrap(), "张三,男");
+        assert!(decode(b"\xff\xff", Encoding::Gbk).is_none());
+        assert!(decode(b"\xff", Encoding::Utf8).is_none());
+    }
+
+    #[test]
+    fn excel_serials() {
+        assert_eq!(excel_serial_to_string(45352.0), "2024-03-01");
+        assert_eq!(excel_serial_to_string(45352.5), "2024-03-01 12:00:00");
+    }
+}
