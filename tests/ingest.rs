@@ -271,6 +271,7 @@ type = "string"
 [[columns]]
 name = "month"
 type = "date"
+required = true
 formats = ["%Y%m%d"]
 [[columns]]
 name = "revenue"
@@ -278,7 +279,7 @@ type = "float"
 "#,
     );
     w.write("src/tax.layout", "# name,start,width\ncode,1,6\nmonth,7,8\nrevenue,15,10\n");
-    w.write("src/tax.txt", "ABC12320240131   1234.50\nXYZ98720240229     10.00\nshort\n");
+    w.write("src/tax.txt", "ABC12320240131   1234.50\nXYZ98720240229     10\nshort\n");
 
     // Excel.
     {

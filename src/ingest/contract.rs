@@ -46,7 +46,7 @@ pub enum Format {
 #[serde(rename_all = "kebab-case")]
 pub enum Encoding {
     #[default]
-    #[serde(alias = "utf8")]
+    #[serde(rename = "utf-8", alias = "utf8")]
     Utf8,
     Gbk,
     #[serde(alias = "gb18030")]

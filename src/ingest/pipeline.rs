@@ -371,7 +371,6 @@ impl Shared<'_> {
 
     fn process_fixed(&self, out: &mut CleanBatch, first_line: u64, bytes: &[u8]) {
         let enc = self.contract.source.encoding;
-        let need = self.layout.iter().map(|f| f.start - 1 + f.width).max().unwrap_or(0);
         let mapping = out.file.mapping.clone();
         for (i, line_bytes) in bytes.split(|b| *b == b'\n').enumerate() {
             let lb = trim_eol(line_bytes);
@@ -388,18 +387,13 @@ impl Shared<'_> {
                 );
                 continue;
             };
+            // Exports often strip trailing blanks: a short line reads as if padded, and the
+            // fields it lacks are empty (then `required` and type checks decide).
             let chars: Vec<(usize, char)> = text.char_indices().collect();
-            if chars.len() < need {
-                self.reject_whole(
-                    out,
-                    line,
-                    format!("line has {} characters, the layout needs {need}", chars.len()),
-                    text.into_owned(),
-                );
-                continue;
-            }
             let slice = |f: &FixedField| -> &str {
-                let a = chars[f.start - 1].0;
+                let Some(&(a, _)) = chars.get(f.start - 1) else {
+                    return "";
+                };
                 let b = chars.get(f.start - 1 + f.width).map(|c| c.0).unwrap_or(text.len());
                 text[a..b].trim_matches(super::clean::is_space)
             };

@@ -14,7 +14,11 @@ impl Workdir {
     /// An empty project: panorama.toml with the default warehouse, no key file.
     pub fn new() -> Workdir {
         let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("panorama.toml"), "[project]\nname = \"test\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("panorama.toml"),
+            "[project]\nname = \"test\"\n",
+        )
+        .unwrap();
         std::fs::create_dir_all(dir.path().join("jobs")).unwrap();
         Workdir { dir }
     }

@@ -1,0 +1,226 @@
+//! `kind = "ingest"`: one source contract (see `crate::ingest::contract`) run through
+//! `crate::ingest::ingest`. The contract keys of the file go to the contract; `[matrix]` values
+//! reach the ingest as `vars` (`{branch}` in the source path, `branch=0101` partition key).
+//!
+//! Writes `clean.<table>` and `rejects.<table>` (with the matrix values as partition keys);
+//! reads no table (its input is a source file), so ingest jobs start the night.
+
+use std::sync::Arc;
+
+use crate::config::Project;
+use crate::error::Error;
+use crate::ingest::contract::{Contract, CONTRACT_KEYS};
+use crate::ingest::IngestRequest;
+use crate::schedule::{
+    substitute_with, Committed, Io, JobCtx, JobError, JobFile, JobKind, JobOutcome, JobRef,
+    PreparedJob, TableRef, Vars,
+};
+use crate::warehouse::{Layer, PartitionKey, Warehouse};
+
+pub struct IngestKind;
+
+struct Ingest {
+    contract: Contract,
+}
+
+impl JobKind for IngestKind {
+    fn kind(&self) -> &str {
+        "ingest"
+    }
+
+    fn prepare(
+        &self,
+        file: &JobFile<'_>,
+        _project: &Project,
+    ) -> Result<Arc<dyn PreparedJob>, Vec<String>> {
+        let mut problems = super::unknown_keys(file, CONTRACT_KEYS);
+        let mut table = toml::Table::new();
+        for (k, v) in file.table {
+            if CONTRACT_KEYS.contains(&k.as_str()) {
+                table.insert(k.clone(), v.clone());
+            }
+        }
+        // The contract's name is the job's name (the file stem when `name` is absent).
+        table
+            .entry("name")
+            .or_insert_with(|| toml::Value::String(file.name.to_string()));
+        match Contract::from_table(&table, file.path) {
+            Ok(contract) => {
+                if problems.is_empty() {
+                    return Ok(Arc::new(Ingest { contract }));
+                }
+            }
+            Err(Error::Invalid { problems: p, .. }) => problems.extend(p),
+            Err(e) => problems.push(e.to_string()),
+        }
+        Err(problems)
+    }
+}
+
+const PLACEHOLDERS: &[&str] = &["date", "yyyymmdd"];
+
+impl PreparedJob for Ingest {
+    fn io(&self, vars: &Vars) -> Io {
+        let t = &self.contract.table;
+        Io {
+            reads: Vec::new(),
+            writes: vec![
+                TableRef::new(Layer::Clean.as_str(), t, vars),
+                TableRef::new(Layer::Rejects.as_str(), t, vars),
+            ],
+        }
+    }
+
+    fn check(&self, vars: &Vars, project: &Project) -> Vec<String> {
+        let mut problems = Vec::new();
+        let src = &self.contract.source;
+        match substitute_with(&src.path, vars, PLACEHOLDERS) {
+            Err(e) => problems.push(format!("`source.path`: {e}")),
+            Ok(p) => {
+                // A fixed path (no date, no glob) must exist now; dated ones are checked when run.
+                let fixed = !p.contains('{') && !p.contains(['*', '?', '[']);
+                if fixed && !project.path(&p).exists() {
+                    problems.push(format!(
+                        "`source.path`: missing file {}",
+                        project.path(&p).display()
+                    ));
+                }
+            }
+        }
+        if let Some(layout) = &src.layout {
+            let p = project.path(layout);
+            if !p.exists() {
+                problems.push(format!("`source.layout`: missing file {}", p.display()));
+            }
+        }
+        problems
+    }
+
+    fn run(&self, job: &JobRef<'_>, ctx: &JobCtx<'_>) -> Result<JobOutcome, JobError> {
+        let req = IngestRequest {
+            project: ctx.project,
+            contract: &self.contract,
+            date: ctx.date,
+            run_id: ctx.run_id,
+            job: job.name,
+            vars: job.vars,
+            cancel: Some(ctx.cancel),
+            threads: ctx.threads,
+        };
+        match crate::ingest::ingest(&req) {
+            Ok(r) => Ok(JobOutcome {
+                rows_in: r.rows_read,
+                rows_out: r.rows_written,
+                bytes: r.bytes_in,
+                message: format!(
+                    "{} rows read, {} written, {} rejected",
+                    r.rows_read, r.rows_written, r.rows_rejected
+                ),
+            }),
+            Err(e) => Err(JobError {
+                message: error_chain(&e),
+                // File system hiccups may pass; bad data, bad config and bad input do not.
+                transient: matches!(e, Error::Io { .. }),
+                code: e.exit_code(),
+            }),
+        }
+    }
+
+    fn committed(
+        &self,
+        job: &JobRef<'_>,
+        project: &Project,
+        date: chrono::NaiveDate,
+    ) -> Option<Committed> {
+        let wh = Warehouse::new(&project.warehouse_root);
+        let mut key = PartitionKey::date(&date.to_string());
+        for (k, v) in job.vars {
+            key = key.with(k, v);
+        }
+        let s = wh.read_success(Layer::Clean, &self.contract.table, &key)?;
+        if s.job != job.name {
+            return None;
+        }
+        Some(Committed {
+            run_id: s.run_id,
+            outcome: JobOutcome {
+                rows_in: s.rows_read.unwrap_or(s.rows),
+                rows_out: s.rows,
+                bytes: s.bytes,
+                message: "committed before the run was killed".into(),
+            },
+        })
+    }
+}
+
+fn error_chain(e: &Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        source = s.source();
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::warehouse::Success;
+
+    #[test]
+    fn committed_reads_the_partitions_success_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("panorama.toml"), "").unwrap();
+        let project = Project::open(dir.path()).unwrap();
+        let table: toml::Table = toml::from_str(
+            "kind = \"ingest\"\n[source]\npath = \"d/{branch}-{date}.csv\"\nformat = \"csv\"\n[[columns]]\nname = \"id\"\ntype = \"string\"\n",
+        )
+        .unwrap();
+        let keys = vec!["branch".to_string()];
+        let file = JobFile {
+            path: &dir.path().join("jobs/apps.toml"),
+            rel: "jobs/apps.toml",
+            name: "apps",
+            table: &table,
+            matrix_keys: &keys,
+        };
+        let prepared = IngestKind.prepare(&file, &project).unwrap();
+        let vars: Vars = [("branch".to_string(), "0101".to_string())].into();
+        let job = JobRef {
+            name: "ingest.apps[branch=0101]",
+            vars: &vars,
+        };
+        let date = chrono::NaiveDate::from_ymd_opt(2026, 11, 26).unwrap();
+        assert!(prepared.committed(&job, &project, date).is_none());
+        let wh = Warehouse::new(&project.warehouse_root);
+        let key = PartitionKey::date("2026-11-26").with("branch", "0101");
+        let staged = wh.stage(Layer::Clean, "apps", &key, "r1").unwrap();
+        staged
+            .commit(Success {
+                rows: 5,
+                rows_read: Some(6),
+                job: job.name.to_string(),
+                run_id: "r1".into(),
+                ..Default::default()
+            })
+            .unwrap();
+        let c = prepared.committed(&job, &project, date).unwrap();
+        assert_eq!(
+            (c.run_id.as_str(), c.outcome.rows_out, c.outcome.rows_in),
+            ("r1", 5, 6)
+        );
+        // Another job's partition is not this job's commit.
+        let other = JobRef {
+            name: "ingest.other[branch=0101]",
+            vars: &vars,
+        };
+        assert!(prepared.committed(&other, &project, date).is_none());
+        let io = prepared.io(&vars);
+        assert_eq!(io.writes[0].to_string(), "clean.apps[branch=0101]");
+    }
+}

@@ -1,0 +1,201 @@
+//! `kind = "sql"`: one SQL model (`sql/<name>.sql`, see `crate::transform`) materialised into
+//! `feature.<name>` for the run date.
+//!
+//! ```toml
+//! # jobs/sql/txn_features.toml — the model's sidecar for the scheduler
+//! kind = "sql"
+//! tags = ["nightly", "features"]
+//! pool = "cpu"                     # optional, a pool of [run] pools
+//! # model = "sql/txn_features.sql" # default: sql/<name>.sql
+//! ```
+//! Reads: every table the SQL names. When a table has a `check` job, the model also reads that
+//! job's results partition (`quality.check_results[table=<layer.table>]`), so it runs after the
+//! checks of its inputs and is skipped when one of them fails. Writes `feature.<name>`.
+
+use std::sync::Arc;
+
+use crate::config::Project;
+use crate::error::Error;
+use crate::schedule::{
+    Committed, Io, JobCtx, JobError, JobFile, JobKind, JobOutcome, JobRef, PreparedJob, TableRef,
+    Vars,
+};
+use crate::transform::{self, Model};
+use crate::warehouse::{Layer, PartitionKey, Warehouse};
+
+pub struct SqlKind;
+
+const KEYS: &[&str] = &["model", "description", "checks"];
+
+struct SqlJob {
+    model: Model,
+    /// Inputs (`layer.table`) that have a check job.
+    gated: Vec<String>,
+}
+
+/// Tables checked by a `check` job of the project.
+pub(crate) fn checked_tables(project: &Project) -> Vec<String> {
+    let idx = transform::index(project);
+    let mut out: Vec<String> = idx
+        .files
+        .iter()
+        .filter(|f| f.kind == "check")
+        .flat_map(|f| crate::quality::check_job_tables(&f.table, &f.name))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl JobKind for SqlKind {
+    fn kind(&self) -> &str {
+        "sql"
+    }
+
+    fn prepare(
+        &self,
+        file: &JobFile<'_>,
+        project: &Project,
+    ) -> Result<Arc<dyn PreparedJob>, Vec<String>> {
+        let mut problems = super::unknown_keys(file, KEYS);
+        if !file.matrix_keys.is_empty() {
+            problems.push(
+                "`matrix`: a model writes one table per date; write one job file per model".into(),
+            );
+        }
+        let path = match file.table.get("model") {
+            None => project
+                .root
+                .join(transform::SQL_DIR)
+                .join(format!("{}.sql", file.name)),
+            Some(toml::Value::String(p)) => project.path(p),
+            Some(_) => {
+                problems.push("`model`: must be a path (e.g. sql/txn_features.sql)".into());
+                return Err(problems);
+            }
+        };
+        if !path.exists() {
+            problems.push(format!(
+                "`model`: missing file {} (a sql job runs sql/<name>.sql unless `model` names another file)",
+                path.display()
+            ));
+            return Err(problems);
+        }
+        let wh = Warehouse::new(&project.warehouse_root);
+        let catalog = transform::index(project).catalog(&wh);
+        let model = match transform::load(project, &path, &catalog, Some(file.table)) {
+            Ok(m) => m,
+            Err(p) => {
+                problems.extend(p);
+                return Err(problems);
+            }
+        };
+        if !model.config.checks.is_empty() {
+            if let Err(p) = crate::quality::parse_checks(&model.config.checks, &model.rel) {
+                problems.extend(p);
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let checked = checked_tables(project);
+        let gated = model
+            .reads
+            .iter()
+            .map(|(l, t)| format!("{l}.{t}"))
+            .filter(|t| checked.contains(t))
+            .collect();
+        Ok(Arc::new(SqlJob { model, gated }))
+    }
+}
+
+impl PreparedJob for SqlJob {
+    fn io(&self, _vars: &Vars) -> Io {
+        let mut reads: Vec<TableRef> = self
+            .model
+            .reads
+            .iter()
+            .map(|(l, t)| TableRef::new(l.as_str(), t, &Vars::new()))
+            .collect();
+        for t in &self.gated {
+            reads.push(TableRef {
+                layer: Layer::Quality.as_str().to_string(),
+                table: crate::quality::RESULTS_TABLE.to_string(),
+                partition: vec![("table".to_string(), t.clone())],
+            });
+        }
+        Io {
+            reads,
+            writes: vec![TableRef::new(
+                Layer::Feature.as_str(),
+                &self.model.name,
+                &Vars::new(),
+            )],
+        }
+    }
+
+    fn run(&self, job: &JobRef<'_>, ctx: &JobCtx<'_>) -> Result<JobOutcome, JobError> {
+        let req = transform::BuildRequest {
+            project: ctx.project,
+            model: &self.model,
+            date: ctx.date,
+            run_id: ctx.run_id,
+            job: job.name,
+            vars: job.vars,
+            cancel: Some(ctx.cancel),
+        };
+        match transform::build(&req) {
+            Ok(r) => Ok(JobOutcome {
+                rows_in: r.rows_in,
+                rows_out: r.rows,
+                bytes: r.bytes,
+                message: format!("{} rows × {} columns into {}", r.rows, r.columns, r.table),
+            }),
+            Err(e) => Err(job_error(&e)),
+        }
+    }
+
+    fn committed(
+        &self,
+        job: &JobRef<'_>,
+        project: &Project,
+        date: chrono::NaiveDate,
+    ) -> Option<Committed> {
+        let wh = Warehouse::new(&project.warehouse_root);
+        let s = wh.read_success(
+            Layer::Feature,
+            &self.model.name,
+            &PartitionKey::date(&date.to_string()),
+        )?;
+        if s.job != job.name {
+            return None;
+        }
+        Some(Committed {
+            run_id: s.run_id,
+            outcome: JobOutcome {
+                rows_in: s.extra.get("rows_in").and_then(|v| v.as_u64()).unwrap_or(0),
+                rows_out: s.rows,
+                bytes: s.bytes,
+                message: "committed before the run was killed".into(),
+            },
+        })
+    }
+}
+
+pub(crate) fn job_error(e: &Error) -> JobError {
+    let mut msg = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let t = s.to_string();
+        if !msg.contains(&t) {
+            msg.push_str(": ");
+            msg.push_str(&t);
+        }
+        source = s.source();
+    }
+    JobError {
+        message: msg,
+        transient: matches!(e, Error::Io { .. }),
+        code: e.exit_code(),
+    }
+}

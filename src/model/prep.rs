@@ -1,0 +1,801 @@
+//! From a polars frame to model inputs, for data nobody has described: read CSV (separator
+//! sniffed, types inferred over the whole file, common missing-value markers) or Parquet,
+//! find and check a binary target, drop id-like, constant and almost-empty columns, type the
+//! rest as numeric or categorical, and fit per-algorithm preprocessing on the training rows
+//! only (winsorising, imputation with missing flags, scaling, target encoding of categories).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::binning::FeatureKind;
+use super::Matrix;
+use crate::error::{Context, Error, Result};
+
+/// Reads a CSV or Parquet file (by extension; anything else is tried as CSV).
+pub fn read_table(path: &Path) -> Result<DataFrame> {
+    if !path.exists() {
+        return Err(Error::input(path, "no such file"));
+    }
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    if ext == "parquet" || ext == "pq" {
+        return crate::warehouse::parquet::read_frame(path);
+    }
+    let sep = sniff_separator(path)?;
+    let nulls: Vec<PlSmallStr> = [
+        "", "NA", "N/A", "na", "n/a", "NaN", "nan", "null", "NULL", "None", "?", "#N/A",
+    ]
+    .iter()
+    .map(|s| PlSmallStr::from(*s))
+    .collect();
+    let opts = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(None)
+        .map_parse_options(move |p| {
+            p.with_separator(sep)
+                .with_null_values(Some(NullValues::AllColumns(nulls.clone())))
+                .with_encoding(CsvEncoding::LossyUtf8)
+                .with_truncate_ragged_lines(true)
+        });
+    let df = opts
+        .try_into_reader_with_file_path(Some(path.to_path_buf()))
+        .and_then(|r| r.finish())
+        .ctx(|| format!("reading {}", path.display()))?;
+    Ok(df)
+}
+
+/// The most frequent of `,` `;` `\t` `|` on the header line.
+fn sniff_separator(path: &Path) -> Result<u8> {
+    use std::io::{BufRead, BufReader};
+    let f = std::fs::File::open(path).ctx(|| format!("opening {}", path.display()))?;
+    let mut line = Vec::new();
+    BufReader::new(f)
+        .read_until(b'\n', &mut line)
+        .ctx(|| format!("reading {}", path.display()))?;
+    let count = |c: u8| line.iter().filter(|&&b| b == c).count();
+    Ok([b',', b';', b'\t', b'|']
+        .into_iter()
+        .max_by_key(|&c| (count(c), c == b','))
+        .unwrap_or(b','))
+}
+
+/// How the two values of a target were mapped to 1 (event) and 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetMap {
+    pub event: String,
+    pub non_event: String,
+    pub rows_dropped_missing: u64,
+}
+
+const EVENT_WORDS: &[&str] = &[
+    "1",
+    "yes",
+    "y",
+    "true",
+    "t",
+    "bad",
+    "default",
+    "defaulted",
+    "positive",
+    "pos",
+    "fraud",
+    "churn",
+    "risk",
+];
+const NON_EVENT_WORDS: &[&str] = &[
+    "0", "no", "n", "false", "f", "good", "negative", "neg", "paid", "normal",
+];
+
+/// Maps a target column to 0/1 (NaN where the target is missing). Errors name the column and
+/// what was found.
+pub fn binary_target(df: &DataFrame, name: &str) -> Result<(Vec<f64>, TargetMap)> {
+    let col = df.column(name).map_err(|_| {
+        let names: Vec<String> = df
+            .get_column_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        Error::config(format!(
+            "target column {name:?} not found; columns are: {}",
+            names.join(", ")
+        ))
+    })?;
+    let s = col.as_materialized_series();
+    let text: Vec<Option<String>> =
+        if s.dtype().is_primitive_numeric() || s.dtype() == &DataType::Boolean {
+            let f = s
+                .cast(&DataType::Float64)
+                .ctx(|| format!("target {name}"))?;
+            f.f64()
+                .unwrap()
+                .iter()
+                .map(|v| {
+                    v.filter(|v| !v.is_nan()).map(|v| {
+                        if v.fract() == 0.0 {
+                            format!("{}", v as i64)
+                        } else {
+                            v.to_string()
+                        }
+                    })
+                })
+                .collect()
+        } else {
+            let st = s.cast(&DataType::String).ctx(|| format!("target {name}"))?;
+            st.str()
+                .unwrap()
+                .iter()
+                .map(|v| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty()))
+                .collect()
+        };
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    for v in text.iter().flatten() {
+        match counts.iter_mut().find(|(k, _)| k == v) {
+            Some((_, c)) => *c += 1,
+            None => {
+                if counts.len() > 20 {
+                    break;
+                }
+                counts.push((v.clone(), 1))
+            }
+        }
+    }
+    if counts.len() != 2 {
+        let shown: Vec<String> = counts
+            .iter()
+            .take(10)
+            .map(|(k, c)| format!("{k:?} ({c})"))
+            .collect();
+        return Err(Error::config(format!(
+            "target {name:?} must be binary (two distinct values), found {}{}: {}",
+            if counts.len() > 20 {
+                "more than 20"
+            } else {
+                ""
+            },
+            if counts.len() > 20 {
+                String::new()
+            } else {
+                counts.len().to_string()
+            },
+            if shown.is_empty() {
+                "no values".into()
+            } else {
+                shown.join(", ")
+            }
+        )));
+    }
+    let lower = |s: &str| s.to_ascii_lowercase();
+    let (a, b) = (counts[0].0.clone(), counts[1].0.clone());
+    let numeric = a.parse::<f64>().is_ok() && b.parse::<f64>().is_ok();
+    let is_event = |s: &str| EVENT_WORDS.contains(&lower(s).as_str());
+    let is_non_event = |s: &str| NON_EVENT_WORDS.contains(&lower(s).as_str());
+    let event = if numeric {
+        // 0/1: 1 is the event; other codes (1 = good, 2 = bad): the larger one.
+        if a.parse::<f64>().unwrap() > b.parse::<f64>().unwrap() {
+            a.clone()
+        } else {
+            b.clone()
+        }
+    } else if (is_event(&a) && !is_event(&b)) || (is_non_event(&b) && !is_non_event(&a)) {
+        a.clone()
+    } else if (is_event(&b) && !is_event(&a)) || (is_non_event(&a) && !is_non_event(&b)) {
+        b.clone()
+    } else if counts[0].1 <= counts[1].1 {
+        // Two arbitrary labels: the rarer one is the event.
+        a.clone()
+    } else {
+        b.clone()
+    };
+    let non_event = if event == a { b } else { a };
+    let y: Vec<f64> = text
+        .iter()
+        .map(|v| match v {
+            None => f64::NAN,
+            Some(v) if *v == event => 1.0,
+            Some(_) => 0.0,
+        })
+        .collect();
+    let dropped = y.iter().filter(|v| v.is_nan()).count() as u64;
+    Ok((
+        y,
+        TargetMap {
+            event,
+            non_event,
+            rows_dropped_missing: dropped,
+        },
+    ))
+}
+
+/// A column left out, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DroppedColumn {
+    pub column: String,
+    pub reason: String,
+}
+
+/// Features as a matrix: numeric values (NaN missing) and category codes.
+#[derive(Debug, Clone)]
+pub struct Features {
+    pub x: Matrix,
+    pub names: Vec<String>,
+    pub kinds: Vec<FeatureKind>,
+    pub dropped: Vec<DroppedColumn>,
+}
+
+fn id_like_name(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    let n = n.trim();
+    n == "id"
+        || n == "index"
+        || n == "key"
+        || n == "uuid"
+        || n == "guid"
+        || n.is_empty()
+        || n.starts_with("unnamed")
+        || n.ends_with("_id")
+        || n.ends_with(" id")
+        || n.ends_with("-id")
+        || n.starts_with("id_")
+        || (n.ends_with("id")
+            && !n.ends_with("paid")
+            && !n.ends_with("aid")
+            && !n.ends_with("void")
+            && n.len() <= 12)
+        || n.ends_with("_no")
+        || n.ends_with("number") && !n.contains("num_of") && n.contains("account")
+        || n.starts_with("sk_id")
+        || n == "row"
+        || n.starts_with("rownum")
+        || n == "customer"
+        || n == "cust_no"
+}
+
+/// Numeric view of a column: None when it is text that does not read as numbers.
+fn numeric_values(s: &Series) -> Option<Vec<f64>> {
+    match s.dtype() {
+        DataType::Boolean => Some(
+            s.bool()
+                .unwrap()
+                .iter()
+                .map(|v| v.map_or(f64::NAN, |b| if b { 1.0 } else { 0.0 }))
+                .collect(),
+        ),
+        d if d.is_primitive_numeric() => {
+            let f = s.cast(&DataType::Float64).ok()?;
+            Some(
+                f.f64()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.filter(|v| v.is_finite()).unwrap_or(f64::NAN))
+                    .collect(),
+            )
+        }
+        DataType::Date | DataType::Datetime(_, _) | DataType::Duration(_) | DataType::Time => {
+            let f = s.to_physical_repr().cast(&DataType::Float64).ok()?;
+            Some(
+                f.f64()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.unwrap_or(f64::NAN))
+                    .collect(),
+            )
+        }
+        DataType::String => {
+            // Numbers written with thousands separators, currency or percent signs.
+            let st = s.str().unwrap();
+            let mut out = Vec::with_capacity(st.len());
+            let (mut ok, mut seen) = (0usize, 0usize);
+            for v in st.iter() {
+                match v {
+                    None => out.push(f64::NAN),
+                    Some(t) => {
+                        seen += 1;
+                        let c: String = t
+                            .trim()
+                            .chars()
+                            .filter(|c| !matches!(c, ',' | '$' | '%' | '€' | '£' | '¥' | ' ' | '_'))
+                            .collect();
+                        match c.parse::<f64>() {
+                            Ok(v) if v.is_finite() => {
+                                ok += 1;
+                                out.push(v)
+                            }
+                            _ => out.push(f64::NAN),
+                        }
+                    }
+                }
+            }
+            (seen > 0 && ok as f64 >= 0.98 * seen as f64).then_some(out)
+        }
+        _ => None,
+    }
+}
+
+/// Types the columns of `df` except `exclude`, dropping id-like, constant and empty ones.
+/// `categorical` forces columns to be categorical; `numeric` forces numeric.
+pub fn features_from_frame(
+    df: &DataFrame,
+    exclude: &[&str],
+    only: Option<&[String]>,
+    force_categorical: &[String],
+) -> Result<Features> {
+    let n = df.height();
+    let mut cols: Vec<Vec<f64>> = Vec::new();
+    let mut names = Vec::new();
+    let mut kinds = Vec::new();
+    let mut dropped = Vec::new();
+    for c in df.columns() {
+        let name = c.name().to_string();
+        if exclude.contains(&name.as_str()) {
+            continue;
+        }
+        if let Some(only) = only {
+            if !only.contains(&name) {
+                continue;
+            }
+        }
+        let s = c.as_materialized_series();
+        let nulls = s.null_count();
+        let mut drop = |reason: String| {
+            dropped.push(DroppedColumn {
+                column: name.clone(),
+                reason,
+            })
+        };
+        if n > 0 && nulls as f64 >= 0.99 * n as f64 {
+            drop(format!("{:.1}% missing", 100.0 * nulls as f64 / n as f64));
+            continue;
+        }
+        let nunique = s.n_unique().unwrap_or(0);
+        let non_null = n - nulls;
+        let distinct = nunique - usize::from(nulls > 0);
+        if distinct <= 1 {
+            drop("constant".into());
+            continue;
+        }
+        let forced_cat = force_categorical.contains(&name);
+        let numeric = if forced_cat { None } else { numeric_values(s) };
+        let explicit = only.is_some();
+        match numeric {
+            Some(v) => {
+                let integral = v.iter().all(|x| x.is_nan() || x.fract() == 0.0);
+                let all_unique = distinct == non_null && non_null > 50;
+                let monotonic = v
+                    .windows(2)
+                    .all(|w| w[0].is_nan() || w[1].is_nan() || w[1] > w[0]);
+                if !explicit
+                    && integral
+                    && ((all_unique && (monotonic || id_like_name(&name)))
+                        || (id_like_name(&name)
+                            && distinct as f64 >= 0.5 * non_null as f64
+                            && non_null > 50))
+                {
+                    drop("id-like (unique integers)".into());
+                    continue;
+                }
+                cols.push(v);
+                names.push(name.clone());
+                kinds.push(FeatureKind::Numeric);
+            }
+            None => {
+                let st = match s.cast(&DataType::String) {
+                    Ok(st) => st,
+                    Err(_) => {
+                        drop(format!("unsupported type {}", s.dtype()));
+                        continue;
+                    }
+                };
+                if !explicit
+                    && !forced_cat
+                    && non_null > 50
+                    && distinct as f64 >= 0.9 * non_null as f64
+                {
+                    drop(format!(
+                        "id-like ({distinct} distinct values in {non_null} rows)"
+                    ));
+                    continue;
+                }
+                if !explicit
+                    && !forced_cat
+                    && id_like_name(&name)
+                    && distinct as f64 >= 0.5 * non_null as f64
+                {
+                    drop("id-like name and mostly distinct values".into());
+                    continue;
+                }
+                // Levels by descending frequency (ties by name) so codes are reproducible.
+                let mut freq: HashMap<&str, u64> = HashMap::new();
+                let ca = st.str().unwrap();
+                for v in ca.iter().flatten() {
+                    *freq.entry(v).or_default() += 1;
+                }
+                let mut levels: Vec<(&str, u64)> = freq.into_iter().collect();
+                levels.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+                let code: HashMap<&str, usize> = levels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (s, _))| (*s, i))
+                    .collect();
+                cols.push(
+                    ca.iter()
+                        .map(|v| v.map_or(f64::NAN, |v| code[v] as f64))
+                        .collect(),
+                );
+                names.push(name.clone());
+                kinds.push(FeatureKind::Categorical {
+                    levels: levels.iter().map(|(s, _)| s.to_string()).collect(),
+                });
+            }
+        }
+    }
+    if cols.is_empty() {
+        return Err(Error::config(format!(
+            "no usable feature columns{}",
+            if dropped.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (dropped: {})",
+                    dropped
+                        .iter()
+                        .map(|d| format!("{}: {}", d.column, d.reason))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                )
+            }
+        )));
+    }
+    Ok(Features {
+        x: Matrix::from_columns(&cols),
+        names,
+        kinds,
+        dropped,
+    })
+}
+
+/// Re-encodes a frame's columns with the levels learnt at training time (unseen categories get
+/// a code past the known levels; missing columns are an error).
+pub fn encode_like(df: &DataFrame, names: &[String], kinds: &[FeatureKind]) -> Result<Matrix> {
+    let mut cols = Vec::with_capacity(names.len());
+    for (name, kind) in names.iter().zip(kinds) {
+        let c = df.column(name).map_err(|_| {
+            Error::config(format!("input has no column {name:?} that the model needs"))
+        })?;
+        let s = c.as_materialized_series();
+        match kind {
+            FeatureKind::Numeric => cols.push(
+                numeric_values(s)
+                    .ok_or_else(|| Error::config(format!("column {name:?} is not numeric")))?,
+            ),
+            FeatureKind::Categorical { levels } => {
+                let code: HashMap<&str, usize> = levels
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| (s.as_str(), i))
+                    .collect();
+                let st = s.cast(&DataType::String).ctx(|| format!("column {name}"))?;
+                cols.push(
+                    st.str()
+                        .unwrap()
+                        .iter()
+                        .map(|v| {
+                            v.map_or(f64::NAN, |v| {
+                                code.get(v).copied().unwrap_or(levels.len()) as f64
+                            })
+                        })
+                        .collect(),
+                );
+            }
+        }
+    }
+    Ok(Matrix::from_columns(&cols))
+}
+
+/// How inputs are prepared for an algorithm family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PrepMode {
+    /// Winsorise, impute the median with a missing flag, target-encode categories, standardise:
+    /// for logistic and linear regression, kNN and clustering.
+    Scaled,
+    /// Keep values (NaN stays missing); categories become their rank by event rate: for trees.
+    Trees,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ColumnPrep {
+    Numeric {
+        lo: f64,
+        hi: f64,
+        median: f64,
+        flag_missing: bool,
+    },
+    /// Value of each level code (past the end: unseen or rare categories get `other`).
+    Categorical {
+        values: Vec<f64>,
+        other: f64,
+        missing: f64,
+    },
+}
+
+/// Per-column preparation fitted on training rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Preprocessor {
+    pub mode: PrepMode,
+    pub columns: Vec<ColumnPrep>,
+    /// Names of the output columns.
+    pub output_names: Vec<String>,
+    pub mean: Vec<f64>,
+    pub scale: Vec<f64>,
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+impl Preprocessor {
+    /// Fits on training rows. `y` (0/1 or continuous) drives the category encodings; with
+    /// `None` categories are coded by frequency rank.
+    pub fn fit(
+        x: &Matrix,
+        y: Option<&[f64]>,
+        names: &[String],
+        kinds: &[FeatureKind],
+        mode: PrepMode,
+    ) -> Preprocessor {
+        let n = x.rows as f64;
+        let ybar = y.map_or(0.0, |y| y.iter().sum::<f64>() / n);
+        let mut columns = Vec::new();
+        let mut output_names = Vec::new();
+        for (j, kind) in kinds.iter().enumerate() {
+            let col = x.column(j);
+            match kind {
+                FeatureKind::Numeric => {
+                    let mut v: Vec<f64> = col.iter().copied().filter(|v| !v.is_nan()).collect();
+                    v.sort_by(|a, b| a.total_cmp(b));
+                    let flag = v.len() < col.len();
+                    columns.push(ColumnPrep::Numeric {
+                        lo: quantile(&v, 0.005),
+                        hi: quantile(&v, 0.995),
+                        median: quantile(&v, 0.5),
+                        flag_missing: flag && mode == PrepMode::Scaled,
+                    });
+                    output_names.push(names[j].clone());
+                    if flag && mode == PrepMode::Scaled {
+                        output_names.push(format!("{}_missing", names[j]));
+                    }
+                }
+                FeatureKind::Categorical { levels } => {
+                    // Smoothed mean target per level (m-estimate, m = 20); levels seen fewer
+                    // than 10 times share `other`.
+                    let k = levels.len();
+                    let (mut sum, mut cnt) = (vec![0.0; k + 1], vec![0.0; k + 1]);
+                    let (mut msum, mut mcnt) = (0.0, 0.0);
+                    for (i, v) in col.iter().enumerate() {
+                        let t = y.map_or(0.0, |y| y[i]);
+                        if v.is_nan() {
+                            msum += t;
+                            mcnt += 1.0;
+                        } else {
+                            let c = (*v as usize).min(k);
+                            sum[c] += t;
+                            cnt[c] += 1.0;
+                        }
+                    }
+                    let m = 20.0;
+                    let enc = |s: f64, c: f64| (s + m * ybar) / (c + m);
+                    let (mut osum, mut ocnt) = (sum[k], cnt[k]);
+                    for c in 0..k {
+                        if cnt[c] < 10.0 {
+                            osum += sum[c];
+                            ocnt += cnt[c];
+                        }
+                    }
+                    let other = if y.is_some() {
+                        enc(osum, ocnt)
+                    } else {
+                        k as f64
+                    };
+                    let mut values: Vec<f64> = (0..k)
+                        .map(|c| match y {
+                            Some(_) if cnt[c] >= 10.0 => enc(sum[c], cnt[c]),
+                            Some(_) => other,
+                            None => c as f64,
+                        })
+                        .collect();
+                    let mut missing = if y.is_some() {
+                        enc(msum, mcnt)
+                    } else {
+                        f64::NAN
+                    };
+                    let mut other = other;
+                    if mode == PrepMode::Trees && y.is_some() {
+                        // Ranks of the encoded values: trees need only the order.
+                        let mut all: Vec<f64> = values.clone();
+                        all.push(other);
+                        all.sort_by(|a, b| a.total_cmp(b));
+                        all.dedup();
+                        let rank = |v: f64| all.partition_point(|&a| a < v) as f64;
+                        values = values.iter().map(|&v| rank(v)).collect();
+                        other = rank(other);
+                        missing = f64::NAN;
+                    } else if mode == PrepMode::Scaled && missing.is_nan() {
+                        missing = ybar;
+                    }
+                    columns.push(ColumnPrep::Categorical {
+                        values,
+                        other,
+                        missing,
+                    });
+                    output_names.push(names[j].clone());
+                }
+            }
+        }
+        let mut p = Preprocessor {
+            mode,
+            columns,
+            output_names,
+            mean: Vec::new(),
+            scale: Vec::new(),
+        };
+        if mode == PrepMode::Scaled {
+            let t = p.transform_unscaled(x);
+            let n = t.rows as f64;
+            let mut mean = vec![0.0; t.cols];
+            let mut sq = vec![0.0; t.cols];
+            for i in 0..t.rows {
+                for (j, v) in t.row(i).iter().enumerate() {
+                    mean[j] += v;
+                    sq[j] += v * v;
+                }
+            }
+            p.mean = mean.iter().map(|m| m / n).collect();
+            p.scale = sq
+                .iter()
+                .zip(&p.mean)
+                .map(|(s, m)| {
+                    let sd = (s / n - m * m).max(0.0).sqrt();
+                    if sd > 1e-12 {
+                        sd
+                    } else {
+                        1.0
+                    }
+                })
+                .collect();
+        }
+        p
+    }
+
+    fn transform_unscaled(&self, x: &Matrix) -> Matrix {
+        let cols = self.output_names.len();
+        let mut out = Vec::with_capacity(x.rows * cols);
+        for i in 0..x.rows {
+            let row = x.row(i);
+            for (j, c) in self.columns.iter().enumerate() {
+                let v = row[j];
+                match c {
+                    ColumnPrep::Numeric {
+                        lo,
+                        hi,
+                        median,
+                        flag_missing,
+                    } => match self.mode {
+                        PrepMode::Scaled => {
+                            out.push(if v.is_nan() {
+                                *median
+                            } else {
+                                v.clamp(*lo, *hi)
+                            });
+                            if *flag_missing {
+                                out.push(if v.is_nan() { 1.0 } else { 0.0 });
+                            }
+                        }
+                        PrepMode::Trees => out.push(v),
+                    },
+                    ColumnPrep::Categorical {
+                        values,
+                        other,
+                        missing,
+                    } => out.push(if v.is_nan() {
+                        *missing
+                    } else {
+                        values.get(v as usize).copied().unwrap_or(*other)
+                    }),
+                }
+            }
+        }
+        Matrix::new(x.rows, cols, out)
+    }
+
+    pub fn transform(&self, x: &Matrix) -> Matrix {
+        let mut t = self.transform_unscaled(x);
+        if self.mode == PrepMode::Scaled {
+            let p = t.cols;
+            for (k, v) in t.data.iter_mut().enumerate() {
+                let j = k % p;
+                *v = (*v - self.mean[j]) / self.scale[j];
+            }
+        }
+        t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_map_to_events() {
+        let df = df!(
+            "a" => ["yes", "no", "no", "yes"],
+            "b" => [1i64, 2, 2, 1],
+            "c" => ["good", "bad", "good", "good"],
+            "d" => ["x", "y", "z", "x"],
+            "e" => ["A", "B", "B", "B"]
+        )
+        .unwrap();
+        let (y, m) = binary_target(&df, "a").unwrap();
+        assert_eq!(y, vec![1.0, 0.0, 0.0, 1.0]);
+        assert_eq!(m.event, "yes");
+        assert_eq!(binary_target(&df, "b").unwrap().0, vec![0.0, 1.0, 1.0, 0.0]);
+        assert_eq!(binary_target(&df, "c").unwrap().1.event, "bad");
+        assert_eq!(binary_target(&df, "e").unwrap().1.event, "A");
+        let e = binary_target(&df, "d").unwrap_err().to_string();
+        assert!(e.contains("binary") && e.contains("\"z\""), "{e}");
+        assert!(binary_target(&df, "nope")
+            .unwrap_err()
+            .to_string()
+            .contains("columns are"));
+    }
+
+    #[test]
+    fn id_columns_and_constants_are_dropped() {
+        let n = 100;
+        let df = df!(
+            "ID" => (0..n as i64).collect::<Vec<_>>(),
+            "name" => (0..n).map(|i| format!("person {i}")).collect::<Vec<_>>(),
+            "const" => vec![1.0; n],
+            "amount" => (0..n).map(|i| ((i * 37) % 11) as f64).collect::<Vec<_>>(),
+            "money" => (0..n).map(|i| format!("${},000", i % 7)).collect::<Vec<_>>(),
+            "grade" => (0..n).map(|i| ["A", "B", "C"][i % 3]).collect::<Vec<_>>()
+        )
+        .unwrap();
+        let f = features_from_frame(&df, &[], None, &[]).unwrap();
+        assert_eq!(f.names, vec!["amount", "money", "grade"]);
+        assert_eq!(f.x.get(3, 1), 3000.0);
+        let dropped: Vec<&str> = f.dropped.iter().map(|d| d.column.as_str()).collect();
+        assert_eq!(dropped, vec!["ID", "name", "const"]);
+    }
+
+    #[test]
+    fn scaled_prep_winsorises_imputes_and_flags() {
+        let mut col: Vec<f64> = (0..1000).map(|i| i as f64).collect();
+        col[5] = 1e12;
+        col[7] = f64::NAN;
+        let x = Matrix::from_columns(&[col]);
+        let p = Preprocessor::fit(
+            &x,
+            None,
+            &["v".into()],
+            &[FeatureKind::Numeric],
+            PrepMode::Scaled,
+        );
+        assert_eq!(p.output_names, vec!["v", "v_missing"]);
+        let t = p.transform(&x);
+        // The outlier is clipped to the 99.5th percentile: within a few sd, not 1e12.
+        assert!(t.data.iter().all(|v| v.is_finite() && v.abs() < 40.0));
+        assert!(t.get(5, 0) < 2.0);
+    }
+}

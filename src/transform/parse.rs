@@ -1,0 +1,1552 @@
+//! SQL analysis shared by models, `panorama query` and checks: the run-date placeholders,
+//! read-only validation, warehouse table references (with the `dt` predicates that select
+//! their partitions), and the rewrite handed to polars.
+//!
+//! Nothing here touches the warehouse: references come out as name parts, and the rewrite
+//! takes the registered name of each reference from the caller.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::ControlFlow;
+
+use chrono::{Months, NaiveDate};
+use sqlparser::ast::{
+    BinaryOperator, DataType, DateTimeField, Expr, FunctionArg, FunctionArgExpr, FunctionArguments,
+    Ident, ObjectName, ObjectNamePart, Query, Select, Statement, TableAlias, TableFactor,
+    TableWithJoins, UnaryOperator, Value, Visit, VisitMut, Visitor, VisitorMut,
+};
+use sqlparser::dialect::GenericDialect;
+use sqlparser::parser::{Parser, ParserOptions};
+
+/// A place in the SQL text, 1-based.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Pos {
+    pub line: u64,
+    pub column: u64,
+}
+
+/// A problem in a SQL text, with where it is when known.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqlError {
+    pub message: String,
+    pub pos: Option<Pos>,
+    /// Whether the statement was refused because it would write (exit code 2 like the others,
+    /// but worded differently).
+    pub read_only: bool,
+}
+
+impl SqlError {
+    pub fn at(message: impl Into<String>, pos: Option<Pos>) -> SqlError {
+        SqlError {
+            message: message.into(),
+            pos,
+            read_only: false,
+        }
+    }
+
+    /// The message, then the offending line of `sql` with a caret under the column.
+    pub fn render(&self, sql: &str) -> String {
+        let Some(pos) = self.pos.filter(|p| p.line > 0) else {
+            return self.message.clone();
+        };
+        let Some(line) = sql.lines().nth(pos.line as usize - 1) else {
+            return self.message.clone();
+        };
+        let col = (pos.column.max(1) as usize - 1).min(line.chars().count());
+        let lead: String = line
+            .chars()
+            .take(col)
+            .map(|c| if c == '\t' { '\t' } else { ' ' })
+            .collect();
+        format!(
+            "{} (line {}, column {})\n  {}\n  {}^",
+            self.message, pos.line, pos.column, line, lead
+        )
+    }
+}
+
+impl std::fmt::Display for SqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Placeholders
+
+/// Values for `{{ name }}` placeholders: `ds`, `ds_nodash`, `run_date`, `run_id` and the
+/// matrix values of a job family.
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    pub values: BTreeMap<String, String>,
+}
+
+impl Params {
+    /// The standard placeholders for a run date.
+    pub fn for_date(date: NaiveDate) -> Params {
+        let mut values = BTreeMap::new();
+        let ds = date.format("%Y-%m-%d").to_string();
+        values.insert("ds".to_string(), ds.clone());
+        values.insert("run_date".to_string(), ds);
+        values.insert("ds_nodash".to_string(), date.format("%Y%m%d").to_string());
+        Params { values }
+    }
+
+    pub fn with(mut self, key: &str, value: &str) -> Params {
+        self.values.insert(key.to_string(), value.to_string());
+        self
+    }
+}
+
+/// Replaces every `{{ name }}` by its value. Placeholders stand for values (dates, matrix
+/// values), never for table names: references must stay literal so that dependencies can be
+/// read from the text. An unknown name is an error that lists the known ones.
+pub fn render(sql: &str, params: &Params) -> Result<String, SqlError> {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    let mut consumed = 0usize;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(j) = after.find("}}") else {
+            return Err(SqlError::at(
+                "`{{` without a closing `}}`",
+                Some(pos_of(sql, consumed + i)),
+            ));
+        };
+        let name = after[..j].trim();
+        match params.values.get(name) {
+            Some(v) => out.push_str(v),
+            None => {
+                let known: Vec<&str> = params.values.keys().map(String::as_str).collect();
+                return Err(SqlError::at(
+                    format!(
+                        "unknown placeholder {{{{ {name} }}}} (known: {})",
+                        if known.is_empty() {
+                            "none".into()
+                        } else {
+                            known.join(", ")
+                        }
+                    ),
+                    Some(pos_of(sql, consumed + i)),
+                ));
+            }
+        }
+        consumed += i + 2 + j + 2;
+        rest = &after[j + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Replaces every placeholder by a neutral date literal's content, for static analysis
+/// (dependencies) where the run date is not known yet.
+pub fn render_for_analysis(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        match after.find("}}") {
+            Some(j) => {
+                out.push_str("2000-01-01");
+                rest = &after[j + 2..];
+            }
+            None => {
+                out.push_str(&rest[i..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn pos_of(text: &str, byte: usize) -> Pos {
+    let before = &text[..byte.min(text.len())];
+    let line = before.matches('\n').count() as u64 + 1;
+    let col = before
+        .rsplit('\n')
+        .next()
+        .map(|l| l.chars().count())
+        .unwrap_or(0) as u64
+        + 1;
+    Pos { line, column: col }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Partition selection by `dt`
+
+/// A condition on a partition's `dt`, taken from the query's WHERE clause.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DtPred {
+    Cmp(CmpOp, NaiveDate),
+    In(Vec<NaiveDate>),
+    And(Box<DtPred>, Box<DtPred>),
+    Or(Box<DtPred>, Box<DtPred>),
+    Not(Box<DtPred>),
+    Const(bool),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl DtPred {
+    pub fn eval(&self, d: NaiveDate) -> bool {
+        match self {
+            DtPred::Cmp(op, v) => match op {
+                CmpOp::Eq => d == *v,
+                CmpOp::Ne => d != *v,
+                CmpOp::Lt => d < *v,
+                CmpOp::Le => d <= *v,
+                CmpOp::Gt => d > *v,
+                CmpOp::Ge => d >= *v,
+            },
+            DtPred::In(vs) => vs.contains(&d),
+            DtPred::And(a, b) => a.eval(d) && b.eval(d),
+            DtPred::Or(a, b) => a.eval(d) || b.eval(d),
+            DtPred::Not(a) => !a.eval(d),
+            DtPred::Const(b) => *b,
+        }
+    }
+
+    fn and(self, other: DtPred) -> DtPred {
+        DtPred::And(Box::new(self), Box::new(other))
+    }
+}
+
+/// Which partitions of a referenced table a query reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DtSel {
+    /// No `dt` condition: the latest partition (on or before the run date for models).
+    Latest,
+    /// A `dt` condition that cannot be evaluated from the text alone: every partition (the
+    /// condition still filters the rows).
+    All,
+    /// The partitions whose `dt` satisfies the condition.
+    Where(DtPred),
+}
+
+/// One reference to a (possible) warehouse table in a FROM or JOIN.
+#[derive(Debug, Clone)]
+pub struct TableOcc {
+    /// Name parts as written (unquoted parts lower-cased): `["clean", "applications"]`.
+    pub parts: Vec<String>,
+    pub alias: Option<String>,
+    pub pos: Pos,
+    pub dt: DtSel,
+}
+
+impl TableOcc {
+    pub fn written(&self) -> String {
+        self.parts.join(".")
+    }
+}
+
+/// A parsed, read-only statement and its table references.
+#[derive(Debug, Clone)]
+pub struct Analysis {
+    pub statement: Statement,
+    /// EXPLAIN around the query (the statement above is the query itself).
+    pub explain: bool,
+    /// `SHOW TABLES`.
+    pub show_tables: bool,
+    /// Table references that are not CTE names, in text order.
+    pub tables: Vec<TableOcc>,
+    /// Table functions in FROM (`read_parquet(...)`), by name.
+    pub table_functions: Vec<(String, Pos)>,
+}
+
+/// First keywords of statements that write or change something; refused before parsing so that
+/// even a statement the parser does not know is refused as a write, not as a syntax error.
+const WRITE_KEYWORDS: &[&str] = &[
+    "INSERT",
+    "UPDATE",
+    "DELETE",
+    "MERGE",
+    "UPSERT",
+    "REPLACE",
+    "CREATE",
+    "DROP",
+    "ALTER",
+    "TRUNCATE",
+    "COPY",
+    "GRANT",
+    "REVOKE",
+    "ATTACH",
+    "DETACH",
+    "VACUUM",
+    "INSTALL",
+    "LOAD",
+    "CALL",
+    "SET",
+    "PRAGMA",
+    "EXPORT",
+    "IMPORT",
+    "UNLOAD",
+    "PUT",
+    "REMOVE",
+    "RENAME",
+    "COMMENT",
+    "BEGIN",
+    "COMMIT",
+    "ROLLBACK",
+    "USE",
+    "EXECUTE",
+    "PREPARE",
+    "DEALLOCATE",
+    "REFRESH",
+    "CACHE",
+    "UNCACHE",
+    "OPTIMIZE",
+    "MSCK",
+    "ANALYZE",
+];
+
+const READ_ONLY_HINT: &str =
+    "queries are read-only: only SELECT, WITH … SELECT, VALUES, EXPLAIN and SHOW TABLES run";
+
+fn read_only_error(keyword: &str, pos: Option<Pos>) -> SqlError {
+    SqlError {
+        message: format!("{keyword} is refused: {READ_ONLY_HINT}"),
+        pos,
+        read_only: true,
+    }
+}
+
+/// Skips white space and comments; returns the byte offset of the first token.
+fn first_token_offset(sql: &str) -> usize {
+    let b = sql.as_bytes();
+    let mut i = 0;
+    loop {
+        while i < b.len() && (b[i] as char).is_whitespace() {
+            i += 1;
+        }
+        if b[i..].starts_with(b"--") {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+        } else if b[i..].starts_with(b"/*") {
+            match sql[i + 2..].find("*/") {
+                Some(j) => i += 2 + j + 2,
+                None => return b.len(),
+            }
+        } else {
+            return i;
+        }
+    }
+}
+
+fn parser_options() -> ParserOptions {
+    ParserOptions {
+        trailing_commas: true,
+        ..Default::default()
+    }
+}
+
+/// Parses one read-only statement and finds its table references.
+pub fn analyze(sql: &str) -> Result<Analysis, SqlError> {
+    let start = first_token_offset(sql);
+    let word: String = sql[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic() || *c == '_')
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if word.is_empty() && start >= sql.len() {
+        return Err(SqlError::at("empty query", None));
+    }
+    if WRITE_KEYWORDS.contains(&word.as_str()) {
+        return Err(read_only_error(&word, Some(pos_of(sql, start))));
+    }
+    let statements = Parser::new(&GenericDialect)
+        .with_options(parser_options())
+        .try_with_sql(sql)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| parser_error(&e))?;
+    // A write hidden after a first, harmless statement is refused as a write.
+    for s in &statements {
+        if let Some(kw) = write_kind(s) {
+            return Err(read_only_error(kw, None));
+        }
+    }
+    if statements.len() != 1 {
+        return Err(SqlError::at(
+            format!("one statement at a time (found {})", statements.len()),
+            None,
+        ));
+    }
+    let statement = statements.into_iter().next().unwrap();
+    let (statement, explain, show_tables) = match statement {
+        Statement::Query(q) => {
+            check_no_into(&q)?;
+            (Statement::Query(q), false, false)
+        }
+        Statement::Explain { statement, .. } => match *statement {
+            Statement::Query(q) => {
+                check_no_into(&q)?;
+                (Statement::Query(q), true, false)
+            }
+            other => {
+                let kw = write_kind(&other).unwrap_or("this statement");
+                return Err(read_only_error(kw, None));
+            }
+        },
+        Statement::ShowTables { .. } => (Statement::Query(Box::new(empty_query())), false, true),
+        other => {
+            let kw = statement_keyword(&other);
+            return Err(read_only_error(&kw, Some(pos_of(sql, start))));
+        }
+    };
+    let mut analysis = Analysis {
+        statement,
+        explain,
+        show_tables,
+        tables: Vec::new(),
+        table_functions: Vec::new(),
+    };
+    if !show_tables {
+        collect_tables(&mut analysis);
+    }
+    Ok(analysis)
+}
+
+fn empty_query() -> Query {
+    match Parser::new(&GenericDialect)
+        .try_with_sql("SELECT 1")
+        .and_then(|mut p| p.parse_statement())
+    {
+        Ok(Statement::Query(q)) => *q,
+        _ => unreachable!("SELECT 1 parses"),
+    }
+}
+
+fn check_no_into(q: &Query) -> Result<(), SqlError> {
+    let mut into = false;
+    let _ = q.visit(&mut SelectVisitor(|s: &Select| {
+        if s.into.is_some() {
+            into = true;
+        }
+    }));
+    if into {
+        return Err(read_only_error("SELECT … INTO", None));
+    }
+    Ok(())
+}
+
+struct SelectVisitor<F: FnMut(&Select)>(F);
+
+impl<F: FnMut(&Select)> Visitor for SelectVisitor<F> {
+    type Break = ();
+    fn pre_visit_select(&mut self, s: &Select) -> ControlFlow<()> {
+        (self.0)(s);
+        ControlFlow::Continue(())
+    }
+}
+
+fn write_kind(s: &Statement) -> Option<&'static str> {
+    Some(match s {
+        Statement::Query(_) | Statement::Explain { .. } | Statement::ShowTables { .. } => {
+            return None
+        }
+        Statement::Insert(_) => "INSERT",
+        Statement::Update(_) => "UPDATE",
+        Statement::Delete(_) => "DELETE",
+        Statement::Merge(_) => "MERGE",
+        Statement::Drop { .. } => "DROP",
+        Statement::Truncate(_) => "TRUNCATE",
+        Statement::Copy { .. } => "COPY",
+        Statement::CreateTable(_) => "CREATE TABLE",
+        Statement::CreateView(_) => "CREATE VIEW",
+        Statement::AlterTable(_) => "ALTER TABLE",
+        _ => return None,
+    })
+}
+
+fn statement_keyword(s: &Statement) -> String {
+    if let Some(k) = write_kind(s) {
+        return k.to_string();
+    }
+    let text = s.to_string();
+    let w: String = text
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_ascii_uppercase();
+    if w.is_empty() {
+        "this statement".into()
+    } else {
+        w
+    }
+}
+
+/// A parser error with its position pulled out of the message (`... at Line: 1, Column: 8`).
+fn parser_error(e: &sqlparser::parser::ParserError) -> SqlError {
+    use sqlparser::parser::ParserError;
+    let raw = match e {
+        ParserError::TokenizerError(s) | ParserError::ParserError(s) => s.clone(),
+        ParserError::RecursionLimitExceeded => "the query nests too deeply".to_string(),
+    };
+    let mut pos = None;
+    let mut message = raw.clone();
+    if let Some(i) = raw.rfind(" at Line: ") {
+        let tail = &raw[i + " at Line: ".len()..];
+        let mut it = tail.split(", Column: ");
+        if let (Some(l), Some(c)) = (it.next(), it.next()) {
+            let c: String = c.chars().take_while(|c| c.is_ascii_digit()).collect();
+            if let (Ok(line), Ok(column)) = (l.trim().parse(), c.parse()) {
+                pos = Some(Pos { line, column });
+                message = raw[..i].to_string();
+            }
+        }
+    }
+    SqlError::at(format!("SQL syntax error: {message}"), pos)
+}
+
+// ---------------------------------------------------------------------------------------------
+// References
+
+fn ident_name(i: &Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_ascii_lowercase()
+    }
+}
+
+fn name_parts(n: &ObjectName) -> Vec<String> {
+    n.0.iter()
+        .map(|p| match p {
+            ObjectNamePart::Identifier(i) => ident_name(i),
+            ObjectNamePart::Function(f) => f.to_string(),
+        })
+        .collect()
+}
+
+fn name_pos(n: &ObjectName) -> Pos {
+    match n.0.first().and_then(|p| p.as_ident()) {
+        Some(i) => Pos {
+            line: i.span.start.line,
+            column: i.span.start.column,
+        },
+        None => Pos { line: 0, column: 0 },
+    }
+}
+
+struct Collector {
+    ctes: BTreeSet<String>,
+    tables: Vec<TableOcc>,
+    functions: Vec<(String, Pos)>,
+    /// `dt` selections per reference position, filled select by select.
+    dt: HashMap<Pos, DtSel>,
+}
+
+impl Visitor for Collector {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table {
+            name, alias, args, ..
+        } = tf
+        {
+            let parts = name_parts(name);
+            let pos = name_pos(name);
+            if args.is_some() {
+                self.functions.push((parts.join("."), pos));
+            } else if !(parts.len() == 1 && self.ctes.contains(&parts[0])) {
+                self.tables.push(TableOcc {
+                    parts,
+                    alias: alias.as_ref().map(|a| ident_name(&a.name)),
+                    pos,
+                    dt: DtSel::Latest,
+                });
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, s: &Select) -> ControlFlow<()> {
+        // The warehouse references of this SELECT's FROM (not those of subqueries).
+        let mut refs: Vec<(Pos, Vec<String>, Option<String>)> = Vec::new();
+        for twj in &s.from {
+            from_refs(twj, &self.ctes, &mut refs);
+        }
+        if refs.is_empty() {
+            return ControlFlow::Continue(());
+        }
+        let mut preds: HashMap<Pos, Vec<DtPred>> = HashMap::new();
+        let mut all: BTreeSet<Pos> = BTreeSet::new();
+        if let Some(w) = &s.selection {
+            let mut conjuncts = Vec::new();
+            split_and(w, &mut conjuncts);
+            for c in conjuncts {
+                let mut quals = Vec::new();
+                dt_mentions(c, &mut quals);
+                if quals.is_empty() {
+                    continue;
+                }
+                let targets = targets_of(&quals, &refs);
+                if targets.is_empty() {
+                    continue;
+                }
+                let same_var = quals.iter().all(|q| q == &quals[0]);
+                match (same_var, to_pred(c)) {
+                    (true, Some(p)) => {
+                        for t in targets {
+                            preds.entry(t).or_default().push(p.clone());
+                        }
+                    }
+                    _ => all.extend(targets),
+                }
+            }
+        }
+        // `dt` in a JOIN condition: read every partition (the condition still applies).
+        for twj in &s.from {
+            for j in &twj.joins {
+                if let Some(e) = join_on(&j.join_operator) {
+                    let mut quals = Vec::new();
+                    dt_mentions(e, &mut quals);
+                    all.extend(targets_of(&quals, &refs));
+                }
+            }
+        }
+        for (pos, _, _) in &refs {
+            let sel = if all.contains(pos) {
+                DtSel::All
+            } else if let Some(ps) = preds.remove(pos) {
+                let mut it = ps.into_iter();
+                let first = it.next().unwrap();
+                DtSel::Where(it.fold(first, DtPred::and))
+            } else {
+                continue;
+            };
+            self.dt.insert(*pos, sel);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn join_on(op: &sqlparser::ast::JoinOperator) -> Option<&Expr> {
+    use sqlparser::ast::{JoinConstraint, JoinOperator as J};
+    let c = match op {
+        J::Join(c)
+        | J::Inner(c)
+        | J::Left(c)
+        | J::LeftOuter(c)
+        | J::Right(c)
+        | J::RightOuter(c)
+        | J::FullOuter(c)
+        | J::CrossJoin(c)
+        | J::Semi(c)
+        | J::LeftSemi(c)
+        | J::RightSemi(c)
+        | J::Anti(c)
+        | J::LeftAnti(c)
+        | J::RightAnti(c)
+        | J::StraightJoin(c) => c,
+        _ => return None,
+    };
+    match c {
+        JoinConstraint::On(e) => Some(e),
+        _ => None,
+    }
+}
+
+fn from_refs(
+    twj: &TableWithJoins,
+    ctes: &BTreeSet<String>,
+    out: &mut Vec<(Pos, Vec<String>, Option<String>)>,
+) {
+    factor_refs(&twj.relation, ctes, out);
+    for j in &twj.joins {
+        factor_refs(&j.relation, ctes, out);
+    }
+}
+
+fn factor_refs(
+    tf: &TableFactor,
+    ctes: &BTreeSet<String>,
+    out: &mut Vec<(Pos, Vec<String>, Option<String>)>,
+) {
+    match tf {
+        TableFactor::Table {
+            name, alias, args, ..
+        } if args.is_none() => {
+            let parts = name_parts(name);
+            if parts.len() == 1 && ctes.contains(&parts[0]) {
+                return;
+            }
+            out.push((
+                name_pos(name),
+                parts,
+                alias.as_ref().map(|a| ident_name(&a.name)),
+            ));
+        }
+        TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => from_refs(table_with_joins, ctes, out),
+        _ => {}
+    }
+}
+
+/// The references a `dt` mention applies to: `a.dt` to the one aliased (or named) `a`, a bare
+/// `dt` to every reference of the FROM.
+fn targets_of(quals: &[Option<String>], refs: &[(Pos, Vec<String>, Option<String>)]) -> Vec<Pos> {
+    let mut out = Vec::new();
+    for q in quals {
+        for (pos, parts, alias) in refs {
+            let hit = match q {
+                None => true,
+                Some(q) => match alias {
+                    Some(a) => a == q,
+                    None => parts.last() == Some(q) || &parts.join(".") == q,
+                },
+            };
+            if hit && !out.contains(pos) {
+                out.push(*pos);
+            }
+        }
+    }
+    out
+}
+
+fn split_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
+    match e {
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::And,
+            right,
+        } => {
+            split_and(left, out);
+            split_and(right, out);
+        }
+        Expr::Nested(inner) => {
+            // `(a AND b)` splits too; anything else stays one conjunct.
+            if matches!(
+                **inner,
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) {
+                split_and(inner, out);
+            } else {
+                out.push(e);
+            }
+        }
+        _ => out.push(e),
+    }
+}
+
+/// The qualifiers of every `dt` column mentioned in `e` (None for a bare `dt`), not looking
+/// into subqueries (their `dt` belongs to their own tables).
+fn dt_mentions(e: &Expr, out: &mut Vec<Option<String>>) {
+    struct V<'a>(&'a mut Vec<Option<String>>, usize);
+    impl Visitor for V<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
+            self.1 += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
+            self.1 -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if self.1 > 0 {
+                return ControlFlow::Continue(());
+            }
+            match e {
+                Expr::Identifier(i) if ident_name(i) == "dt" => self.0.push(None),
+                Expr::CompoundIdentifier(ids)
+                    if ids.last().is_some_and(|i| ident_name(i) == "dt") && ids.len() >= 2 =>
+                {
+                    let q: Vec<String> = ids[..ids.len() - 1].iter().map(ident_name).collect();
+                    self.0.push(Some(q.join(".")));
+                }
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = e.visit(&mut V(out, 0));
+}
+
+fn is_dt(e: &Expr) -> bool {
+    match e {
+        Expr::Identifier(i) => ident_name(i) == "dt",
+        Expr::CompoundIdentifier(ids) => ids.last().is_some_and(|i| ident_name(i) == "dt"),
+        Expr::Nested(inner) => is_dt(inner),
+        // `CAST(dt AS DATE)`, `dt::date`, `CAST(dt AS VARCHAR)`: still the partition date.
+        Expr::Cast { expr, .. } => is_dt(expr),
+        _ => false,
+    }
+}
+
+fn cmp_op(op: &BinaryOperator) -> Option<CmpOp> {
+    Some(match op {
+        BinaryOperator::Eq => CmpOp::Eq,
+        BinaryOperator::NotEq => CmpOp::Ne,
+        BinaryOperator::Lt => CmpOp::Lt,
+        BinaryOperator::LtEq => CmpOp::Le,
+        BinaryOperator::Gt => CmpOp::Gt,
+        BinaryOperator::GtEq => CmpOp::Ge,
+        _ => return None,
+    })
+}
+
+fn flip(op: CmpOp) -> CmpOp {
+    match op {
+        CmpOp::Lt => CmpOp::Gt,
+        CmpOp::Le => CmpOp::Ge,
+        CmpOp::Gt => CmpOp::Lt,
+        CmpOp::Ge => CmpOp::Le,
+        o => o,
+    }
+}
+
+/// A condition over `dt` and literals only, as a predicate; None when it holds anything else.
+pub fn to_pred(e: &Expr) -> Option<DtPred> {
+    match e {
+        Expr::Nested(inner) => to_pred(inner),
+        Expr::BinaryOp { left, op, right } => match op {
+            BinaryOperator::And => Some(to_pred(left)?.and(to_pred(right)?)),
+            BinaryOperator::Or => Some(DtPred::Or(
+                Box::new(to_pred(left)?),
+                Box::new(to_pred(right)?),
+            )),
+            _ => {
+                let op = cmp_op(op)?;
+                if is_dt(left) {
+                    Some(DtPred::Cmp(op, lit_date(right)?))
+                } else if is_dt(right) {
+                    Some(DtPred::Cmp(flip(op), lit_date(left)?))
+                } else {
+                    None
+                }
+            }
+        },
+        Expr::UnaryOp {
+            op: UnaryOperator::Not,
+            expr,
+        } => Some(DtPred::Not(Box::new(to_pred(expr)?))),
+        Expr::Between {
+            expr,
+            negated,
+            low,
+            high,
+        } if is_dt(expr) => {
+            let p =
+                DtPred::Cmp(CmpOp::Ge, lit_date(low)?).and(DtPred::Cmp(CmpOp::Le, lit_date(high)?));
+            Some(if *negated {
+                DtPred::Not(Box::new(p))
+            } else {
+                p
+            })
+        }
+        Expr::InList {
+            expr,
+            list,
+            negated,
+        } if is_dt(expr) => {
+            let vals = list.iter().map(lit_date).collect::<Option<Vec<_>>>()?;
+            let p = DtPred::In(vals);
+            Some(if *negated {
+                DtPred::Not(Box::new(p))
+            } else {
+                p
+            })
+        }
+        Expr::IsNotNull(x) if is_dt(x) => Some(DtPred::Const(true)),
+        Expr::IsNull(x) if is_dt(x) => Some(DtPred::Const(false)),
+        _ => None,
+    }
+}
+
+fn is_date_type(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Date
+            | DataType::Timestamp(..)
+            | DataType::Datetime(_)
+            | DataType::Text
+            | DataType::Varchar(_)
+            | DataType::String(_)
+    )
+}
+
+/// A date written as a literal: `'2026-11-26'`, `DATE '2026-11-26'`, `CAST('…' AS DATE)`,
+/// `'…'::date`, `DATE('…')`, plus or minus `INTERVAL 'n days|weeks|months|years'`.
+pub fn lit_date(e: &Expr) -> Option<NaiveDate> {
+    match e {
+        Expr::Nested(inner) => lit_date(inner),
+        Expr::Value(v) => match &v.value {
+            Value::SingleQuotedString(s) => parse_date_text(s),
+            _ => None,
+        },
+        Expr::TypedString(t) if is_date_type(&t.data_type) => match &t.value.value {
+            Value::SingleQuotedString(s) => parse_date_text(s),
+            _ => None,
+        },
+        Expr::Cast {
+            expr, data_type, ..
+        } if is_date_type(data_type) => lit_date(expr),
+        Expr::Function(f) => {
+            let name = name_parts(&f.name).join(".");
+            let args = match &f.args {
+                FunctionArguments::List(l) => &l.args[..],
+                _ => &[],
+            };
+            match (name.as_str(), args) {
+                ("date", [FunctionArg::Unnamed(FunctionArgExpr::Expr(x))]) => lit_date(x),
+                _ => None,
+            }
+        }
+        Expr::BinaryOp { left, op, right } => {
+            let base = lit_date(left)?;
+            let Expr::Interval(iv) = &**right else {
+                return None;
+            };
+            let (n, unit) = interval_parts(iv)?;
+            let sign = match op {
+                BinaryOperator::Plus => 1,
+                BinaryOperator::Minus => -1,
+                _ => return None,
+            };
+            shift(base, sign * n, unit)
+        }
+        _ => None,
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unit {
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+fn interval_parts(iv: &sqlparser::ast::Interval) -> Option<(i64, Unit)> {
+    let Expr::Value(v) = &*iv.value else {
+        return None;
+    };
+    let text = match &v.value {
+        Value::SingleQuotedString(s) => s.clone(),
+        Value::Number(n, _) => n.to_string(),
+        _ => return None,
+    };
+    let mut words = text.split_whitespace();
+    let n: i64 = words.next()?.parse().ok()?;
+    let unit_word = match words.next() {
+        Some(w) => w.to_ascii_lowercase(),
+        None => match iv.leading_field.as_ref()? {
+            DateTimeField::Day | DateTimeField::Days => "day".into(),
+            DateTimeField::Week(_) | DateTimeField::Weeks => "week".into(),
+            DateTimeField::Month | DateTimeField::Months => "month".into(),
+            DateTimeField::Year | DateTimeField::Years => "year".into(),
+            _ => return None,
+        },
+    };
+    if words.next().is_some() {
+        return None;
+    }
+    let unit = match unit_word.trim_end_matches('s') {
+        "day" | "d" => Unit::Day,
+        "week" | "w" => Unit::Week,
+        "month" | "mon" | "mo" => Unit::Month,
+        "year" | "y" => Unit::Year,
+        _ => return None,
+    };
+    Some((n, unit))
+}
+
+fn shift(d: NaiveDate, n: i64, unit: Unit) -> Option<NaiveDate> {
+    match unit {
+        Unit::Day => d.checked_add_signed(chrono::Duration::days(n)),
+        Unit::Week => d.checked_add_signed(chrono::Duration::days(7 * n)),
+        Unit::Month | Unit::Year => {
+            let months = if unit == Unit::Year { n * 12 } else { n };
+            if months >= 0 {
+                d.checked_add_months(Months::new(months as u32))
+            } else {
+                d.checked_sub_months(Months::new((-months) as u32))
+            }
+        }
+    }
+}
+
+fn parse_date_text(s: &str) -> Option<NaiveDate> {
+    let s = s.trim();
+    let head = s.get(..10).unwrap_or(s);
+    NaiveDate::parse_from_str(head, "%Y-%m-%d").ok()
+}
+
+fn collect_tables(a: &mut Analysis) {
+    // CTE names anywhere in the statement shadow tables of the same bare name.
+    let mut ctes = BTreeSet::new();
+    struct Ctes<'a>(&'a mut BTreeSet<String>);
+    impl Visitor for Ctes<'_> {
+        type Break = ();
+        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+            if let Some(w) = &q.with {
+                for c in &w.cte_tables {
+                    self.0.insert(ident_name(&c.alias.name));
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let _ = a.statement.visit(&mut Ctes(&mut ctes));
+    let mut c = Collector {
+        ctes,
+        tables: Vec::new(),
+        functions: Vec::new(),
+        dt: HashMap::new(),
+    };
+    let _ = a.statement.visit(&mut c);
+    for t in &mut c.tables {
+        if let Some(sel) = c.dt.remove(&t.pos) {
+            t.dt = sel;
+        }
+    }
+    a.tables = c.tables;
+    a.table_functions = c.functions;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rewrite
+
+/// How one reference is handed to polars: the registered table name, and the alias the query
+/// sees (its bare table name when it had none, so that `applications.amount` keeps working).
+#[derive(Debug, Clone)]
+pub struct Binding {
+    pub registered: String,
+    pub layer: String,
+    pub table: String,
+}
+
+/// What `CURRENT_DATE` and `NOW()` mean for a statement: the run date (models, `--date`) and
+/// the wall clock.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    pub today: NaiveDate,
+    pub now: chrono::NaiveDateTime,
+}
+
+impl Clock {
+    pub fn system() -> Clock {
+        let now = chrono::Local::now().naive_local();
+        Clock {
+            today: now.date(),
+            now,
+        }
+    }
+}
+
+/// The statement as polars should run it: references renamed to their registered tables,
+/// `layer.table.column` shortened to `table.column`, and the functions Panorama adds
+/// (DATE_TRUNC, DATE_DIFF/DATEDIFF, APPROX_COUNT_DISTINCT) spelled in what polars knows.
+pub fn rewrite(
+    a: &Analysis,
+    bindings: &HashMap<Pos, Binding>,
+    clock: &Clock,
+) -> Result<String, SqlError> {
+    let mut stmt = a.statement.clone();
+    let mut qualified: BTreeSet<(String, String)> = BTreeSet::new();
+    for b in bindings.values() {
+        qualified.insert((b.layer.clone(), b.table.clone()));
+    }
+    struct R<'a> {
+        bindings: &'a HashMap<Pos, Binding>,
+        qualified: &'a BTreeSet<(String, String)>,
+        clock: &'a Clock,
+        error: Option<SqlError>,
+    }
+    impl VisitorMut for R<'_> {
+        type Break = ();
+        fn pre_visit_select(&mut self, s: &mut Select) -> ControlFlow<()> {
+            alias_clashing_projections(s);
+            ControlFlow::Continue(())
+        }
+
+        fn pre_visit_table_factor(&mut self, tf: &mut TableFactor) -> ControlFlow<()> {
+            if let TableFactor::Table {
+                name, alias, args, ..
+            } = tf
+            {
+                if args.is_some() {
+                    return ControlFlow::Continue(());
+                }
+                if let Some(b) = self.bindings.get(&name_pos(name)) {
+                    *name = ObjectName::from(vec![Ident::new(b.registered.clone())]);
+                    if alias.is_none() {
+                        *alias = Some(TableAlias {
+                            explicit: true,
+                            name: Ident::with_quote('"', b.table.clone()),
+                            columns: Vec::new(),
+                            at: None,
+                        });
+                    }
+                }
+            }
+            ControlFlow::Continue(())
+        }
+
+        fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            match e {
+                Expr::CompoundIdentifier(ids) if ids.len() >= 3 => {
+                    let l = ident_name(&ids[0]);
+                    let t = ident_name(&ids[1]);
+                    if self.qualified.contains(&(l, t)) {
+                        ids.remove(0);
+                    }
+                }
+                Expr::Function(_) => match rewrite_function(e, self.clock) {
+                    Ok(Some(new)) => *e = new,
+                    Ok(None) => {}
+                    Err(err) => {
+                        self.error = Some(err);
+                        return ControlFlow::Break(());
+                    }
+                },
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut r = R {
+        bindings,
+        qualified: &qualified,
+        clock,
+        error: None,
+    };
+    let _ = VisitMut::visit(&mut stmt, &mut r);
+    if let Some(e) = r.error {
+        return Err(e);
+    }
+    Ok(stmt.to_string())
+}
+
+fn parse_expr(text: &str) -> Result<Expr, SqlError> {
+    Parser::new(&GenericDialect)
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| SqlError::at(format!("internal rewrite failed for {text}: {e}"), None))
+}
+
+/// The name polars gives an unnamed projection: its first column (left to right), `len` for
+/// `COUNT(*)`, `literal` when it has no column. Approximate, used only to spot clashes.
+fn polars_default_name(e: &Expr) -> String {
+    match e {
+        Expr::Identifier(i) => return ident_name(i),
+        Expr::CompoundIdentifier(ids) => return ids.last().map(ident_name).unwrap_or_default(),
+        Expr::Function(f) if f.over.is_none() => {
+            if let FunctionArguments::List(l) = &f.args {
+                if name_parts(&f.name).join(".") == "count"
+                    && matches!(
+                        l.args.as_slice(),
+                        [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)]
+                    )
+                {
+                    return "len".into();
+                }
+            }
+        }
+        _ => {}
+    }
+    struct First(Option<String>, usize);
+    impl Visitor for First {
+        type Break = ();
+        fn pre_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
+            self.1 += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
+            self.1 -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if self.1 == 0 && self.0.is_none() {
+                match e {
+                    Expr::Identifier(i) => self.0 = Some(ident_name(i)),
+                    Expr::CompoundIdentifier(ids) => self.0 = ids.last().map(ident_name),
+                    _ => {}
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut v = First(None, 0);
+    let _ = e.visit(&mut v);
+    v.0.unwrap_or_else(|| "literal".into())
+}
+
+/// polars names an unnamed expression after its first column, so `SELECT MIN(x), MAX(x)`
+/// fails with a duplicate name; give such expressions their SQL text as a name (as DuckDB
+/// does) when their default names clash, and leave every other projection as it is.
+fn alias_clashing_projections(s: &mut Select) {
+    use sqlparser::ast::SelectItem;
+    let names: Vec<Option<String>> = s
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => Some(polars_default_name(e)),
+            SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
+            _ => None,
+        })
+        .collect();
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for n in names.iter().flatten() {
+        *count.entry(n.as_str()).or_default() += 1;
+    }
+    let mut taken: BTreeSet<String> = names.iter().flatten().cloned().collect();
+    let mut new_items = Vec::with_capacity(s.projection.len());
+    for (item, name) in s.projection.drain(..).zip(&names) {
+        match item {
+            SelectItem::UnnamedExpr(e)
+                if !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
+                    && name
+                        .as_deref()
+                        .is_some_and(|n| count.get(n).copied().unwrap_or(0) > 1) =>
+            {
+                let base = e.to_string();
+                let mut alias = base.clone();
+                let mut k = 2;
+                while taken.contains(&alias) {
+                    alias = format!("{base}_{k}");
+                    k += 1;
+                }
+                taken.insert(alias.clone());
+                new_items.push(SelectItem::ExprWithAlias {
+                    expr: e,
+                    alias: Ident::with_quote('"', alias),
+                });
+            }
+            other => new_items.push(other),
+        }
+    }
+    s.projection = new_items;
+}
+
+/// DATE_TRUNC('unit', x), DATE_DIFF('unit', a, b) / DATEDIFF, APPROX_COUNT_DISTINCT(x),
+/// CURRENT_DATE / TODAY() and CURRENT_TIMESTAMP / NOW().
+fn rewrite_function(e: &Expr, clock: &Clock) -> Result<Option<Expr>, SqlError> {
+    let Expr::Function(f) = e else {
+        return Ok(None);
+    };
+    if f.over.is_some() {
+        return Ok(None);
+    }
+    let name = name_parts(&f.name).join(".");
+    let no_args = match &f.args {
+        FunctionArguments::None => true,
+        FunctionArguments::List(l) => l.args.is_empty(),
+        _ => false,
+    };
+    if no_args {
+        let text = match name.as_str() {
+            "current_date" | "today" => format!("DATE '{}'", clock.today.format("%Y-%m-%d")),
+            "current_timestamp" | "now" | "localtimestamp" => {
+                format!("TIMESTAMP '{}'", clock.now.format("%Y-%m-%d %H:%M:%S%.3f"))
+            }
+            _ => return Ok(None),
+        };
+        return parse_expr(&text).map(Some);
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return Ok(None);
+    };
+    let pos = name_pos(&f.name);
+    let args: Vec<String> = list
+        .args
+        .iter()
+        .map(|a| match a {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => Some(x.to_string()),
+            _ => None,
+        })
+        .collect::<Option<Vec<_>>>()
+        .unwrap_or_default();
+    let unit_of = |i: usize| -> Result<String, SqlError> {
+        match list.args.get(i) {
+            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))) => match &v.value {
+                Value::SingleQuotedString(s) => {
+                    Ok(s.to_ascii_lowercase().trim_end_matches('s').to_string())
+                }
+                _ => Err(SqlError::at(
+                    format!(
+                        "{}: the unit must be a quoted string such as 'month'",
+                        name.to_uppercase()
+                    ),
+                    Some(pos),
+                )),
+            },
+            _ => Err(SqlError::at(
+                format!(
+                    "{}: the unit must be a quoted string such as 'month'",
+                    name.to_uppercase()
+                ),
+                Some(pos),
+            )),
+        }
+    };
+    let days = |x: &str| format!("CAST(CAST({x} AS DATE) AS INTEGER)");
+    let text = match name.as_str() {
+        "date_trunc" => {
+            if args.len() != 2 {
+                return Err(SqlError::at("DATE_TRUNC takes ('unit', date)", Some(pos)));
+            }
+            let x = &args[1];
+            match unit_of(0)?.as_str() {
+                "day" => format!("CAST({x} AS DATE)"),
+                "week" => format!("CAST({d} - (({d} + 3) % 7) AS DATE)", d = days(x)),
+                // Integer day arithmetic: much faster than formatting and parsing strings.
+                "month" => format!("CAST({} - EXTRACT(DAY FROM {x}) + 1 AS DATE)", days(x)),
+                "quarter" => format!(
+                    "DATE(CONCAT(STRFTIME({x}, '%Y'), '-', LPAD(CAST((EXTRACT(QUARTER FROM {x}) - 1) * 3 + 1 AS VARCHAR), 2, '0'), '-01'))"
+                ),
+                "year" => format!("CAST({} - EXTRACT(DOY FROM {x}) + 1 AS DATE)", days(x)),
+                u => {
+                    return Err(SqlError::at(
+                        format!("DATE_TRUNC: unknown unit '{u}' (day, week, month, quarter, year)"),
+                        Some(pos),
+                    ))
+                }
+            }
+        }
+        "date_diff" | "datediff" => {
+            if args.len() != 3 {
+                return Err(SqlError::at(
+                    format!(
+                        "{} takes ('unit', start, end) and returns end - start",
+                        name.to_uppercase()
+                    ),
+                    Some(pos),
+                ));
+            }
+            let (a, b) = (&args[1], &args[2]);
+            match unit_of(0)?.as_str() {
+                "day" => format!("({} - {})", days(b), days(a)),
+                "week" => format!("CAST(FLOOR(({} - {}) / 7.0) AS INTEGER)", days(b), days(a)),
+                "month" => format!(
+                    "((EXTRACT(YEAR FROM {b}) - EXTRACT(YEAR FROM {a})) * 12 + EXTRACT(MONTH FROM {b}) - EXTRACT(MONTH FROM {a}))"
+                ),
+                "year" => format!("(EXTRACT(YEAR FROM {b}) - EXTRACT(YEAR FROM {a}))"),
+                u => {
+                    return Err(SqlError::at(
+                        format!("{}: unknown unit '{u}' (day, week, month, year)", name.to_uppercase()),
+                        Some(pos),
+                    ))
+                }
+            }
+        }
+        "approx_count_distinct" => {
+            if args.len() != 1 {
+                return Err(SqlError::at(
+                    "APPROX_COUNT_DISTINCT takes one argument",
+                    Some(pos),
+                ));
+            }
+            format!("COUNT(DISTINCT {})", args[0])
+        }
+        _ => return Ok(None),
+    };
+    parse_expr(&text).map(Some)
+}
+
+/// Table references of a whole SQL text for dependency inference: (written name, position),
+/// CTE names excluded. Placeholders are replaced by a neutral date first.
+pub fn references(sql: &str) -> Result<Vec<TableOcc>, SqlError> {
+    let text = render_for_analysis(sql);
+    let a = analyze(&text)?;
+    if let Some((f, p)) = a.table_functions.first() {
+        return Err(SqlError::at(
+            format!("table function {f}(…) in a model: models read warehouse tables only, by name"),
+            Some(*p),
+        ));
+    }
+    Ok(a.tables)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
+    }
+
+    #[test]
+    fn placeholders() {
+        let p = Params::for_date(d("2026-11-26")).with("branch", "0101");
+        assert_eq!(
+            render(
+                "WHERE d = '{{ ds }}' AND b = '{{branch}}' -- {{ds_nodash}}",
+                &p
+            )
+            .unwrap(),
+            "WHERE d = '2026-11-26' AND b = '0101' -- 20261126"
+        );
+        let e = render("SELECT 1\nWHERE x = '{{ dss }}'", &p).unwrap_err();
+        assert!(e.message.contains("unknown placeholder {{ dss }}"), "{e:?}");
+        assert!(e.message.contains("ds, ds_nodash"), "{e:?}");
+        assert_eq!(
+            e.pos,
+            Some(Pos {
+                line: 2,
+                column: 12
+            })
+        );
+        assert!(render("x {{ ds", &p).is_err());
+    }
+
+    #[test]
+    fn references_layers_bare_names_and_ctes() {
+        let sql = "WITH recent AS (SELECT * FROM clean.transactions WHERE amount > 0)
+                   SELECT a.*, r.amount FROM applications a
+                   JOIN recent r ON r.credit_code = a.credit_code
+                   LEFT JOIN feature.txn_features f USING (credit_code)
+                   WHERE a.credit_code IN (SELECT credit_code FROM Clean.Enterprises)";
+        let refs = references(sql).unwrap();
+        let names: Vec<String> = refs.iter().map(|r| r.written()).collect();
+        assert_eq!(
+            names,
+            [
+                "clean.transactions",
+                "applications",
+                "feature.txn_features",
+                "clean.enterprises"
+            ]
+        );
+        assert_eq!(refs[1].alias.as_deref(), Some("a"));
+        assert_eq!(refs[1].pos.line, 2);
+    }
+
+    #[test]
+    fn writes_are_refused_before_and_after_parsing() {
+        for (sql, kw) in [
+            ("INSERT INTO clean.x VALUES (1)", "INSERT"),
+            ("  -- note\n drop table clean.x", "DROP"),
+            ("COPY clean.x TO '/tmp/x.csv'", "COPY"),
+            ("create table t as select 1", "CREATE"),
+            ("UPDATE t SET a = 1", "UPDATE"),
+            ("DELETE FROM t", "DELETE"),
+            ("SELECT 1; DROP TABLE t", "DROP"),
+            ("SELECT * INTO newt FROM t", "SELECT … INTO"),
+            ("EXPLAIN DELETE FROM t", "DELETE"),
+        ] {
+            let e = analyze(sql).unwrap_err();
+            assert!(e.read_only, "{sql}: {e:?}");
+            assert!(e.message.starts_with(kw), "{sql}: {}", e.message);
+        }
+        assert!(analyze("VALUES (1, 2)").is_ok());
+        assert!(analyze("EXPLAIN SELECT 1").unwrap().explain);
+        assert!(analyze("SHOW TABLES").unwrap().show_tables);
+        let e = analyze("SELECT 1; SELECT 2").unwrap_err();
+        assert!(e.message.contains("one statement"), "{e:?}");
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_token() {
+        let sql = "SELECT a, b\nFROM t\nWHERE x = = 1";
+        let e = analyze(sql).unwrap_err();
+        assert!(!e.read_only);
+        assert!(e.message.starts_with("SQL syntax error"), "{e:?}");
+        let pos = e.pos.expect("a position");
+        assert_eq!((pos.line, pos.column), (3, 11), "{e:?}");
+        let shown = e.render(sql);
+        assert!(
+            shown.ends_with("(line 3, column 11)\n  WHERE x = = 1\n            ^"),
+            "{shown}"
+        );
+        assert!(shown.trim_end().ends_with('^'), "{shown}");
+    }
+
+    fn sel(sql: &str) -> Vec<DtSel> {
+        analyze(sql)
+            .unwrap()
+            .tables
+            .into_iter()
+            .map(|t| t.dt)
+            .collect()
+    }
+
+    #[test]
+    fn dt_predicates_select_partitions() {
+        let s = sel("SELECT * FROM clean.tx");
+        assert_eq!(s, [DtSel::Latest]);
+        let s = sel("SELECT * FROM clean.tx WHERE dt >= DATE '2026-11-01' - INTERVAL '1 month' AND amount > 0");
+        let DtSel::Where(p) = &s[0] else {
+            panic!("{s:?}")
+        };
+        assert!(p.eval(d("2026-10-01")) && !p.eval(d("2026-09-30")));
+        let s = sel("SELECT * FROM clean.tx t WHERE t.dt BETWEEN '2026-11-01' AND '2026-11-03' OR t.dt = '2026-12-24'");
+        let DtSel::Where(p) = &s[0] else {
+            panic!("{s:?}")
+        };
+        assert!(p.eval(d("2026-11-02")) && p.eval(d("2026-12-24")) && !p.eval(d("2026-11-04")));
+        let s = sel("SELECT * FROM clean.tx WHERE dt IN ('2026-11-01', '2026-11-05')");
+        let DtSel::Where(p) = &s[0] else {
+            panic!("{s:?}")
+        };
+        assert!(p.eval(d("2026-11-05")) && !p.eval(d("2026-11-02")));
+        assert!(
+            matches!(&sel("SELECT * FROM clean.tx WHERE dt IS NOT NULL")[0], DtSel::Where(p) if p.eval(d("1999-01-01")))
+        );
+        // Not evaluable from the text: every partition.
+        assert_eq!(
+            sel("SELECT * FROM clean.tx WHERE dt > (SELECT max(dt) FROM clean.tx)")[0],
+            DtSel::All
+        );
+        assert_eq!(
+            sel("SELECT * FROM clean.tx WHERE dt = '2026-11-01' OR amount > 5")[0],
+            DtSel::All
+        );
+        // Qualified to one side of a join.
+        let s =
+            sel("SELECT * FROM clean.a x JOIN clean.b y ON x.k = y.k WHERE y.dt = '2026-11-01'");
+        assert_eq!(s[0], DtSel::Latest);
+        assert!(matches!(s[1], DtSel::Where(_)));
+        // A subquery's `dt` is its own.
+        let s =
+            sel("SELECT * FROM clean.a WHERE k IN (SELECT k FROM clean.b WHERE dt = '2026-11-01')");
+        assert_eq!(s[0], DtSel::Latest);
+        assert!(matches!(s[1], DtSel::Where(_)));
+    }
+
+    #[test]
+    fn rewrite_renames_and_spells_extensions() {
+        let a = analyze(
+            "SELECT clean.applications.amount, applications.status, DATE_TRUNC('month', apply_date) m,
+                    DATE_DIFF('day', apply_date, DATE '2026-11-26') age, APPROX_COUNT_DISTINCT(imei) n
+             FROM clean.applications",
+        )
+        .unwrap();
+        let mut b = HashMap::new();
+        b.insert(
+            a.tables[0].pos,
+            Binding {
+                registered: "__t0".into(),
+                layer: "clean".into(),
+                table: "applications".into(),
+            },
+        );
+        let sql = rewrite(&a, &b, &Clock::system()).unwrap();
+        assert!(sql.contains("FROM __t0 AS \"applications\""), "{sql}");
+        assert!(sql.contains("SELECT applications.amount"), "{sql}");
+        assert!(sql.contains("EXTRACT(DAY FROM apply_date)"), "{sql}");
+        assert!(sql.contains("COUNT(DISTINCT imei)"), "{sql}");
+        assert!(!sql.to_lowercase().contains("date_diff"), "{sql}");
+        let bad = analyze("SELECT DATE_TRUNC('fortnight', d) FROM t").unwrap();
+        assert!(rewrite(&bad, &HashMap::new(), &Clock::system())
+            .unwrap_err()
+            .message
+            .contains("fortnight"));
+    }
+}

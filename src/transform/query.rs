@@ -1,0 +1,824 @@
+//! The read-only query engine over the warehouse: names resolved against the catalog, each
+//! reference bound to a scan of the partitions its `dt` conditions select, the statement run
+//! by polars SQL, and the result printed or written as a table, CSV, JSON or Parquet.
+
+use std::collections::{BTreeSet, HashMap};
+use std::io::Write;
+use std::path::Path;
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use polars::sql::SQLContext;
+
+use super::parse::{self, Analysis, Binding, DtSel, Params, Pos, SqlError};
+use super::scan;
+use crate::error::{Context, Error, Result};
+use crate::warehouse::{Layer, Warehouse};
+
+/// The tables a name may resolve to.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    tables: BTreeSet<(Layer, String)>,
+}
+
+impl Catalog {
+    /// Every table folder of the warehouse (hidden and `_` folders skipped).
+    pub fn from_warehouse(wh: &Warehouse) -> Catalog {
+        let mut c = Catalog::default();
+        for layer in Layer::ALL {
+            let Ok(rd) = std::fs::read_dir(wh.root.join(layer.as_str())) else {
+                continue;
+            };
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if !name.starts_with('.') && !name.starts_with('_') && e.path().is_dir() {
+                    c.tables.insert((layer, name));
+                }
+            }
+        }
+        c
+    }
+
+    pub fn add(&mut self, layer: Layer, table: &str) {
+        self.tables.insert((layer, table.to_string()));
+    }
+
+    pub fn contains(&self, layer: Layer, table: &str) -> bool {
+        self.tables.contains(&(layer, table.to_string()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty()
+    }
+
+    /// `layer.table` names, sorted by layer then table.
+    pub fn names(&self) -> Vec<String> {
+        self.tables
+            .iter()
+            .map(|(l, t)| format!("{l}.{t}"))
+            .collect()
+    }
+
+    /// `layer.table`, or a bare `table` found in exactly one layer other than `rejects`
+    /// (every ingest table has a `rejects` twin, so those are always written in full).
+    pub fn resolve(&self, parts: &[String]) -> std::result::Result<(Layer, String), String> {
+        match parts {
+            [layer, table] => {
+                let Some(l) = Layer::parse(layer) else {
+                    return Err(format!(
+                        "unknown table {layer}.{table}: {layer:?} is not a layer ({}){}",
+                        Layer::ALL.map(|l| l.as_str()).join(", "),
+                        self.hint(table)
+                    ));
+                };
+                if self.contains(l, table) {
+                    Ok((l, table.clone()))
+                } else {
+                    Err(format!("unknown table {layer}.{table}{}", self.hint(table)))
+                }
+            }
+            [table] => {
+                let hits: Vec<&(Layer, String)> = self
+                    .tables
+                    .iter()
+                    .filter(|(l, t)| t == table && *l != Layer::Rejects)
+                    .collect();
+                match hits.as_slice() {
+                    [(l, t)] => Ok((*l, t.clone())),
+                    [] if self.contains(Layer::Rejects, table) => Err(format!(
+                        "unknown table {table}: only rejects.{table} exists; write it in full"
+                    )),
+                    [] => Err(format!("unknown table {table}{}", self.hint(table))),
+                    many => Err(format!(
+                        "ambiguous table name {table}: {}; write it with its layer",
+                        many.iter()
+                            .map(|(l, t)| format!("{l}.{t}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                }
+            }
+            _ => Err(format!(
+                "{}: write tables as layer.table (e.g. clean.applications) or a bare table name",
+                parts.join(".")
+            )),
+        }
+    }
+
+    /// "; did you mean …? known tables: …" for an unknown name.
+    fn hint(&self, table: &str) -> String {
+        let names = self.names();
+        if names.is_empty() {
+            return "; the warehouse has no tables yet".into();
+        }
+        let mut close: Vec<(usize, String)> = self
+            .tables
+            .iter()
+            .map(|(l, t)| (edit_distance(t, table), format!("{l}.{t}")))
+            .filter(|(d, _)| *d <= 2.max(table.len() / 3))
+            .collect();
+        close.sort();
+        let mut s = String::new();
+        if let Some((_, best)) = close.first() {
+            s.push_str(&format!("; did you mean {best}?"));
+        }
+        const MAX: usize = 40;
+        let shown: Vec<&str> = names.iter().take(MAX).map(String::as_str).collect();
+        s.push_str(&format!(
+            " known tables: {}{}",
+            shown.join(", "),
+            if names.len() > MAX {
+                format!(" … ({} in all)", names.len())
+            } else {
+                String::new()
+            }
+        ));
+        s
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// How a query is compiled.
+#[derive(Debug, Clone, Default)]
+pub struct QueryOptions {
+    /// `{{ ds }}` and friends.
+    pub params: Params,
+    /// Partitions after this date are invisible (a model's run date); `None` for ad hoc queries.
+    pub as_of: Option<NaiveDate>,
+    /// Read every partition of references without a `dt` condition.
+    pub all_partitions: bool,
+    /// Allow `read_parquet(...)`-style table functions (ad hoc queries only).
+    pub allow_table_functions: bool,
+}
+
+/// One table reference of a compiled query and the partitions it reads.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Input {
+    pub table: String,
+    pub written: String,
+    pub selection: String,
+    pub partitions: Vec<String>,
+}
+
+/// A query ready to run.
+pub struct Compiled {
+    /// The SQL after placeholders were replaced (what positions in errors refer to).
+    pub text: String,
+    /// The statement handed to polars.
+    pub polars_sql: String,
+    pub inputs: Vec<Input>,
+    pub explain: bool,
+    pub show_tables: bool,
+    ctx: SQLContext,
+}
+
+fn sql_error(e: SqlError, text: &str) -> Error {
+    Error::Config(e.render(text))
+}
+
+/// polars warns on stderr about its own deprecations (e.g. when polars SQL casts a
+/// `DATE '2026-11-26'` literal); route them to the debug log instead of the user's terminal.
+fn quiet_polars_warnings() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        fn route(msg: &str, w: polars::error::PolarsWarning) {
+            let text = msg.replace('\n', " ");
+            match w {
+                polars::error::PolarsWarning::Deprecation => {
+                    crate::log::debug(&format!("polars: {text}"), &[])
+                }
+                other => crate::log::warn(&format!("polars {other:?}: {text}"), &[]),
+            }
+        }
+        polars::error::set_warning_function(route);
+    });
+}
+
+/// Parses, validates and binds a query; nothing is read but `_SUCCESS` markers and footers.
+pub fn compile(
+    wh: &Warehouse,
+    catalog: &Catalog,
+    sql: &str,
+    opts: &QueryOptions,
+) -> Result<Compiled> {
+    quiet_polars_warnings();
+    let text = parse::render(sql, &opts.params).map_err(|e| sql_error(e, sql))?;
+    let analysis = parse::analyze(&text).map_err(|e| sql_error(e, &text))?;
+    if !opts.allow_table_functions {
+        if let Some((f, p)) = analysis.table_functions.first() {
+            return Err(sql_error(
+                SqlError::at(
+                    format!(
+                        "table function {f}(…) is not allowed here: read warehouse tables by name"
+                    ),
+                    Some(*p),
+                ),
+                &text,
+            ));
+        }
+    }
+    bind(wh, catalog, text, analysis, opts)
+}
+
+fn describe(sel: &DtSel, all: bool) -> String {
+    match sel {
+        DtSel::Latest if all => "all partitions (--all-partitions)".into(),
+        DtSel::Latest => "latest partition".into(),
+        DtSel::All => "all partitions (dt condition not evaluable from the text)".into(),
+        DtSel::Where(_) => "partitions matching the dt condition".into(),
+    }
+}
+
+fn bind(
+    wh: &Warehouse,
+    catalog: &Catalog,
+    text: String,
+    analysis: Analysis,
+    opts: &QueryOptions,
+) -> Result<Compiled> {
+    let ctx = SQLContext::new();
+    let mut bindings: HashMap<Pos, Binding> = HashMap::new();
+    let mut inputs = Vec::new();
+    for (i, occ) in analysis.tables.iter().enumerate() {
+        let (layer, table) = catalog
+            .resolve(&occ.parts)
+            .map_err(|m| sql_error(SqlError::at(m, Some(occ.pos)), &text))?;
+        let all = scan::partitions(wh, layer, &table);
+        let chosen = scan::select(&all, &occ.dt, opts.as_of, opts.all_partitions);
+        let qualified = format!("{layer}.{table}");
+        let lf = if chosen.is_empty() {
+            let why = if all.is_empty() {
+                format!("{qualified} has no committed partition yet")
+            } else if let Some(d) = opts.as_of.filter(|d| all.iter().all(|p| p.dt > *d)) {
+                format!(
+                    "{qualified} has no partition on or before {d} (first: {})",
+                    all[0].dt
+                )
+            } else {
+                format!(
+                    "no partition of {qualified} matches the dt condition (partitions: {} to {})",
+                    all[0].dt,
+                    all[all.len() - 1].dt
+                )
+            };
+            if all.is_empty() || !matches!(occ.dt, DtSel::Where(_)) {
+                return Err(sql_error(SqlError::at(why, Some(occ.pos)), &text));
+            }
+            // An empty selection of an existing table is an empty result, not an error: scan
+            // the latest partition with a false filter to keep the schema.
+            let latest = scan::select(&all, &DtSel::Latest, None, false);
+            scan::scan(&wh.table_dir(layer, &table), &latest)?.filter(lit(false))
+        } else {
+            scan::scan(&wh.table_dir(layer, &table), &chosen)?
+        };
+        let registered = format!("__panorama_{i}");
+        ctx.register(&registered, lf);
+        bindings.insert(
+            occ.pos,
+            Binding {
+                registered,
+                layer: layer.as_str().to_string(),
+                table: table.clone(),
+            },
+        );
+        inputs.push(Input {
+            table: qualified,
+            written: occ.written(),
+            selection: describe(&occ.dt, opts.all_partitions),
+            partitions: chosen
+                .iter()
+                .map(|p| {
+                    let mut s = p.dt.to_string();
+                    for (k, v) in &p.extra {
+                        s.push_str(&format!("/{k}={v}"));
+                    }
+                    s
+                })
+                .collect(),
+        });
+    }
+    let mut clock = parse::Clock::system();
+    if let Some(ds) = opts
+        .params
+        .values
+        .get("ds")
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    {
+        clock.today = ds;
+    }
+    let polars_sql =
+        parse::rewrite(&analysis, &bindings, &clock).map_err(|e| sql_error(e, &text))?;
+    Ok(Compiled {
+        text,
+        polars_sql,
+        inputs,
+        explain: analysis.explain,
+        show_tables: analysis.show_tables,
+        ctx,
+    })
+}
+
+/// Whether a polars error is the query's fault (exit 2) rather than the data's or the
+/// machine's (exit 1).
+fn user_error(e: &PolarsError) -> bool {
+    matches!(
+        e,
+        PolarsError::ColumnNotFound(_)
+            | PolarsError::SchemaFieldNotFound(_)
+            | PolarsError::SQLInterface(_)
+            | PolarsError::SQLSyntax(_)
+            | PolarsError::InvalidOperation(_)
+            | PolarsError::SchemaMismatch(_)
+            | PolarsError::Duplicate(_)
+            | PolarsError::StructFieldNotFound(_)
+    )
+}
+
+/// Maps a polars error of a query: the query's fault becomes a usage error (exit 2).
+pub fn query_error(e: PolarsError, what: &str) -> Error {
+    query_error_named(e, what, &[])
+}
+
+fn query_error_named(e: PolarsError, what: &str, tables: &[String]) -> Error {
+    let inner = match &e {
+        PolarsError::Context { error, .. } => error.as_ref(),
+        other => other,
+    };
+    if user_error(inner) {
+        Error::Config(format!(
+            "{what}: {}",
+            clean_polars_message(&e.to_string(), tables)
+        ))
+    } else {
+        Error::Polars {
+            context: what.to_string(),
+            source: e,
+        }
+    }
+}
+
+/// polars messages may carry the registered names of tables, its plan, or a dump of the
+/// parser's syntax tree: show the table names users wrote, and keep the message short.
+fn clean_polars_message(s: &str, tables: &[String]) -> String {
+    let mut out = s.to_string();
+    for (i, t) in tables.iter().enumerate().rev() {
+        out = out.replace(&format!("__panorama_{i}"), t);
+    }
+    out = out.replace("__panorama_", "table#");
+    if let Some(i) = out.find("Resolved plan until failure") {
+        out.truncate(i);
+    }
+    if out.contains("Span(Location(") {
+        let flat: String = out.split_whitespace().collect::<Vec<_>>().join(" ");
+        let cut: String = flat.chars().take(140).collect();
+        out = format!("{cut}… (not supported by polars SQL; see docs/sql.md for what is)");
+    }
+    out.trim().to_string()
+}
+
+impl Compiled {
+    fn table_names(&self) -> Vec<String> {
+        self.inputs.iter().map(|i| i.table.clone()).collect()
+    }
+
+    /// The query as a lazy frame.
+    pub fn lazy(&mut self) -> Result<LazyFrame> {
+        let sql = self.polars_sql.clone();
+        let names = self.table_names();
+        self.ctx
+            .execute(&sql)
+            .map_err(|e| query_error_named(e, "query", &names))
+    }
+
+    /// Runs the query to a frame.
+    pub fn collect(&mut self) -> Result<DataFrame> {
+        let lf = self.lazy()?;
+        let names = self.table_names();
+        collect(lf).map_err(|e| query_error_named(e, "query", &names))
+    }
+
+    /// The optimised plan, preceded by the partitions each reference reads.
+    pub fn explain(&mut self) -> Result<String> {
+        let lf = self.lazy()?;
+        let mut s = String::new();
+        for i in &self.inputs {
+            s.push_str(&format!(
+                "-- {} ({}): {} partition(s){}\n",
+                i.table,
+                i.selection,
+                i.partitions.len(),
+                if i.partitions.is_empty() {
+                    String::new()
+                } else {
+                    format!(" {}", abbreviate(&i.partitions))
+                }
+            ));
+        }
+        s.push_str(&lf.explain(true).map_err(|e| query_error(e, "query"))?);
+        Ok(s.replace("__panorama_", "table#"))
+    }
+}
+
+fn abbreviate(v: &[String]) -> String {
+    if v.len() <= 6 {
+        v.join(", ")
+    } else {
+        format!("{}, {}, … {}", v[0], v[1], v[v.len() - 1])
+    }
+}
+
+/// Collects with the engine chosen by `PANORAMA_ENGINE` (`streaming` or `in-memory`; the
+/// default is polars' in-memory engine, the faster one for these queries on 2 cores).
+pub fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
+    let engine = match std::env::var("PANORAMA_ENGINE").as_deref() {
+        Ok("streaming") => Engine::Streaming,
+        Ok("in-memory") | Ok("in_memory") => Engine::InMemory,
+        _ => Engine::Auto,
+    };
+    // A plain query has one sink, so the result is a single frame.
+    lf.collect_with_engine(engine).map(|r| r.unwrap_single())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Output
+
+/// Output formats of `panorama query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    /// A JSON array of objects.
+    Json,
+    /// One JSON object per line.
+    Ndjson,
+    Parquet,
+}
+
+impl OutputFormat {
+    /// From a file's extension (`--out result.csv`).
+    pub fn from_path(p: &Path) -> Option<OutputFormat> {
+        match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "csv" => Some(OutputFormat::Csv),
+            "json" => Some(OutputFormat::Json),
+            "ndjson" | "jsonl" => Some(OutputFormat::Ndjson),
+            "parquet" => Some(OutputFormat::Parquet),
+            "txt" => Some(OutputFormat::Table),
+            _ => None,
+        }
+    }
+}
+
+/// Writes `df` in `format` to `w` (Parquet needs a file, see [`write_file`]).
+pub fn write_to(
+    df: &mut DataFrame,
+    format: OutputFormat,
+    max_rows: usize,
+    w: &mut dyn Write,
+) -> Result<()> {
+    let what = || "writing the result".to_string();
+    match format {
+        OutputFormat::Table => w.write_all(format_table(df, max_rows).as_bytes()).ctx(what),
+        OutputFormat::Csv => CsvWriter::new(w).include_header(true).finish(df).ctx(what),
+        OutputFormat::Json => {
+            if df.height() == 0 {
+                return w.write_all(b"[]\n").ctx(what);
+            }
+            JsonWriter::new(&mut *w)
+                .with_json_format(JsonFormat::Json)
+                .finish(df)
+                .ctx(what)?;
+            w.write_all(b"\n").ctx(what)
+        }
+        OutputFormat::Ndjson => JsonWriter::new(w)
+            .with_json_format(JsonFormat::JsonLines)
+            .finish(df)
+            .ctx(what),
+        OutputFormat::Parquet => Err(Error::config(
+            "--format parquet writes a file: add --out FILE.parquet",
+        )),
+    }
+}
+
+/// Writes `df` to `path` atomically (a temporary sibling, then a rename).
+pub fn write_file(df: &mut DataFrame, format: OutputFormat, path: &Path) -> Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("out")
+    ));
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).ctx(|| format!("creating {}", parent.display()))?;
+    }
+    let res = (|| {
+        if format == OutputFormat::Parquet {
+            crate::warehouse::parquet::write_frame(&tmp, df, &[])?;
+        } else {
+            let f = std::fs::File::create(&tmp).ctx(|| format!("creating {}", tmp.display()))?;
+            let mut w = std::io::BufWriter::new(f);
+            write_to(df, format, usize::MAX, &mut w)?;
+            w.flush().ctx(|| format!("writing {}", tmp.display()))?;
+        }
+        std::fs::rename(&tmp, path)
+            .ctx(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    })();
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    res
+}
+
+fn cell(av: &AnyValue) -> String {
+    match av {
+        AnyValue::Null => "null".into(),
+        AnyValue::String(s) => s.to_string(),
+        AnyValue::StringOwned(s) => s.to_string(),
+        AnyValue::Float64(f) => fmt_float(*f),
+        AnyValue::Float32(f) => fmt_float(*f as f64),
+        other => {
+            let s = other.to_string();
+            s.trim_matches('"').to_string()
+        }
+    }
+}
+
+fn fmt_float(f: f64) -> String {
+    if f.is_finite() && f == f.trunc() && f.abs() < 1e15 {
+        format!("{f:.1}")
+    } else if f.is_finite() && (f.abs() >= 1e-4 || f == 0.0) && f.abs() < 1e15 {
+        let s = format!("{f:.6}");
+        let s = s.trim_end_matches('0');
+        if s.ends_with('.') {
+            format!("{s}0")
+        } else {
+            s.to_string()
+        }
+    } else {
+        format!("{f:e}")
+    }
+}
+
+fn numeric(dt: &DataType) -> bool {
+    dt.is_primitive_numeric() || matches!(dt, DataType::Decimal(..))
+}
+
+/// Terminal columns a character takes: 2 for East Asian wide and full-width forms (Chinese
+/// names and addresses), 1 otherwise.
+fn char_width(c: char) -> usize {
+    let u = c as u32;
+    let wide = matches!(u,
+        0x1100..=0x115F | 0x2E80..=0x303E | 0x3041..=0x33FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF
+        | 0xA000..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6 | 0x20000..=0x3FFFD);
+    if wide {
+        2
+    } else {
+        1
+    }
+}
+
+fn text_width(s: &str) -> usize {
+    s.chars().map(char_width).sum()
+}
+
+/// The longest prefix of `s` that fits `max` columns, with `…` when cut.
+fn fit(s: &str, max: usize) -> String {
+    if text_width(s) <= max {
+        return s.to_string();
+    }
+    let mut out = String::new();
+    let mut w = 0;
+    for c in s.chars() {
+        if w + char_width(c) > max - 1 {
+            break;
+        }
+        w += char_width(c);
+        out.push(c);
+    }
+    out.push('…');
+    out
+}
+
+/// An aligned text table: header, rule, up to `max_rows` rows (then a note), row count.
+pub fn format_table(df: &DataFrame, max_rows: usize) -> String {
+    const MAX_WIDTH: usize = 48;
+    let cols = df.columns();
+    let shown = df.height().min(max_rows);
+    let mut cells: Vec<Vec<String>> = Vec::with_capacity(cols.len());
+    let mut widths = Vec::with_capacity(cols.len());
+    for c in cols {
+        let mut v = Vec::with_capacity(shown);
+        let mut w = text_width(c.name());
+        for i in 0..shown {
+            let s = cell(&c.get(i).unwrap_or(AnyValue::Null)).replace(['\n', '\r', '\t'], " ");
+            let s = fit(&s, MAX_WIDTH);
+            w = w.max(text_width(&s));
+            v.push(s);
+        }
+        widths.push(w);
+        cells.push(v);
+    }
+    let pad = |s: &str, w: usize, right: bool| {
+        let n = w.saturating_sub(text_width(s));
+        if right {
+            format!("{}{s}", " ".repeat(n))
+        } else {
+            format!("{s}{}", " ".repeat(n))
+        }
+    };
+    let mut out = String::new();
+    let head: Vec<String> = cols
+        .iter()
+        .zip(&widths)
+        .map(|(c, w)| pad(c.name(), *w, numeric(c.dtype())))
+        .collect();
+    out.push_str(head.join("  ").trim_end());
+    out.push('\n');
+    let rule: Vec<String> = widths.iter().map(|w| "-".repeat(*w)).collect();
+    out.push_str(&rule.join("  "));
+    out.push('\n');
+    let right: Vec<bool> = cols.iter().map(|c| numeric(c.dtype())).collect();
+    for i in 0..shown {
+        let row: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .zip(&right)
+            .map(|((col, w), r)| pad(&col[i], *w, *r))
+            .collect();
+        out.push_str(row.join("  ").trim_end());
+        out.push('\n');
+    }
+    if shown < df.height() {
+        out.push_str(&format!(
+            "… {} more row(s) not shown (--max-rows N, or --format csv)\n",
+            df.height() - shown
+        ));
+    }
+    out.push_str(&format!(
+        "({} row{})\n",
+        df.height(),
+        if df.height() == 1 { "" } else { "s" }
+    ));
+    out
+}
+
+/// `SHOW TABLES`: the catalog as a frame.
+pub fn tables_frame(wh: &Warehouse) -> Result<DataFrame> {
+    let t = crate::warehouse::catalog::list_tables(wh);
+    df!(
+        "table" => t.iter().map(|t| t.qualified()).collect::<Vec<_>>(),
+        "partitions" => t.iter().map(|t| t.partitions as u64).collect::<Vec<_>>(),
+        "latest" => t.iter().map(|t| t.latest.clone()).collect::<Vec<_>>(),
+        "rows_latest" => t.iter().map(|t| t.rows_latest).collect::<Vec<_>>(),
+        "columns" => t.iter().map(|t| t.schema.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")).collect::<Vec<_>>(),
+    )
+    .ctx(|| "listing the tables".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::warehouse::{PartitionKey, Success};
+
+    fn commit(wh: &Warehouse, layer: Layer, table: &str, dt: &str, mut df: DataFrame) {
+        let s = wh
+            .stage(layer, table, &PartitionKey::date(dt), "r")
+            .unwrap();
+        crate::warehouse::parquet::write_frame(&s.dir().join("part-00000.parquet"), &mut df, &[])
+            .unwrap();
+        s.commit(Success {
+            rows: df.height() as u64,
+            ..Default::default()
+        })
+        .unwrap();
+    }
+
+    fn warehouse() -> (tempfile::TempDir, Warehouse) {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::new(dir.path());
+        commit(
+            &wh,
+            Layer::Clean,
+            "tx",
+            "2026-11-01",
+            df!("k" => ["a", "b"], "amount" => [1.0, 2.0]).unwrap(),
+        );
+        commit(
+            &wh,
+            Layer::Clean,
+            "tx",
+            "2026-11-02",
+            df!("k" => ["a", "c", "c"], "amount" => [3.0, 4.0, 5.0]).unwrap(),
+        );
+        commit(
+            &wh,
+            Layer::Rejects,
+            "tx",
+            "2026-11-02",
+            df!("reason" => ["bad"]).unwrap(),
+        );
+        commit(
+            &wh,
+            Layer::Feature,
+            "kf",
+            "2026-11-02",
+            df!("k" => ["a", "c"], "n" => [1i64, 2]).unwrap(),
+        );
+        (dir, wh)
+    }
+
+    fn run(wh: &Warehouse, sql: &str) -> Result<DataFrame> {
+        let cat = Catalog::from_warehouse(wh);
+        compile(wh, &cat, sql, &QueryOptions::default())?.collect()
+    }
+
+    #[test]
+    fn latest_by_default_and_dt_ranges() {
+        let (_d, wh) = warehouse();
+        let df = run(&wh, "SELECT count(*) AS n, sum(amount) AS s FROM tx").unwrap();
+        assert_eq!(
+            df.column("n").unwrap().get(0).unwrap().extract::<u64>(),
+            Some(3)
+        );
+        let df = run(&wh, "SELECT dt, count(*) AS n FROM clean.tx WHERE dt >= '2026-11-01' GROUP BY dt ORDER BY dt").unwrap();
+        assert_eq!(df.height(), 2);
+        let df = run(&wh, "SELECT * FROM clean.tx WHERE dt = '2026-11-01'").unwrap();
+        assert_eq!(df.height(), 2);
+        // No partition matches: an empty result with the table's columns.
+        let df = run(&wh, "SELECT * FROM clean.tx WHERE dt = '2020-01-01'").unwrap();
+        assert_eq!(df.height(), 0);
+        assert_eq!(df.width(), 3);
+    }
+
+    #[test]
+    fn joins_qualified_columns_and_extensions() {
+        let (_d, wh) = warehouse();
+        let df = run(
+            &wh,
+            "SELECT tx.k, sum(tx.amount) AS s, max(kf.n) AS n, DATE_TRUNC('month', max(tx.dt)) AS m
+             FROM clean.tx JOIN kf ON kf.k = tx.k GROUP BY tx.k ORDER BY tx.k",
+        )
+        .unwrap();
+        assert_eq!(df.height(), 2, "{df}");
+        let m = df.column("m").unwrap().get(0).unwrap().to_string();
+        assert_eq!(m, "2026-11-01");
+        let df = run(
+            &wh,
+            "SELECT clean.tx.k FROM clean.tx WHERE clean.tx.amount > 3",
+        )
+        .unwrap();
+        assert_eq!(df.height(), 2);
+    }
+
+    #[test]
+    fn unknown_and_ambiguous_names_point_at_the_reference() {
+        let (_d, wh) = warehouse();
+        let e = run(&wh, "SELECT *\nFROM clean.txx")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown table clean.txx; did you mean clean.tx?"),
+            "{e}"
+        );
+        assert!(
+            e.contains("known tables: clean.tx, rejects.tx, feature.kf"),
+            "{e}"
+        );
+        assert!(e.contains("(line 2, column 6)"), "{e}");
+        let e = run(&wh, "SELECT * FROM nope.tx").unwrap_err().to_string();
+        assert!(e.contains("\"nope\" is not a layer"), "{e}");
+        let e = run(&wh, "SELECT * FROM clean.tx WHERE nocol > 1").unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e}");
+        assert!(e.to_string().contains("nocol"), "{e}");
+    }
+
+    #[test]
+    fn table_output_aligns_and_counts() {
+        let df = df!("name" => ["a", "bbbb"], "x" => [1.5, 22.0]).unwrap();
+        let t = format_table(&df, 10);
+        assert_eq!(
+            t,
+            "name     x\n----  ----\na      1.5\nbbbb  22.0\n(2 rows)\n"
+        );
+        assert_eq!(fmt_float(354400.00000000006), "354400.0");
+        let cjk = df!("城市" => ["成都市", "x"], "n" => [1i64, 2]).unwrap();
+        assert_eq!(
+            format_table(&cjk, 10),
+            "城市    n\n------  -\n成都市  1\nx       2\n(2 rows)\n"
+        );
+        let t = format_table(&df, 1);
+        assert!(t.contains("1 more row(s) not shown"), "{t}");
+    }
+}

@@ -1,0 +1,540 @@
+//! SQL models, `panorama query` and data-quality checks, through the real binary in a temp
+//! project: dependency inference, materialisation and atomic commit, checks gating models,
+//! query formats, refusal of writes, error messages; and every SQL example of docs/sql.md run
+//! against a generated warehouse with the shipped feature models.
+
+mod common;
+
+use std::path::Path;
+
+use common::{stderr, stdout, Workdir};
+use polars::prelude::*;
+
+const D1: &str = "2026-11-25";
+const D2: &str = "2026-11-26";
+
+/// A small shop: accounts and payments (CSV sources for two nights), two models, checks on
+/// payments (job file) and on the first model (its config comment).
+fn shop() -> Workdir {
+    let w = Workdir::new();
+    w.write(
+        "jobs/ingest/accounts.toml",
+        r#"kind = "ingest"
+name = "accounts"
+[source]
+path = "data/{date}/accounts.csv"
+format = "csv"
+[[columns]]
+name = "account_id"
+type = "string"
+required = true
+[[columns]]
+name = "region"
+type = "string"
+"#,
+    );
+    w.write(
+        "jobs/ingest/payments.toml",
+        r#"kind = "ingest"
+name = "payments"
+[source]
+path = "data/{date}/payments.csv"
+format = "csv"
+[[columns]]
+name = "payment_id"
+type = "string"
+required = true
+[[columns]]
+name = "account_id"
+type = "string"
+[[columns]]
+name = "amount"
+type = "float"
+[[columns]]
+name = "paid_on"
+type = "date"
+formats = ["%Y-%m-%d"]
+[[columns]]
+name = "status"
+type = "string"
+"#,
+    );
+    for d in [D1, D2] {
+        w.write(
+            &format!("data/{d}/accounts.csv"),
+            "account_id,region\nA1,north\nA2,north\nA3,south\n",
+        );
+    }
+    w.write(
+        &format!("data/{D1}/payments.csv"),
+        "payment_id,account_id,amount,paid_on,status\n\
+         P1,A1,10.5,2026-11-20,paid\nP2,A1,4.5,2026-11-21,paid\nP3,A2,100,2026-11-24,refunded\n",
+    );
+    // The second night plants a status the checks do not accept.
+    w.write(
+        &format!("data/{D2}/payments.csv"),
+        "payment_id,account_id,amount,paid_on,status\n\
+         P1,A1,10.5,2026-11-20,paid\nP2,A1,4.5,2026-11-21,paid\nP3,A2,100,2026-11-24,refunded\n\
+         P4,A3,7,2026-11-26,chargeback\n",
+    );
+    w.write(
+        "sql/account_totals.sql",
+        r#"-- payments per account
+/* config
+description = "payments and their total per account"
+[[checks]]
+type = "unique"
+column = "account_id"
+[[checks]]
+type = "range"
+column = "total"
+min = 0
+*/
+SELECT a.account_id, a.region, COUNT(p.payment_id) AS payments, COALESCE(SUM(p.amount), 0) AS total
+FROM clean.accounts a
+LEFT JOIN payments p ON p.account_id = a.account_id
+GROUP BY a.account_id, a.region
+ORDER BY a.account_id
+"#,
+    );
+    w.write(
+        "sql/region_totals.sql",
+        "SELECT region, SUM(total) AS total, '{{ ds }}' AS built_for\nFROM account_totals\nGROUP BY region\nORDER BY region\n",
+    );
+    w.write(
+        "jobs/sql/account_totals.toml",
+        "kind = \"sql\"\ntags = [\"features\"]\n",
+    );
+    w.write("jobs/sql/region_totals.toml", "kind = \"sql\"\n");
+    w.write(
+        "jobs/checks/payments.toml",
+        r#"kind = "check"
+table = "clean.payments"
+[[checks]]
+type = "accepted_values"
+column = "status"
+values = ["paid", "refunded"]
+[[checks]]
+type = "not_null"
+column = "amount"
+[[checks]]
+type = "row_count_drift"
+max_change_pct = 10
+severity = "warn"
+"#,
+    );
+    w.write(
+        "jobs/checks/features.toml",
+        "kind = \"check\"\n[matrix]\ntable = [\"feature.account_totals\"]\n",
+    );
+    w
+}
+
+fn last_json_line(out: &std::process::Output) -> serde_json::Value {
+    let text = stdout(out);
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))
+        .unwrap_or_else(|| {
+            panic!(
+                "no JSON line on stdout:\n{text}\n--- stderr\n{}",
+                stderr(out)
+            )
+        });
+    serde_json::from_str(line).unwrap()
+}
+
+#[test]
+fn dependencies_are_inferred_from_the_sql() {
+    let w = shop();
+    let out = w.run_code(&["jobs", "--format", "json"], 0);
+    let jobs: Vec<serde_json::Value> = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let after = |name: &str| -> Vec<String> {
+        let j = jobs
+            .iter()
+            .find(|j| j["name"] == name)
+            .unwrap_or_else(|| panic!("no job {name} in {jobs:#?}"));
+        let mut v: Vec<String> = j["after"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["job"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    // Inputs by layer-qualified and bare names, plus the checks of an input.
+    assert_eq!(
+        after("sql.account_totals"),
+        ["check.payments", "ingest.accounts", "ingest.payments"]
+    );
+    // A model read by another: the reader waits for the model and for its checks.
+    assert_eq!(
+        after("sql.region_totals"),
+        [
+            "check.features[table=feature.account_totals]",
+            "sql.account_totals"
+        ]
+    );
+    assert_eq!(after("check.payments"), ["ingest.payments"]);
+    assert_eq!(
+        after("check.features[table=feature.account_totals]"),
+        ["sql.account_totals"]
+    );
+    let j = jobs
+        .iter()
+        .find(|j| j["name"] == "sql.account_totals")
+        .unwrap();
+    assert_eq!(j["writes"], serde_json::json!(["feature.account_totals"]));
+
+    // A typo is found when the schedule loads, with where it is and what was meant.
+    w.write(
+        "sql/region_totals.sql",
+        "SELECT region, SUM(total) AS total\nFROM acount_totals\nGROUP BY region\n",
+    );
+    let out = w.run_code(&["plan", "--date", D1], 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("sql/region_totals.sql: line 2, column 6: unknown table acount_totals; did you mean feature.account_totals?"),
+        "{err}"
+    );
+}
+
+#[test]
+fn models_materialise_and_checks_gate_them() {
+    let w = shop();
+    let out = w.run_code(&["run", "--date", D1], 0);
+    let summary = last_json_line(&out);
+    assert_eq!(summary["status"], "succeeded", "{summary}");
+
+    // The model's partition, whole, with its marker.
+    let part = w.path(&format!("warehouse/feature/account_totals/dt={D1}"));
+    let success: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(part.join("_SUCCESS")).unwrap()).unwrap();
+    assert_eq!(success["job"], "sql.account_totals");
+    assert_eq!(success["rows"], 3);
+    assert_eq!(success["extra"]["model"], "sql/account_totals.sql");
+    let df = w.read_parquet(&format!("warehouse/feature/account_totals/dt={D1}"));
+    assert_eq!(
+        df.get_column_names(),
+        ["account_id", "region", "payments", "total"]
+    );
+    let t = df.column("total").unwrap().f64().unwrap();
+    let totals: Vec<Option<f64>> = (0..t.len()).map(|i| t.get(i)).collect();
+    assert_eq!(totals, [Some(15.0), Some(100.0), Some(0.0)]);
+    let region = w.read_parquet(&format!("warehouse/feature/region_totals/dt={D1}"));
+    assert_eq!(
+        region.column("built_for").unwrap().str().unwrap().get(0),
+        Some(D1)
+    );
+    // Results of every check job, and the report.
+    for t in ["clean.payments", "feature.account_totals"] {
+        assert!(
+            w.path(&format!(
+                "warehouse/quality/check_results/dt={D1}/table={t}/_SUCCESS"
+            ))
+            .exists(),
+            "{t}"
+        );
+    }
+    let html = std::fs::read_to_string(w.path(&format!("reports/quality-{D1}.html"))).unwrap();
+    assert!(
+        html.contains("clean.payments") && html.contains("feature.account_totals"),
+        "{html}"
+    );
+
+    // Night two plants a status the checks refuse: the check fails, its descendants are
+    // skipped, and the previous night's feature partition is untouched.
+    let out = w.run_code(&["run", "--date", D2], 1);
+    let summary = last_json_line(&out);
+    assert_eq!(summary["counts"]["failed"], 1, "{summary}");
+    assert_eq!(summary["counts"]["skipped"], 3, "{summary}");
+    let failures = summary["failures"].to_string();
+    assert!(failures.contains("check.payments"), "{failures}");
+    assert!(failures.contains("accepted_values(status)"), "{failures}");
+    assert!(!w
+        .path(&format!("warehouse/feature/account_totals/dt={D2}"))
+        .exists());
+    assert!(part.join("_SUCCESS").exists());
+    let left: Vec<String> = std::fs::read_dir(w.path("warehouse/feature/account_totals"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    assert_eq!(left, [format!("dt={D1}")], "no staging leftovers");
+    let results = w.read_parquet(&format!(
+        "warehouse/quality/check_results/dt={D2}/table=clean.payments"
+    ));
+    let st = results.column("status").unwrap().str().unwrap();
+    let status: Vec<&str> = (0..st.len()).map(|i| st.get(i).unwrap()).collect();
+    assert_eq!(status, ["fail", "pass", "warn"], "{results}");
+    let sample = results
+        .column("sample")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .to_string();
+    assert_eq!(sample, "chargeback");
+
+    // By hand: the same verdict, exit 1, as JSON too.
+    let out = w.run_code(&["check", "payments", "--date", D2, "--format", "json"], 1);
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(v[0]["table"], "clean.payments");
+    assert_eq!(v[0]["results"][0]["status"], "fail");
+    let out = w.run_code(
+        &[
+            "check",
+            "feature.account_totals",
+            "--date",
+            D1,
+            "--no-write",
+        ],
+        0,
+    );
+    assert!(
+        stdout(&out).contains("2 checks on 1 table(s): 2 passed"),
+        "{}",
+        stdout(&out)
+    );
+
+    // Re-running a night replaces its partition: same rows, one partition.
+    w.run_code(
+        &[
+            "run",
+            "--date",
+            D1,
+            "--force",
+            "--select",
+            "sql.account_totals",
+        ],
+        0,
+    );
+    let again = w.read_parquet(&format!("warehouse/feature/account_totals/dt={D1}"));
+    assert!(again.equals(&df));
+}
+
+fn ingested_shop() -> Workdir {
+    let w = shop();
+    w.run_code(&["ingest", "--all", "--date", D1], 0);
+    w.run_code(&["ingest", "--all", "--date", D2], 0);
+    w
+}
+
+#[test]
+fn query_formats_partitions_and_errors() {
+    let w = ingested_shop();
+    let q = "SELECT payment_id, amount, paid_on FROM payments WHERE amount > 5 ORDER BY payment_id";
+
+    let out = w.run_code(&["query", q, "--format", "csv"], 0);
+    assert_eq!(
+        stdout(&out),
+        "payment_id,amount,paid_on\nP1,10.5,2026-11-20\nP3,100.0,2026-11-24\nP4,7.0,2026-11-26\n"
+    );
+    let out = w.run_code(&["query", q, "--format", "json"], 0);
+    let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(
+        v[0],
+        serde_json::json!({"payment_id": "P1", "amount": 10.5, "paid_on": "2026-11-20"})
+    );
+    let out = w.run_code(&["query", q, "--format", "ndjson"], 0);
+    assert_eq!(stdout(&out).lines().count(), 3);
+    let out = w.run_code(&["query", q], 0);
+    let table = stdout(&out);
+    assert!(
+        table.starts_with("payment_id  amount  paid_on\n"),
+        "{table}"
+    );
+    assert!(table.ends_with("(3 rows)\n"), "{table}");
+    w.run_code(&["query", q, "--out", "out/result.parquet"], 0);
+    let df = common::read_partition(&w.path("out"));
+    assert_eq!(df.shape(), (3, 3));
+    assert_eq!(df.column("paid_on").unwrap().dtype(), &DataType::Date);
+
+    // Latest partition by default; a `dt` condition reads the nights it selects.
+    let q = "SELECT dt, count(*) AS n FROM clean.payments WHERE dt >= '2026-11-01' GROUP BY dt ORDER BY dt";
+    let out = w.run_code(&["query", q, "--format", "csv"], 0);
+    assert_eq!(stdout(&out), format!("dt,n\n{D1},3\n{D2},4\n"));
+    let out = w.run_code(
+        &[
+            "query",
+            "SELECT count(*) AS n FROM clean.payments",
+            "--format",
+            "csv",
+            "--date",
+            D1,
+        ],
+        0,
+    );
+    assert_eq!(stdout(&out), "n\n3\n", "--date hides later partitions");
+    let out = w.run_code(
+        &[
+            "query",
+            &format!("SELECT * FROM payments WHERE dt = '{D1}'"),
+            "--explain",
+        ],
+        0,
+    );
+    assert!(
+        stdout(&out).contains(&format!(
+            "clean.payments (partitions matching the dt condition): 1 partition(s) {D1}"
+        )),
+        "{}",
+        stdout(&out)
+    );
+
+    // Writes are refused before anything runs.
+    for (sql, kw) in [
+        ("DROP TABLE clean.payments", "DROP is refused"),
+        (
+            "INSERT INTO clean.payments VALUES ('x')",
+            "INSERT is refused",
+        ),
+        ("COPY clean.payments TO 'x.csv'", "COPY is refused"),
+        ("SELECT 1; DELETE FROM clean.payments", "DELETE is refused"),
+    ] {
+        let out = w.run_code(&["query", sql], 2);
+        assert!(stderr(&out).contains(kw), "{sql}: {}", stderr(&out));
+        assert!(stderr(&out).contains("read-only"), "{}", stderr(&out));
+    }
+    assert!(w.path("warehouse/clean/payments").exists());
+
+    // Errors point at the problem.
+    let out = w.run_code(&["query", "SELECT amount\nFROM clean.paymnts"], 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("unknown table clean.paymnts; did you mean clean.payments?"),
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "known tables: clean.accounts, clean.payments, rejects.accounts, rejects.payments"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("(line 2, column 6)\n  FROM clean.paymnts\n       ^"),
+        "{err}"
+    );
+    let out = w.run_code(&["query", "SELECT amount FROM payments WHERE"], 2);
+    assert!(
+        stderr(&out).contains("SQL syntax error"),
+        "{}",
+        stderr(&out)
+    );
+    let out = w.run_code(&["query", "SELECT amout FROM payments"], 2);
+    assert!(stderr(&out).contains("amout"), "{}", stderr(&out));
+}
+
+/// The ```sql blocks of a Markdown file.
+fn sql_blocks(md: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur: Option<String> = None;
+    for line in md.lines() {
+        match (&mut cur, line.trim_start()) {
+            (None, l) if l.starts_with("```sql") => cur = Some(String::new()),
+            (Some(_), l) if l.starts_with("```") => out.push(cur.take().unwrap()),
+            (Some(s), _) => {
+                s.push_str(line);
+                s.push('\n');
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            copy_dir(&p, &to.join(e.file_name()));
+        } else {
+            std::fs::copy(&p, to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn shipped_models_build_and_docs_examples_run() {
+    let w = Workdir::new();
+    let dir = w.path("g");
+    let dir_s = dir.to_string_lossy().to_string();
+    w.run_code(
+        &[
+            "generate",
+            "--out",
+            &dir_s,
+            "--enterprises",
+            "300",
+            "--seed",
+            "7",
+            "--date",
+            D2,
+        ],
+        0,
+    );
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    copy_dir(&repo.join("sql"), &dir.join("sql"));
+    copy_dir(&repo.join("jobs/sql"), &dir.join("jobs/sql"));
+    copy_dir(&repo.join("jobs/checks"), &dir.join("jobs/checks"));
+    let out = w.run(&["-C", &dir_s, "run", "--date", D2]);
+    let summary = last_json_line(&out);
+    assert_eq!(
+        summary["status"],
+        "succeeded",
+        "{summary}\n{}",
+        stderr(&out)
+    );
+
+    let wh = panorama::warehouse::Warehouse::new(dir.join("warehouse"));
+    let features = [
+        "txn_features",
+        "tax_features",
+        "repayment_features",
+        "telecom_features",
+        "court_features",
+        "device_features",
+        "application_features",
+    ];
+    for f in features {
+        let s = wh
+            .read_success(
+                panorama::warehouse::Layer::Feature,
+                f,
+                &panorama::warehouse::PartitionKey::date(D2),
+            )
+            .unwrap_or_else(|| panic!("feature.{f} was not built"));
+        assert!(s.rows > 0, "feature.{f} is empty");
+    }
+    let apps = common::read_partition(
+        &dir.join(format!("warehouse/feature/application_features/dt={D2}")),
+    );
+    let label = apps.column("default_label").unwrap();
+    assert!(
+        label.len() - label.null_count() > 0,
+        "no application has a known label"
+    );
+
+    // Every SQL example of docs/sql.md runs on this warehouse.
+    let md = std::fs::read_to_string(repo.join("docs/sql.md")).unwrap();
+    let blocks = sql_blocks(&md);
+    assert!(blocks.len() >= 12, "{} blocks", blocks.len());
+    let cat = panorama::transform::query::Catalog::from_warehouse(&wh);
+    let opts = panorama::transform::query::QueryOptions {
+        params: panorama::transform::parse::Params::for_date(
+            chrono::NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(),
+        ),
+        ..Default::default()
+    };
+    for sql in blocks {
+        let res = panorama::transform::query::compile(&wh, &cat, &sql, &opts)
+            .and_then(|mut c| c.collect());
+        if let Err(e) = res {
+            panic!("docs/sql.md example failed: {e}\n{sql}");
+        }
+    }
+}
