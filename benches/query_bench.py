@@ -62,7 +62,7 @@ def scale(base, out, date, apps, txns):
     # The project around the warehouse: config, key, contracts (so that models resolve names).
     for f in ["panorama.toml"]:
         shutil.copy(os.path.join(base, f), os.path.join(out, f))
-    for d in ["keys", "jobs"]:
+    for d in ["keys", "jobs", "data/static"]:
         if os.path.isdir(os.path.join(base, d)):
             shutil.copytree(os.path.join(base, d), os.path.join(out, d))
     stats = {}

@@ -68,7 +68,7 @@ SELECT
     t.inflow_90d, t.outflow_90d, t.net_90d, t.txn_count_90d, t.counterparties_90d,
     t.inflow_180d, t.outflow_180d, t.net_180d, t.txn_count_180d, t.counterparties_180d,
     t.amount_std_180d, t.inflow_cv_180d, t.monthly_net_std_180d, t.inflow_trend_90d,
-    t.active_days_180d, t.days_since_last_txn,
+    t.active_months_180d, t.days_since_last_txn,
     a.amount / NULLIF(t.inflow_180d, 0) AS amount_to_inflow_180d,
     x.sales_12m, x.sales_6m, x.sales_growth_6m, x.sales_slope_rel, x.sales_cv_12m,
     x.tax_paid_ratio, x.late_filings_12m, x.zero_filings_12m, x.days_since_last_filing,

@@ -36,7 +36,9 @@ const USCC_CHARS: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
 
 /// GB 32100 check character of the first 17 characters of a unified social credit code.
 pub fn credit_code_check_char(first17: &[u8]) -> Option<u8> {
-    const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+    const WEIGHTS: [u32; 17] = [
+        1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+    ];
     if first17.len() != 17 {
         return None;
     }

@@ -34,7 +34,13 @@ static MIN_LEVEL: AtomicU8 = AtomicU8::new(1);
 
 pub fn init(format: LogFormat, verbose: bool, quiet: bool) {
     FORMAT.store(matches!(format, LogFormat::Json) as u8, Ordering::Relaxed);
-    let min = if verbose { 0 } else if quiet { 2 } else { 1 };
+    let min = if verbose {
+        0
+    } else if quiet {
+        2
+    } else {
+        1
+    };
     MIN_LEVEL.store(min, Ordering::Relaxed);
 }
 

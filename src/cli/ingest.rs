@@ -48,7 +48,11 @@ pub fn discover_contracts(project_root: &Path) -> Result<Vec<Contract>> {
         let table: toml::Table = match toml::from_str(&text) {
             Ok(t) => t,
             Err(e) => {
-                problems.push(format!("{}: {}", f.display(), e.to_string().trim().replace('\n', " ")));
+                problems.push(format!(
+                    "{}: {}",
+                    f.display(),
+                    e.to_string().trim().replace('\n', " ")
+                ));
                 continue;
             }
         };
@@ -110,7 +114,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             return Err(Error::config(format!(
                 "unknown source(s): {}; the project has: {}",
                 unknown.join(", "),
-                all.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ")
+                all.iter()
+                    .map(|c| c.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )));
         }
         out
@@ -141,7 +148,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                         ("rows_read", r.rows_read.into()),
                         ("rows_written", r.rows_written.into()),
                         ("rows_rejected", r.rows_rejected.into()),
-                        ("mb_per_s", ((r.bytes_in as f64 / 1e6 / r.seconds.max(1e-9) * 10.0).round() / 10.0).into()),
+                        (
+                            "mb_per_s",
+                            ((r.bytes_in as f64 / 1e6 / r.seconds.max(1e-9) * 10.0).round() / 10.0)
+                                .into(),
+                        ),
                         ("seconds", ((r.seconds * 1000.0).round() / 1000.0).into()),
                     ],
                 );
@@ -163,7 +174,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             println!("{summary}");
         }
         ListFormat::Table => {
-            println!("{:<22} {:>10} {:>10} {:>9} {:>9}  partition", "table", "read", "written", "rejected", "seconds");
+            println!(
+                "{:<22} {:>10} {:>10} {:>9} {:>9}  partition",
+                "table", "read", "written", "rejected", "seconds"
+            );
             for r in &reports {
                 println!(
                     "{:<22} {:>10} {:>10} {:>9} {:>9.2}  {}",
@@ -172,7 +186,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                     r.rows_written,
                     r.rows_rejected,
                     r.seconds,
-                    r.partition.strip_prefix(&project.root).unwrap_or(&r.partition).display()
+                    r.partition
+                        .strip_prefix(&project.root)
+                        .unwrap_or(&r.partition)
+                        .display()
                 );
             }
         }

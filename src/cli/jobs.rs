@@ -93,25 +93,35 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                 .max()
                 .unwrap_or(4)
                 .clamp(4, 60);
+            let tags = |i: u32| {
+                let t = &dag.job(i).family.tags;
+                if t.is_empty() {
+                    "-".to_string()
+                } else {
+                    t.join(",")
+                }
+            };
+            let tw = idx
+                .iter()
+                .map(|&i| tags(i).len())
+                .max()
+                .unwrap_or(4)
+                .clamp(4, 40);
             let _ = writeln!(
                 out,
-                "{:<width$}  {:<8} {:<8} {:>4}  {:<20} file",
+                "{:<width$}  {:<8} {:<8} {:>4}  {:<tw$}  file",
                 "job", "kind", "pool", "deps", "tags"
             );
             for &i in &idx {
                 let j = dag.job(i);
                 let _ = writeln!(
                     out,
-                    "{:<width$}  {:<8} {:<8} {:>4}  {:<20} {}",
+                    "{:<width$}  {:<8} {:<8} {:>4}  {:<tw$}  {}",
                     j.name,
                     j.family.kind,
                     j.family.pool.as_deref().unwrap_or("-"),
                     dag.parents[i as usize].len(),
-                    if j.family.tags.is_empty() {
-                        "-".to_string()
-                    } else {
-                        j.family.tags.join(",")
-                    },
+                    tags(i),
                     j.family.rel
                 );
             }

@@ -1,16 +1,16 @@
 //! One module per subcommand; each is glue between parsed flags and the library.
 
+pub mod check;
+pub mod export;
 pub mod generate;
 pub mod ingest;
-pub mod tables;
 pub mod jobs;
+pub mod models;
 pub mod plan;
+pub mod query;
 pub mod run;
 pub mod runs;
-pub mod export;
-pub mod query;
-pub mod check;
-pub mod models;
+pub mod tables;
 pub mod train;
 
 use std::path::PathBuf;
@@ -22,7 +22,11 @@ use crate::error::{Error, ExitCode, Result};
 use crate::log::LogFormat;
 
 #[derive(Debug, Parser)]
-#[command(name = "panorama", version, about = "Nightly batch for an SME lender: ingest, clean, features, credit models, scores")]
+#[command(
+    name = "panorama",
+    version,
+    about = "Nightly batch for an SME lender: ingest, clean, features, credit models, scores"
+)]
 pub struct Cli {
     /// Project folder (holding panorama.toml); default: the current folder.
     #[arg(short = 'C', long = "project", global = true, env = "PANORAMA_PROJECT")]

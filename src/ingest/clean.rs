@@ -204,7 +204,10 @@ impl CompiledColumn {
             // Dates compare as YYYYMMDD numbers, as the contract writes them.
             Value::Date(d) => {
                 let date = days_to_date(*d);
-                date.format("%Y%m%d").to_string().parse::<f64>().unwrap_or(0.0)
+                date.format("%Y%m%d")
+                    .to_string()
+                    .parse::<f64>()
+                    .unwrap_or(0.0)
             }
             _ => return Ok(()),
         };
@@ -243,6 +246,15 @@ impl CompiledColumn {
     fn parse_datetime(&self, v: &str) -> Result<i64, String> {
         let t = v.trim_matches(is_space);
         for f in &self.formats {
+            if let DateFormat::Chrono(fmt) = f {
+                // The common core-system form, without chrono's format interpreter.
+                if fmt == "%Y-%m-%d %H:%M:%S" || fmt == "%Y-%m-%dT%H:%M:%S" {
+                    if let Some(ms) = parse_iso_datetime(t) {
+                        return Ok(ms);
+                    }
+                    continue;
+                }
+            }
             let fmt = match f {
                 DateFormat::Chrono(fmt) => fmt.as_str(),
                 _ => continue,
@@ -330,7 +342,11 @@ pub fn apply_rule(rule: CleanRule, v: Cow<'_, str>) -> Result<Cow<'_, str>, Stri
 
 /// Full-width ASCII variants (U+FF01..U+FF5E) and the ideographic space to half-width.
 pub fn halfwidth(v: Cow<'_, str>) -> Cow<'_, str> {
-    if v.is_ascii() || !v.chars().any(|c| ('\u{ff01}'..='\u{ff5e}').contains(&c) || c == '\u{3000}') {
+    if v.is_ascii()
+        || !v
+            .chars()
+            .any(|c| ('\u{ff01}'..='\u{ff5e}').contains(&c) || c == '\u{3000}')
+    {
         return v;
     }
     Cow::Owned(
@@ -357,7 +373,10 @@ pub fn normalize_phone(v: &str) -> Result<String, String> {
     if digits.len() == 11 && digits.starts_with('1') {
         Ok(digits)
     } else {
-        Err(format!("{:?} is not a mainland mobile number (11 digits starting with 1)", shorten(v)))
+        Err(format!(
+            "{:?} is not a mainland mobile number (11 digits starting with 1)",
+            shorten(v)
+        ))
     }
 }
 
@@ -438,17 +457,35 @@ fn parse_bool(v: &str) -> Result<bool, String> {
 
 fn check_id(check: IdCheck, v: &str) -> Result<(), String> {
     let (ok, what) = match check {
-        IdCheck::IdCard => (ids::is_valid_id_card(v), "an ID-card number (18 characters, valid birth date and check character)"),
-        IdCheck::CreditCode => (ids::is_valid_credit_code(v), "a unified social credit code (18 characters, valid check character)"),
-        IdCheck::Imei => (ids::is_valid_imei(v), "an IMEI (15 digits, valid Luhn digit)"),
-        IdCheck::Iccid => (ids::is_valid_iccid(v), "an ICCID (19-20 digits starting 89, valid Luhn digit)"),
-        IdCheck::Luhn => (ids::is_valid_luhn(v), "a number with a valid Luhn check digit"),
+        IdCheck::IdCard => (
+            ids::is_valid_id_card(v),
+            "an ID-card number (18 characters, valid birth date and check character)",
+        ),
+        IdCheck::CreditCode => (
+            ids::is_valid_credit_code(v),
+            "a unified social credit code (18 characters, valid check character)",
+        ),
+        IdCheck::Imei => (
+            ids::is_valid_imei(v),
+            "an IMEI (15 digits, valid Luhn digit)",
+        ),
+        IdCheck::Iccid => (
+            ids::is_valid_iccid(v),
+            "an ICCID (19-20 digits starting 89, valid Luhn digit)",
+        ),
+        IdCheck::Luhn => (
+            ids::is_valid_luhn(v),
+            "a number with a valid Luhn check digit",
+        ),
     };
     if ok {
         Ok(())
     } else {
         // The value itself may be personal data: the reason names its length, not its digits.
-        Err(format!("value of {} characters is not {what}", v.chars().count()))
+        Err(format!(
+            "value of {} characters is not {what}",
+            v.chars().count()
+        ))
     }
 }
 
@@ -461,10 +498,34 @@ fn parse_ymd_sep(t: &str, sep: u8) -> Option<NaiveDate> {
     let y = parts.next()?;
     let m = parts.next()?;
     let d = parts.next()?;
-    if parts.next().is_some() || y.len() != 4 || m.is_empty() || m.len() > 2 || d.is_empty() || d.len() > 2 {
+    if parts.next().is_some()
+        || y.len() != 4
+        || m.is_empty()
+        || m.len() > 2
+        || d.is_empty()
+        || d.len() > 2
+    {
         return None;
     }
     NaiveDate::from_ymd_opt(num(y)? as i32, num(m)?, num(d)?)
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (or with `T`) to milliseconds since the epoch.
+fn parse_iso_datetime(t: &str) -> Option<i64> {
+    let b = t.as_bytes();
+    if b.len() != 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b' ' || b[10] == b'T')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let d = NaiveDate::from_ymd_opt(num(&t[..4])? as i32, num(&t[5..7])?, num(&t[8..10])?)?;
+    let (h, m, s) = (num(&t[11..13])?, num(&t[14..16])?, num(&t[17..19])?);
+    let dt = d.and_hms_opt(h, m, s)?;
+    Some(dt.and_utc().timestamp_millis())
 }
 
 fn parse_ymd_compact(t: &str) -> Option<NaiveDate> {
@@ -518,7 +579,13 @@ mod tests {
 
     #[test]
     fn phone_forms() {
-        for p in ["+86 138-0013-8000", "0086 13800138000", "138 0013 8000", "１３８００１３８０００", "8613800138000"] {
+        for p in [
+            "+86 138-0013-8000",
+            "0086 13800138000",
+            "138 0013 8000",
+            "１３８００１３８０００",
+            "8613800138000",
+        ] {
             assert_eq!(normalize_phone(p).unwrap(), "13800138000", "{p}");
         }
         assert!(normalize_phone("010-12345678").is_err());
@@ -528,7 +595,10 @@ mod tests {
     #[test]
     fn halfwidth_and_trim() {
         let c = col("name='a'\ntype='string'\nclean=['halfwidth','trim','upper']");
-        assert_eq!(c.clean(Some("\u{3000}ａｂｃ１ "), None).unwrap(), Value::Str("ABC1".into()));
+        assert_eq!(
+            c.clean(Some("\u{3000}ａｂｃ１ "), None).unwrap(),
+            Value::Str("ABC1".into())
+        );
     }
 
     #[test]
@@ -540,15 +610,27 @@ mod tests {
         }
         let err = c.clean(Some("2024-02-30"), None).unwrap_err();
         assert!(err.contains("not a date"), "{err}");
-        let dt = col("name='t'\ntype='datetime'");
-        assert!(matches!(dt.clean(Some("2024-03-01 10:11:12"), None).unwrap(), Value::Datetime(_)));
+        let dt = col("name='t'\ntype='datetime'\nformats=['%Y-%m-%d %H:%M:%S']");
+        let want = NaiveDate::from_ymd_opt(2024, 3, 1)
+            .unwrap()
+            .and_hms_opt(10, 11, 12)
+            .unwrap();
+        assert_eq!(
+            dt.clean(Some("2024-03-01 10:11:12"), None).unwrap(),
+            Value::Datetime(want.and_utc().timestamp_millis())
+        );
+        assert!(dt.clean(Some("2024-03-01 25:11:12"), None).is_err());
+        assert!(dt.clean(Some("2024-02-30 10:11:12"), None).is_err());
     }
 
     #[test]
     fn required_accepted_range_map_and_checks() {
         let c = col("name='x'\ntype='int'\nrequired=true\nmin=0\nmax=10");
         assert!(c.clean(None, None).unwrap_err().contains("required"));
-        assert!(c.clean(Some("NULL"), None).unwrap_err().contains("required"));
+        assert!(c
+            .clean(Some("NULL"), None)
+            .unwrap_err()
+            .contains("required"));
         assert!(c.clean(Some("11"), None).unwrap_err().contains("maximum"));
         assert_eq!(c.clean(Some("10.0"), None).unwrap(), Value::Int(10));
         let g = col("name='g'\ntype='string'\nmap={'男'='M','女'='F'}\naccepted=['M','F']");
@@ -557,7 +639,10 @@ mod tests {
         let id = col("name='id'\ntype='string'\ncheck='id_card'");
         assert!(id.clean(Some("11010519491231002X"), None).is_ok());
         let e = id.clean(Some("110105194912310021"), None).unwrap_err();
-        assert!(!e.contains("110105"), "reasons must not echo personal data: {e}");
+        assert!(
+            !e.contains("110105"),
+            "reasons must not echo personal data: {e}"
+        );
         let b = col("name='b'\ntype='bool'");
         assert_eq!(b.clean(Some("是"), None).unwrap(), Value::Bool(true));
         let p = col("name='p'\ntype='string'\npattern='[A-Z]{2}[0-9]+'");

@@ -384,7 +384,8 @@ impl Contract {
             );
         }
         if s.format != Format::FixedWidth && (s.layout.is_some() || !s.fields.is_empty()) {
-            problems.push("`source.layout`/`source.fields`: only for format = \"fixed_width\"".into());
+            problems
+                .push("`source.layout`/`source.fields`: only for format = \"fixed_width\"".into());
         }
         if s.encoding != Encoding::Utf8
             && !matches!(s.format, Format::Csv | Format::FixedWidth | Format::Ndjson)
@@ -418,12 +419,16 @@ impl Contract {
                 problems.push(format!("{at}: declared twice"));
             }
             if !c.formats.is_empty() && !matches!(c.ty, ColumnType::Date | ColumnType::Datetime) {
-                problems.push(format!("{at}: `formats` only applies to date and datetime columns"));
+                problems.push(format!(
+                    "{at}: `formats` only applies to date and datetime columns"
+                ));
             }
             if (c.min.is_some() || c.max.is_some())
                 && !matches!(c.ty, ColumnType::Int | ColumnType::Float | ColumnType::Date)
             {
-                problems.push(format!("{at}: `min`/`max` apply to int, float and date columns"));
+                problems.push(format!(
+                    "{at}: `min`/`max` apply to int, float and date columns"
+                ));
             }
             if let (Some(lo), Some(hi)) = (c.min, c.max) {
                 if lo > hi {
@@ -431,7 +436,9 @@ impl Contract {
                 }
             }
             if c.pii.is_some() && c.ty != ColumnType::String {
-                problems.push(format!("{at}: `pii` needs type = \"string\" (tokens and masks are text)"));
+                problems.push(format!(
+                    "{at}: `pii` needs type = \"string\" (tokens and masks are text)"
+                ));
             }
             if let Some(p) = &c.pattern {
                 if let Err(e) = regex_lite_check(p) {
@@ -440,14 +447,18 @@ impl Contract {
             }
             for f in &c.formats {
                 if !f.contains('%') {
-                    problems.push(format!("{at}: date format {f:?} has no % directive (e.g. \"%Y-%m-%d\")"));
+                    problems.push(format!(
+                        "{at}: date format {f:?} has no % directive (e.g. \"%Y-%m-%d\")"
+                    ));
                 }
             }
         }
         let names: HashSet<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
         for k in &self.rules.unique_key {
             if !names.contains(k.as_str()) {
-                problems.push(format!("`rules.unique_key`: {k:?} is not a declared column"));
+                problems.push(format!(
+                    "`rules.unique_key`: {k:?} is not a declared column"
+                ));
             }
         }
         if let Some(d) = &self.rules.dedupe {
@@ -486,7 +497,10 @@ fn deserialize_section<T: serde::de::DeserializeOwned>(
     match T::deserialize(value.clone()) {
         Ok(v) => Some(v),
         Err(e) => {
-            problems.push(format!("`{label}`: {}", e.to_string().trim().replace('\n', " ")));
+            problems.push(format!(
+                "`{label}`: {}",
+                e.to_string().trim().replace('\n', " ")
+            ));
             None
         }
     }
@@ -578,8 +592,14 @@ mod tests {
         )
         .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("columns[0] (a)") && msg.contains("strin"), "{msg}");
-        assert!(msg.contains("columns[1] (b)") && msg.contains("colour"), "{msg}");
+        assert!(
+            msg.contains("columns[0] (a)") && msg.contains("strin"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("columns[1] (b)") && msg.contains("colour"),
+            "{msg}"
+        );
         assert!(msg.contains("delimiter"), "{msg}");
         assert!(msg.contains("unique_key") && msg.contains("nope"), "{msg}");
         assert!(msg.contains("(c)") && msg.contains("formats"), "{msg}");

@@ -25,8 +25,8 @@ use crate::error::{Context, Error, Result};
 use crate::warehouse::parquet::{PartWriter, ROW_GROUP_ROWS};
 use crate::warehouse::{Layer, PartitionKey, Success, Warehouse};
 
-/// Rows per part file; a table of 20M rows is a handful of files, not thousands.
-const PART_ROWS: u64 = 4_000_000;
+/// Rows per part file: few files for analysts, and a bounded de-duplication rewrite.
+const PART_ROWS: u64 = 1_000_000;
 
 /// A rejected row: where it came from, what it said, and why it was refused.
 #[derive(Debug, Clone)]
@@ -82,18 +82,6 @@ impl Builder {
         }
     }
 
-    fn append(&mut self, other: &mut Builder) {
-        match (self, other) {
-            (Builder::Str(a), Builder::Str(b)) => a.append(b),
-            (Builder::Int(a), Builder::Int(b)) => a.append(b),
-            (Builder::Float(a), Builder::Float(b)) => a.append(b),
-            (Builder::Bool(a), Builder::Bool(b)) => a.append(b),
-            (Builder::Date(a), Builder::Date(b)) => a.append(b),
-            (Builder::Datetime(a), Builder::Datetime(b)) => a.append(b),
-            _ => unreachable!("builders of one column share a type"),
-        }
-    }
-
     fn take_series(&mut self, name: &str) -> Series {
         let name: PlSmallStr = name.into();
         match self {
@@ -114,6 +102,8 @@ impl Builder {
 /// The result of cleaning one batch.
 struct CleanBatch {
     builders: Vec<Builder>,
+    /// The good rows as a frame, assembled by the worker (in parallel) from `builders`.
+    frame: Option<DataFrame>,
     rows: usize,
     rows_read: u64,
     rejects: Vec<Reject>,
@@ -154,7 +144,12 @@ fn key_hash(bytes: &[u8], seed: u64) -> u64 {
 impl Shared<'_> {
     fn new_batch(&self, file: Arc<FileCtx>) -> CleanBatch {
         CleanBatch {
-            builders: self.columns.iter().map(|c| Builder::new(c.col.ty)).collect(),
+            builders: self
+                .columns
+                .iter()
+                .map(|c| Builder::new(c.col.ty))
+                .collect(),
+            frame: None,
             rows: 0,
             rows_read: 0,
             rejects: Vec::new(),
@@ -165,7 +160,13 @@ impl Shared<'_> {
     }
 
     /// Cleans one record's fields; pushes a row or a reject.
-    fn record(&self, out: &mut CleanBatch, line: u64, fields: &[Option<&str>], raw: &dyn Fn() -> String) {
+    fn record(
+        &self,
+        out: &mut CleanBatch,
+        line: u64,
+        fields: &[Option<&str>],
+        raw: &dyn Fn() -> String,
+    ) {
         out.rows_read += 1;
         let mut values = Vec::with_capacity(self.columns.len());
         let mut failures: Vec<(usize, String)> = Vec::new();
@@ -230,6 +231,19 @@ impl Shared<'_> {
     }
 
     fn process(&self, batch: RawBatch) -> CleanBatch {
+        let mut out = self.parse(batch);
+        let cols: Vec<Column> = out
+            .builders
+            .iter_mut()
+            .zip(&self.columns)
+            .map(|(b, c)| b.take_series(&c.col.name).into())
+            .collect();
+        out.frame =
+            Some(DataFrame::new(out.rows, cols).expect("columns of one batch share a height"));
+        out
+    }
+
+    fn parse(&self, batch: RawBatch) -> CleanBatch {
         match batch {
             RawBatch::Rows { file, rows } => {
                 let mut out = self.new_batch(file);
@@ -283,7 +297,10 @@ impl Shared<'_> {
                 Err(e) => {
                     let line = first_line + start.line() - 1;
                     let end = rdr.position().byte() as usize;
-                    let raw = readers::lossy(trim_eol(&bytes[start.byte() as usize..end.min(bytes.len())]), enc);
+                    let raw = readers::lossy(
+                        trim_eol(&bytes[start.byte() as usize..end.min(bytes.len())]),
+                        enc,
+                    );
                     self.reject_whole(out, line, format!("unreadable CSV record: {e}"), raw);
                     continue;
                 }
@@ -296,7 +313,10 @@ impl Shared<'_> {
                 self.reject_whole(
                     out,
                     line,
-                    format!("expected {n_fields} fields as in the header, found {}", rec.len()),
+                    format!(
+                        "expected {n_fields} fields as in the header, found {}",
+                        rec.len()
+                    ),
                     readers::lossy(raw_bytes, enc),
                 );
                 continue;
@@ -394,7 +414,10 @@ impl Shared<'_> {
                 let Some(&(a, _)) = chars.get(f.start - 1) else {
                     return "";
                 };
-                let b = chars.get(f.start - 1 + f.width).map(|c| c.0).unwrap_or(text.len());
+                let b = chars
+                    .get(f.start - 1 + f.width)
+                    .map(|c| c.0)
+                    .unwrap_or(text.len());
                 text[a..b].trim_matches(super::clean::is_space)
             };
             let fields: Vec<Option<&str>> = mapping
@@ -433,11 +456,10 @@ struct Dropped {
 }
 
 /// Consumes cleaned batches in order: data parts, rejects, de-duplication state.
-struct Sink<'a> {
-    shared: &'a Shared<'a>,
+struct Sink {
     dir: PathBuf,
     schema: Schema,
-    acc: Vec<Builder>,
+    acc: Vec<DataFrame>,
     acc_rows: usize,
     writer: Option<PartWriter>,
     parts: Vec<(String, u64, u64)>,
@@ -451,7 +473,7 @@ struct Sink<'a> {
     files: Vec<Arc<FileCtx>>,
 }
 
-impl<'a> Sink<'a> {
+impl Sink {
     fn take(&mut self, mut b: CleanBatch) -> Result<()> {
         self.rows_read += b.rows_read;
         for r in b.rejects.drain(..) {
@@ -466,8 +488,10 @@ impl<'a> Sink<'a> {
             self.dedupe(idx, file_no, *k);
         }
         self.doc_raws.append(&mut b.raws);
-        for (a, x) in self.acc.iter_mut().zip(b.builders.iter_mut()) {
-            a.append(x);
+        if let Some(f) = b.frame.take() {
+            if f.height() > 0 {
+                self.acc.push(f);
+            }
         }
         self.acc_rows += b.rows;
         if self.acc_rows >= ROW_GROUP_ROWS {
@@ -492,7 +516,11 @@ impl<'a> Sink<'a> {
                 // Latest by the order column wins, the later row on ties; with only a unique
                 // key the first row stays.
                 let replace = self.keep_latest && new.order >= old.order;
-                let loser = if replace { std::mem::replace(old, new) } else { new };
+                let loser = if replace {
+                    std::mem::replace(old, new)
+                } else {
+                    new
+                };
                 self.dropped.push(Dropped {
                     idx: loser.idx,
                     file: loser.file,
@@ -507,16 +535,21 @@ impl<'a> Sink<'a> {
         if self.acc_rows == 0 {
             return Ok(());
         }
-        let cols: Vec<Column> = self
-            .acc
-            .iter_mut()
-            .zip(&self.shared.columns)
-            .map(|(b, c)| b.take_series(&c.col.name).into())
-            .collect();
-        let df = DataFrame::new(self.acc_rows, cols).ctx(|| "assembling a row group".into())?;
+        let mut frames = std::mem::take(&mut self.acc).into_iter();
+        let mut df = frames.next().expect("rows pending");
+        for f in frames {
+            df.vstack_mut_owned(f)
+                .ctx(|| "assembling a row group".into())?;
+        }
+        // One row group per flush, not one per worker batch.
+        df.rechunk_mut_par();
         if self.writer.is_none() {
             let name = format!("part-{:05}.parquet", self.parts.len());
-            self.writer = Some(PartWriter::create(&self.dir.join(&name), &self.schema, &[])?);
+            self.writer = Some(PartWriter::create(
+                &self.dir.join(&name),
+                &self.schema,
+                &[],
+            )?);
             self.parts.push((name, self.rows_written, 0));
         }
         let w = self.writer.as_mut().expect("writer");
@@ -540,7 +573,11 @@ impl<'a> Sink<'a> {
         if self.parts.is_empty() {
             // An empty source still yields a readable, typed, empty table.
             let mut df = DataFrame::empty_with_schema(&self.schema);
-            crate::warehouse::parquet::write_frame(&self.dir.join("part-00000.parquet"), &mut df, &[])?;
+            crate::warehouse::parquet::write_frame(
+                &self.dir.join("part-00000.parquet"),
+                &mut df,
+                &[],
+            )?;
             self.parts.push(("part-00000.parquet".into(), 0, 0));
         }
         Ok(())
@@ -582,15 +619,39 @@ impl RejectWriter {
         let p = std::mem::take(&mut self.pending);
         let n = p.len();
         let cols: Vec<Column> = vec![
-            Series::new("source_file".into(), p.iter().map(|r| r.file.as_ref()).collect::<Vec<_>>()).into(),
-            Series::new("record".into(), p.iter().map(|r| r.record as i64).collect::<Vec<_>>()).into(),
-            Series::new("column".into(), p.iter().map(|r| r.column.as_deref()).collect::<Vec<_>>()).into(),
-            Series::new("reason".into(), p.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>()).into(),
-            Series::new("raw".into(), p.iter().map(|r| r.raw.as_str()).collect::<Vec<_>>()).into(),
+            Series::new(
+                "source_file".into(),
+                p.iter().map(|r| r.file.as_ref()).collect::<Vec<_>>(),
+            )
+            .into(),
+            Series::new(
+                "record".into(),
+                p.iter().map(|r| r.record as i64).collect::<Vec<_>>(),
+            )
+            .into(),
+            Series::new(
+                "column".into(),
+                p.iter().map(|r| r.column.as_deref()).collect::<Vec<_>>(),
+            )
+            .into(),
+            Series::new(
+                "reason".into(),
+                p.iter().map(|r| r.reason.as_str()).collect::<Vec<_>>(),
+            )
+            .into(),
+            Series::new(
+                "raw".into(),
+                p.iter().map(|r| r.raw.as_str()).collect::<Vec<_>>(),
+            )
+            .into(),
         ];
         let df = DataFrame::new(n, cols).ctx(|| "assembling rejects".into())?;
         if self.writer.is_none() {
-            self.writer = Some(PartWriter::create(&self.dir.join("part-00000.parquet"), &Self::schema(), &[])?);
+            self.writer = Some(PartWriter::create(
+                &self.dir.join("part-00000.parquet"),
+                &Self::schema(),
+                &[],
+            )?);
         }
         self.writer.as_mut().expect("writer").write(&df)
     }
@@ -601,7 +662,12 @@ impl RejectWriter {
             Some(w) => w.finish().map(|_| ()),
             None => {
                 let mut df = DataFrame::empty_with_schema(&Self::schema());
-                crate::warehouse::parquet::write_frame(&self.dir.join("part-00000.parquet"), &mut df, &[]).map(|_| ())
+                crate::warehouse::parquet::write_frame(
+                    &self.dir.join("part-00000.parquet"),
+                    &mut df,
+                    &[],
+                )
+                .map(|_| ())
             }
         }
     }
@@ -663,7 +729,13 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
             .map(|col| CompiledColumn::new(col, &c.source.null_values))
             .collect(),
         tokenizer,
-        delimiter: c.source.delimiter.as_bytes().first().copied().unwrap_or(b','),
+        delimiter: c
+            .source
+            .delimiter
+            .as_bytes()
+            .first()
+            .copied()
+            .unwrap_or(b','),
         layout,
         keep_doc_raws: dedupe.is_some() && !readers::is_line_format(c.source.format),
         dedupe,
@@ -678,13 +750,13 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
     let staged_rejects = wh.stage(Layer::Rejects, &c.table, &key, req.run_id)?;
     let threads = req.threads.max(1);
     let abort = AtomicBool::new(false);
-    let cancelled = || abort.load(Ordering::Relaxed) || req.cancel.is_some_and(|f| f.load(Ordering::Relaxed));
+    let cancelled =
+        || abort.load(Ordering::Relaxed) || req.cancel.is_some_and(|f| f.load(Ordering::Relaxed));
 
     let mut sink = Sink {
-        shared: &shared,
         dir: staged.dir().to_path_buf(),
         schema: clean_schema(c),
-        acc: shared.columns.iter().map(|x| Builder::new(x.col.ty)).collect(),
+        acc: Vec::new(),
         acc_rows: 0,
         writer: None,
         parts: Vec::new(),
@@ -795,16 +867,26 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
         rows_read: Some(rows_read),
         rows_rejected: Some(rows_rejected),
         source_checksum: Some(source.checksum.clone()),
-        source_files: files.iter().map(|f| display_path(root, f).to_string()).collect(),
+        source_files: files
+            .iter()
+            .map(|f| display_path(root, f).to_string())
+            .collect(),
         job: req.job.to_string(),
         run_id: req.run_id.to_string(),
         ..Default::default()
     };
     staged_rejects.commit(success(
         rejects_total,
-        ["source_file", "record", "column", "reason", "raw"].iter().map(|s| s.to_string()).collect(),
+        ["source_file", "record", "column", "reason", "raw"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
     ))?;
-    let rate = if rows_read == 0 { 0.0 } else { rows_rejected as f64 / rows_read as f64 };
+    let rate = if rows_read == 0 {
+        0.0
+    } else {
+        rows_rejected as f64 / rows_read as f64
+    };
     if rate > c.rules.max_reject_rate {
         return Err(Error::RejectThreshold {
             table: c.table.clone(),
@@ -818,7 +900,9 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
         rows_written,
         c.columns.iter().map(|x| x.name.clone()).collect(),
     ))?;
-    let bytes_out = crate::warehouse::read_success(&partition).map(|s| s.bytes).unwrap_or(0);
+    let bytes_out = crate::warehouse::read_success(&partition)
+        .map(|s| s.bytes)
+        .unwrap_or(0);
     Ok(IngestReport {
         table: c.table.clone(),
         rows_read,
@@ -833,7 +917,7 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
     })
 }
 
-impl Sink<'_> {
+impl Sink {
     fn files_display(&self, index: u32) -> Arc<str> {
         self.files
             .iter()
@@ -866,13 +950,23 @@ fn produce(
         match c.source.format {
             Format::Csv | Format::Ndjson | Format::FixedWidth => {
                 let is_csv = c.source.format == Format::Csv;
-                let (mut reader, header) =
-                    readers::BlockReader::open(path, c.source.skip_lines, is_csv && c.source.header, is_csv)?;
+                let (mut reader, header) = readers::BlockReader::open(
+                    path,
+                    c.source.skip_lines,
+                    is_csv && c.source.header,
+                    is_csv,
+                )?;
                 let (mapping, n_fields) = match c.source.format {
                     Format::Csv => match header {
                         Some(h) => {
                             let line = c.source.skip_lines as u64 + 1;
-                            let names = readers::parse_header(&h, shared.delimiter, c.source.encoding, path, line)?;
+                            let names = readers::parse_header(
+                                &h,
+                                shared.delimiter,
+                                c.source.encoding,
+                                path,
+                                line,
+                            )?;
                             (readers::map_header(c, &names, path, line)?, names.len())
                         }
                         None => (readers::map_positions(c)?, 0),
@@ -925,7 +1019,16 @@ fn produce(
                         return Err(Error::Interrupted);
                     }
                     let chunk: Vec<RawRow> = rows.by_ref().take(16_384).collect();
-                    if tx.send((seq, RawBatch::Rows { file: ctx.clone(), rows: chunk })).is_err() {
+                    if tx
+                        .send((
+                            seq,
+                            RawBatch::Rows {
+                                file: ctx.clone(),
+                                rows: chunk,
+                            },
+                        ))
+                        .is_err()
+                    {
                         return Err(Error::Interrupted);
                     }
                     seq += 1;
@@ -951,25 +1054,42 @@ fn fetch_raws(sink: &Sink, dropped: &[Dropped], c: &Contract) -> Result<Vec<Stri
     if !readers::is_line_format(c.source.format) {
         return Ok(dropped
             .iter()
-            .map(|d| sink.doc_raws.get(d.idx as usize).cloned().unwrap_or_default())
+            .map(|d| {
+                sink.doc_raws
+                    .get(d.idx as usize)
+                    .cloned()
+                    .unwrap_or_default()
+            })
             .collect());
     }
-    let mut want: HashMap<(u32, u64), String> = dropped.iter().map(|d| ((d.file, d.line), String::new())).collect();
+    let mut want: HashMap<(u32, u64), String> = dropped
+        .iter()
+        .map(|d| ((d.file, d.line), String::new()))
+        .collect();
     for f in &sink.files {
-        let mut lines: Vec<u64> = want.keys().filter(|k| k.0 == f.index as u32).map(|k| k.1).collect();
+        let mut lines: Vec<u64> = want
+            .keys()
+            .filter(|k| k.0 == f.index as u32)
+            .map(|k| k.1)
+            .collect();
         if lines.is_empty() {
             continue;
         }
         lines.sort_unstable();
-        let data = fs::read(&f.path).map_err(|e| Error::input(&f.path, format!("re-reading for duplicates: {e}")))?;
-        let mut line_no = 1u64;
+        let data = fs::read(&f.path)
+            .map_err(|e| Error::input(&f.path, format!("re-reading for duplicates: {e}")))?;
         let mut pos = 0usize;
         let mut it = lines.iter().peekable();
-        for nl in memchr::memchr_iter(b'\n', &data).chain(std::iter::once(data.len())) {
+        let ends = memchr::memchr_iter(b'\n', &data).chain(std::iter::once(data.len()));
+        for (line_no, nl) in (1u64..).zip(ends) {
             while let Some(&&l) = it.peek() {
                 if l == line_no {
-                    let text = readers::lossy(trim_eol(&data[pos..nl.min(data.len())]), c.source.encoding);
-                    let text = text.strip_prefix('\u{feff}').map(str::to_string).unwrap_or(text);
+                    let text =
+                        readers::lossy(trim_eol(&data[pos..nl.min(data.len())]), c.source.encoding);
+                    let text = text
+                        .strip_prefix('\u{feff}')
+                        .map(str::to_string)
+                        .unwrap_or(text);
                     want.insert((f.index as u32, l), text);
                     it.next();
                 } else {
@@ -979,7 +1099,6 @@ fn fetch_raws(sink: &Sink, dropped: &[Dropped], c: &Contract) -> Result<Vec<Stri
             if it.peek().is_none() {
                 break;
             }
-            line_no += 1;
             pos = nl + 1;
         }
     }
@@ -1004,7 +1123,9 @@ fn rewrite_without(dir: &Path, parts: &[(String, u64, u64)], drop_idx: &[u64]) -
             keep[(i - start) as usize] = false;
         }
         let mask = BooleanChunked::from_slice("keep".into(), &keep);
-        let mut filtered = df.filter(&mask).ctx(|| format!("filtering {}", path.display()))?;
+        let mut filtered = df
+            .filter(&mask)
+            .ctx(|| format!("filtering {}", path.display()))?;
         let tmp = dir.join(format!(".{name}.tmp"));
         crate::warehouse::parquet::write_frame(&tmp, &mut filtered, &[])?;
         fs::rename(&tmp, &path).ctx(|| format!("replacing {}", path.display()))?;

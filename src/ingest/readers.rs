@@ -84,7 +84,12 @@ pub fn resolve_files(
     let pattern = full.to_string_lossy().to_string();
     let mut files: Vec<PathBuf> = if pattern.contains(['*', '?', '[']) {
         glob::glob(&pattern)
-            .map_err(|e| Error::config(format!("{}: bad glob {pattern:?}: {e}", contract.file.display())))?
+            .map_err(|e| {
+                Error::config(format!(
+                    "{}: bad glob {pattern:?}: {e}",
+                    contract.file.display()
+                ))
+            })?
             .filter_map(|r| r.ok())
             .filter(|p| p.is_file())
             .collect()
@@ -112,7 +117,9 @@ pub fn resolve_files(
 pub fn decode(bytes: &[u8], enc: Encoding) -> Option<Cow<'_, str>> {
     match enc {
         Encoding::Utf8 => std::str::from_utf8(bytes).ok().map(Cow::Borrowed),
-        Encoding::Gbk => encoding_rs::GBK.decode_without_bom_handling_and_without_replacement(bytes),
+        Encoding::Gbk => {
+            encoding_rs::GBK.decode_without_bom_handling_and_without_replacement(bytes)
+        }
         Encoding::Gb18030 => {
             encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes)
         }
@@ -131,8 +138,14 @@ pub fn encoding_name(enc: Encoding) -> &'static str {
 pub fn lossy(bytes: &[u8], enc: Encoding) -> String {
     match enc {
         Encoding::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
-        Encoding::Gbk => encoding_rs::GBK.decode_without_bom_handling(bytes).0.into_owned(),
-        Encoding::Gb18030 => encoding_rs::GB18030.decode_without_bom_handling(bytes).0.into_owned(),
+        Encoding::Gbk => encoding_rs::GBK
+            .decode_without_bom_handling(bytes)
+            .0
+            .into_owned(),
+        Encoding::Gb18030 => encoding_rs::GB18030
+            .decode_without_bom_handling(bytes)
+            .0
+            .into_owned(),
     }
 }
 
@@ -151,7 +164,12 @@ pub struct BlockReader {
 impl BlockReader {
     /// Opens `path`, consumes `skip_lines` lines (and the header when `header`), and returns
     /// the reader plus the header line's bytes (BOM stripped).
-    pub fn open(path: &Path, skip_lines: usize, header: bool, quote_aware: bool) -> Result<(BlockReader, Option<Vec<u8>>)> {
+    pub fn open(
+        path: &Path,
+        skip_lines: usize,
+        header: bool,
+        quote_aware: bool,
+    ) -> Result<(BlockReader, Option<Vec<u8>>)> {
         let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
         let mut r = BlockReader {
             file,
@@ -186,20 +204,15 @@ impl BlockReader {
             return Ok(0);
         }
         let start = self.carry.len();
-        self.carry.resize(start + BLOCK_BYTES, 0);
-        let mut got = 0;
-        while got < BLOCK_BYTES {
-            let n = self
-                .file
-                .read(&mut self.carry[start + got..])
-                .map_err(|e| Error::input(path, format!("read error: {e}")))?;
-            if n == 0 {
-                self.eof = true;
-                break;
-            }
-            got += n;
+        // read_to_end fills spare capacity without zeroing it first.
+        self.carry.reserve(BLOCK_BYTES);
+        let got = (&mut self.file)
+            .take(BLOCK_BYTES as u64)
+            .read_to_end(&mut self.carry)
+            .map_err(|e| Error::input(path, format!("read error: {e}")))?;
+        if got == 0 {
+            self.eof = true;
         }
-        self.carry.truncate(start + got);
         self.hasher.update(&self.carry[start..]);
         self.bytes_read += got as u64;
         Ok(got)
@@ -286,7 +299,12 @@ impl BlockReader {
 }
 
 /// Maps contract columns to field positions from a CSV header. Lists every missing column.
-pub fn map_header(contract: &Contract, header: &[String], path: &Path, header_line: u64) -> Result<Vec<Option<usize>>> {
+pub fn map_header(
+    contract: &Contract,
+    header: &[String],
+    path: &Path,
+    header_line: u64,
+) -> Result<Vec<Option<usize>>> {
     let norm = |s: &str| s.trim_matches(super::clean::is_space).to_string();
     let names: Vec<String> = header.iter().map(|h| norm(h)).collect();
     let mut mapping = Vec::new();
@@ -350,7 +368,13 @@ pub fn map_positions(contract: &Contract) -> Result<Vec<Option<usize>>> {
 }
 
 /// Parses a header line with the CSV rules (quotes, delimiter) and the file's encoding.
-pub fn parse_header(line: &[u8], delimiter: u8, enc: Encoding, path: &Path, line_no: u64) -> Result<Vec<String>> {
+pub fn parse_header(
+    line: &[u8],
+    delimiter: u8,
+    enc: Encoding,
+    path: &Path,
+    line_no: u64,
+) -> Result<Vec<String>> {
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .delimiter(delimiter)
@@ -364,7 +388,10 @@ pub fn parse_header(line: &[u8], delimiter: u8, enc: Encoding, path: &Path, line
             decode(f, enc).map(|s| s.into_owned()).ok_or_else(|| {
                 Error::input(
                     path,
-                    format!("line {line_no}: header bytes are not valid {}", encoding_name(enc)),
+                    format!(
+                        "line {line_no}: header bytes are not valid {}",
+                        encoding_name(enc)
+                    ),
                 )
             })
         })
@@ -407,7 +434,11 @@ pub fn map_fixed(contract: &Contract, layout: &[FixedField]) -> Result<Vec<Optio
             problems: vec![format!(
                 "the fixed-width layout has no field {}; it has: {}",
                 missing.join(", "),
-                layout.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                layout
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )],
         })
     }
@@ -434,13 +465,22 @@ fn pointer_of(dotted: &str) -> String {
 }
 
 /// Splits one JSON record into rows (several with `explode`), fields aligned to columns.
-pub fn json_rows(contract: &Contract, record: &serde_json::Value, record_no: u64, raw: &str, out: &mut Vec<RawRow>) {
+pub fn json_rows(
+    contract: &Contract,
+    record: &serde_json::Value,
+    record_no: u64,
+    raw: &str,
+    out: &mut Vec<RawRow>,
+) {
     if !record.is_object() {
         out.push(RawRow {
             record: record_no,
             raw: raw.to_string(),
             fields: Vec::new(),
-            error: Some(format!("expected a JSON object, found {}", json_kind(record))),
+            error: Some(format!(
+                "expected a JSON object, found {}",
+                json_kind(record)
+            )),
         });
         return;
     }
@@ -477,17 +517,22 @@ pub fn json_rows(contract: &Contract, record: &serde_json::Value, record_no: u64
                     });
                 }
             }
-            None | Some(serde_json::Value::Null) | Some(serde_json::Value::Array(_)) => out.push(RawRow {
-                record: record_no,
-                raw: raw.to_string(),
-                fields: lookup(Some(&serde_json::Value::Null), Some(path)),
-                error: None,
-            }),
+            None | Some(serde_json::Value::Null) | Some(serde_json::Value::Array(_)) => {
+                out.push(RawRow {
+                    record: record_no,
+                    raw: raw.to_string(),
+                    fields: lookup(Some(&serde_json::Value::Null), Some(path)),
+                    error: None,
+                })
+            }
             Some(other) => out.push(RawRow {
                 record: record_no,
                 raw: raw.to_string(),
                 fields: Vec::new(),
-                error: Some(format!("field {path:?} should be an array to explode, found {}", json_kind(other))),
+                error: Some(format!(
+                    "field {path:?} should be an array to explode, found {}",
+                    json_kind(other)
+                )),
             }),
         },
     }
@@ -521,7 +566,10 @@ pub fn read_json_document(path: &Path, contract: &Contract) -> Result<(Vec<RawRo
     })?;
     let records = match contract.source.records_path.as_deref() {
         Some(p) => doc.pointer(&pointer_of(p)).ok_or_else(|| {
-            Error::input(path, format!("no field {p:?} (records_path) in the JSON document"))
+            Error::input(
+                path,
+                format!("no field {p:?} (records_path) in the JSON document"),
+            )
         })?,
         None => &doc,
     };
@@ -560,7 +608,10 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
             if !names.contains(s) {
                 return Err(Error::input(
                     path,
-                    format!("no worksheet named {s:?}; the workbook has: {}", names.join(", ")),
+                    format!(
+                        "no worksheet named {s:?}; the workbook has: {}",
+                        names.join(", ")
+                    ),
                 ));
             }
             s.clone()
@@ -593,7 +644,10 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
     };
     let mapping: Vec<Option<usize>> = if contract.source.header {
         let Some((i, header)) = iter.next() else {
-            return Err(Error::input(path, format!("worksheet {sheet:?} is empty: no header row")));
+            return Err(Error::input(
+                path,
+                format!("worksheet {sheet:?} is empty: no header row"),
+            ));
         };
         let names: Vec<String> = header
             .iter()
@@ -664,17 +718,29 @@ pub fn read_parquet(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, St
     let df = ParquetReader::new(std::io::Cursor::new(bytes))
         .finish()
         .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
-    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let mapping = map_header(contract, &names, path, 0)?;
     let mut text_cols = Vec::with_capacity(names.len());
     for c in df.columns() {
         let s = c
             .as_materialized_series()
             .cast(&DataType::String)
-            .map_err(|e| Error::input(path, format!("column {:?}: cannot read as text: {e}", c.name())))?;
+            .map_err(|e| {
+                Error::input(
+                    path,
+                    format!("column {:?}: cannot read as text: {e}", c.name()),
+                )
+            })?;
         text_cols.push(s);
     }
-    let cas: Vec<&StringChunked> = text_cols.iter().map(|s| s.str().expect("cast to string")).collect();
+    let cas: Vec<&StringChunked> = text_cols
+        .iter()
+        .map(|s| s.str().expect("cast to string"))
+        .collect();
     let mut rows = Vec::with_capacity(df.height());
     for i in 0..df.height() {
         let values: Vec<Option<&str>> = cas.iter().map(|ca| ca.get(i)).collect();
@@ -682,14 +748,23 @@ pub fn read_parquet(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, St
             names
                 .iter()
                 .zip(&values)
-                .map(|(n, v)| (n.clone(), v.map(|s| serde_json::Value::String(s.to_string())).unwrap_or(serde_json::Value::Null)))
+                .map(|(n, v)| {
+                    (
+                        n.clone(),
+                        v.map(|s| serde_json::Value::String(s.to_string()))
+                            .unwrap_or(serde_json::Value::Null),
+                    )
+                })
                 .collect(),
         )
         .to_string();
         rows.push(RawRow {
             record: i as u64 + 1,
             raw,
-            fields: mapping.iter().map(|m| m.and_then(|j| values[j].map(str::to_string))).collect(),
+            fields: mapping
+                .iter()
+                .map(|m| m.and_then(|j| values[j].map(str::to_string)))
+                .collect(),
             error: None,
         });
     }
@@ -720,7 +795,9 @@ mod tests {
         while let Some((first, block)) = r.next_block(&p).unwrap() {
             assert_eq!(first, expected_line);
             expected_line += memchr::memchr_iter(b'\n', &block).count() as u64;
-            let mut rdr = csv::ReaderBuilder::new().has_headers(false).from_reader(&block[..]);
+            let mut rdr = csv::ReaderBuilder::new()
+                .has_headers(false)
+                .from_reader(&block[..]);
             for rec in rdr.byte_records() {
                 let rec = rec.unwrap();
                 assert_eq!(rec.len(), 2);

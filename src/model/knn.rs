@@ -1,6 +1,6 @@
 //! k-nearest neighbours (Euclidean, brute force in parallel). Inputs should be scaled and free
 //! of missing values (the ad hoc pipeline standardises and imputes). To bound memory and time
-//! the reference set is a seeded stratified-free sample of at most `max_reference_rows` rows.
+//! the reference set is a seeded random sample of at most `max_reference_rows` rows (20,000).
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -28,7 +28,7 @@ impl Default for KnnParams {
         KnnParams {
             k: 25,
             weights: KnnWeights::Uniform,
-            max_reference_rows: 50_000,
+            max_reference_rows: 20_000,
             seed: 0,
         }
     }

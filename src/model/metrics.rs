@@ -199,7 +199,14 @@ pub fn lift_table(y: &[f64], p: &[f64], groups: usize) -> Vec<Decile> {
 /// Population stability index of `actual` against `expected`, on `bins` quantile bins of
 /// `expected` (missing values form a bin of their own). Shares are floored at 1e-4.
 pub fn psi(expected: &[f64], actual: &[f64], bins: usize) -> f64 {
-    let mut sorted: Vec<f64> = expected.iter().copied().filter(|v| !v.is_nan()).collect();
+    // Bin edges from (at most 100,000 evenly strided values of) the reference.
+    let stride = (expected.len() / 100_000).max(1);
+    let mut sorted: Vec<f64> = expected
+        .iter()
+        .step_by(stride)
+        .copied()
+        .filter(|v| !v.is_nan())
+        .collect();
     sorted.sort_by(|a, b| a.total_cmp(b));
     let mut edges: Vec<f64> = (1..bins)
         .filter_map(|k| sorted.get(k * sorted.len() / bins).copied())
@@ -224,7 +231,9 @@ pub fn psi(expected: &[f64], actual: &[f64], bins: usize) -> f64 {
 
 /// PSI of every column of two row-major buffers with `cols` columns.
 pub fn feature_psi(expected: &super::Matrix, actual: &super::Matrix, bins: usize) -> Vec<f64> {
+    use rayon::prelude::*;
     (0..expected.cols)
+        .into_par_iter()
         .map(|j| psi(&expected.column(j), &actual.column(j), bins))
         .collect()
 }

@@ -322,16 +322,34 @@ fn split_rows(
             let c = df
                 .column(column)
                 .map_err(|_| Error::config(format!("out-of-time split: no column {column:?}")))?;
-            let s = c
-                .as_materialized_series()
-                .cast(&DataType::String)
-                .map_err(|e| Error::config(format!("out-of-time split on {column:?}: {e}")))?;
-            let st = s.str().unwrap();
+            let s = c.as_materialized_series();
+            let err =
+                |e: PolarsError| Error::config(format!("out-of-time split on {column:?}: {e}"));
+            // Numbers compare as numbers when the cutoff is one; anything else as text
+            // (ISO dates sort correctly).
+            let before: Vec<Option<bool>> = match cutoff.parse::<f64>() {
+                Ok(cut) if s.dtype().is_primitive_numeric() => {
+                    let f = s.cast(&DataType::Float64).map_err(err)?;
+                    f.f64()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.map(|v| v < cut))
+                        .collect()
+                }
+                _ => {
+                    let st = s.cast(&DataType::String).map_err(err)?;
+                    st.str()
+                        .unwrap()
+                        .iter()
+                        .map(|v| v.map(|v| v < cutoff.as_str()))
+                        .collect()
+                }
+            };
             let (mut tr, mut te) = (Vec::new(), Vec::new());
             for &i in rows {
-                match st.get(i) {
-                    Some(v) if v < cutoff.as_str() => tr.push(i),
-                    Some(_) => te.push(i),
+                match before[i] {
+                    Some(true) => tr.push(i),
+                    Some(false) => te.push(i),
                     None => {}
                 }
             }
@@ -351,7 +369,8 @@ fn split_rows(
 pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
     let task = spec.algo.task();
     check_params(spec.algo, &spec.params)?;
-    let (y, target_map) = match (&spec.target, task) {
+    let target = spec.target.as_deref().map(|t| prep::resolve_column(df, t));
+    let (y, target_map) = match (&target, task) {
         (Some(t), Task::Binary) => {
             let (y, m) = prep::binary_target(df, t)?;
             (y, Some(m))
@@ -383,12 +402,20 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
         }
     };
     let mut exclude: Vec<&str> = spec.exclude.iter().map(String::as_str).collect();
-    if let Some(t) = &spec.target {
+    if let Some(t) = &target {
         exclude.push(t);
     }
     if let Split::OutOfTime { column, .. } = &spec.split {
         exclude.push(column);
     }
+    let mut clock = std::time::Instant::now();
+    let step = |what: &str, clock: &mut std::time::Instant| {
+        crate::log::debug(
+            what,
+            &[("seconds", serde_json::json!(clock.elapsed().as_secs_f64()))],
+        );
+        *clock = std::time::Instant::now();
+    };
     let mut feats =
         prep::features_from_frame(df, &exclude, spec.features.as_deref(), &spec.categorical)?;
     let complete = |i: usize| feats.x.row(i).iter().all(|v| !v.is_nan());
@@ -425,6 +452,7 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
             }
         }
     }
+    step("typed the columns", &mut clock);
     let xtr = feats.x.select_rows(&tr);
     let xte = feats.x.select_rows(&te);
     let ytr: Vec<f64> = tr.iter().map(|&i| y[i]).collect();
@@ -537,13 +565,27 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
         importance.iter_mut().for_each(|x| x.1 /= total);
     }
     importance.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+    step("fitted", &mut clock);
     let eval = match task {
         Task::Binary => {
-            let ptr = trained.predict(&xtr);
+            // kNN costs a pass over its reference set per row: its training metrics are taken
+            // on a seeded sample of at most 20,000 training rows.
+            let (xtr_eval, ytr_eval) = match &trained.model {
+                FittedModel::Knn(_) if xtr.rows > 20_000 => {
+                    let mut idx = super::rng::Rng::new(spec.seed ^ 0x5eed).sample(xtr.rows, 20_000);
+                    idx.sort_unstable();
+                    (
+                        xtr.select_rows(&idx),
+                        idx.iter().map(|&i| ytr[i]).collect::<Vec<_>>(),
+                    )
+                }
+                _ => (xtr.clone(), ytr.clone()),
+            };
+            let ptr = trained.predict(&xtr_eval);
             let pte = trained.predict(&xte);
             let fpsi = metrics::feature_psi(&xtr, &xte, 10);
             Evaluation::Binary(Box::new(BinaryEval {
-                train: BinaryMetrics::compute(&ytr, &ptr),
+                train: BinaryMetrics::compute(&ytr_eval, &ptr),
                 test: BinaryMetrics::compute(&yte, &pte),
                 score_psi: metrics::psi(&ptr, &pte, 10),
                 feature_psi: names.iter().cloned().zip(fpsi).collect(),
@@ -579,6 +621,7 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
             },
         },
     };
+    step("evaluated", &mut clock);
     Ok(TrainOutcome {
         fingerprint: fingerprint(&xtr, &ytr),
         trained,

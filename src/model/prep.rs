@@ -43,10 +43,18 @@ pub fn read_table(path: &Path) -> Result<DataFrame> {
                 .with_encoding(CsvEncoding::LossyUtf8)
                 .with_truncate_ragged_lines(true)
         });
-    let df = opts
+    let mut df = opts
         .try_into_reader_with_file_path(Some(path.to_path_buf()))
         .and_then(|r| r.finish())
         .ctx(|| format!("reading {}", path.display()))?;
+    // A UTF-8 byte-order mark ends up in the first column's name.
+    if let Some(first) = df.get_column_names().first().map(|s| s.to_string()) {
+        if let Some(clean) = first.strip_prefix('\u{feff}') {
+            let clean = clean.to_string();
+            df.rename(&first, clean.into())
+                .ctx(|| "renaming the first column".to_string())?;
+        }
+    }
     Ok(df)
 }
 
@@ -63,6 +71,25 @@ fn sniff_separator(path: &Path) -> Result<u8> {
         .into_iter()
         .max_by_key(|&c| (count(c), c == b','))
         .unwrap_or(b','))
+}
+
+/// `name` as given when the frame has it, else the one column whose name matches it ignoring
+/// case and surrounding spaces (`--target seriousdlqin2yrs` finds `SeriousDlqin2yrs`).
+pub fn resolve_column(df: &DataFrame, name: &str) -> String {
+    if df.column(name).is_ok() {
+        return name.to_string();
+    }
+    let want = name.trim().to_lowercase();
+    let hits: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .filter(|c| c.trim().to_lowercase() == want)
+        .collect();
+    match hits.as_slice() {
+        [one] => one.clone(),
+        _ => name.to_string(),
+    }
 }
 
 /// How the two values of a target were mapped to 1 (event) and 0.
@@ -95,6 +122,8 @@ const NON_EVENT_WORDS: &[&str] = &[
 /// Maps a target column to 0/1 (NaN where the target is missing). Errors name the column and
 /// what was found.
 pub fn binary_target(df: &DataFrame, name: &str) -> Result<(Vec<f64>, TargetMap)> {
+    let name = resolve_column(df, name);
+    let name = name.as_str();
     let col = df.column(name).map_err(|_| {
         let names: Vec<String> = df
             .get_column_names()
@@ -352,19 +381,26 @@ pub fn features_from_frame(
             drop(format!("{:.1}% missing", 100.0 * nulls as f64 / n as f64));
             continue;
         }
-        let nunique = s.n_unique().unwrap_or(0);
         let non_null = n - nulls;
-        let distinct = nunique - usize::from(nulls > 0);
-        if distinct <= 1 {
-            drop("constant".into());
-            continue;
-        }
+        // Distinct non-null values (hashing is the slow part on big frames: only when needed).
+        let distinct = || s.n_unique().unwrap_or(0) - usize::from(nulls > 0);
         let forced_cat = force_categorical.contains(&name);
         let numeric = if forced_cat { None } else { numeric_values(s) };
         let explicit = only.is_some();
         match numeric {
             Some(v) => {
+                let (lo, hi) = v
+                    .iter()
+                    .filter(|x| !x.is_nan())
+                    .fold((f64::INFINITY, f64::NEG_INFINITY), |a, &x| {
+                        (a.0.min(x), a.1.max(x))
+                    });
+                if !(lo < hi) {
+                    drop("constant".into());
+                    continue;
+                }
                 let integral = v.iter().all(|x| x.is_nan() || x.fract() == 0.0);
+                let distinct = if integral && !explicit { distinct() } else { 0 };
                 let all_unique = distinct == non_null && non_null > 50;
                 let monotonic = v
                     .windows(2)
@@ -384,6 +420,11 @@ pub fn features_from_frame(
                 kinds.push(FeatureKind::Numeric);
             }
             None => {
+                let distinct = distinct();
+                if distinct <= 1 {
+                    drop("constant".into());
+                    continue;
+                }
                 let st = match s.cast(&DataType::String) {
                     Ok(st) => st,
                     Err(_) => {
@@ -536,13 +577,34 @@ pub struct Preprocessor {
     pub scale: Vec<f64>,
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
+/// Linearly interpolated quantile (numpy's default) by selection, O(n); reorders `v`.
+fn quantile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
         return 0.0;
     }
-    let pos = q * (sorted.len() - 1) as f64;
-    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+    let pos = q * (v.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let (_, a, right) = v.select_nth_unstable_by(lo, |x, y| x.total_cmp(y));
+    let a = *a;
+    let b = if pos > lo as f64 {
+        right.iter().copied().fold(f64::INFINITY, f64::min)
+    } else {
+        a
+    };
+    a + (b - a) * (pos - lo as f64)
+}
+
+/// Clip bounds, median and "has missing" of a numeric column.
+fn numeric_stats(col: &[f64], mode: PrepMode) -> (f64, f64, f64, bool) {
+    let mut v: Vec<f64> = col.iter().copied().filter(|v| !v.is_nan()).collect();
+    let flag = v.len() < col.len();
+    if mode == PrepMode::Trees {
+        return (0.0, 0.0, 0.0, flag);
+    }
+    let lo = quantile(&mut v, 0.005);
+    let hi = quantile(&mut v, 0.995);
+    let median = quantile(&mut v, 0.5);
+    (lo, hi, median, flag)
 }
 
 impl Preprocessor {
@@ -559,17 +621,24 @@ impl Preprocessor {
         let ybar = y.map_or(0.0, |y| y.iter().sum::<f64>() / n);
         let mut columns = Vec::new();
         let mut output_names = Vec::new();
+        let stats: Vec<Option<(f64, f64, f64, bool)>> = {
+            use rayon::prelude::*;
+            (0..x.cols)
+                .into_par_iter()
+                .map(|j| match kinds[j] {
+                    FeatureKind::Numeric => Some(numeric_stats(&x.column(j), mode)),
+                    _ => None,
+                })
+                .collect()
+        };
         for (j, kind) in kinds.iter().enumerate() {
-            let col = x.column(j);
             match kind {
                 FeatureKind::Numeric => {
-                    let mut v: Vec<f64> = col.iter().copied().filter(|v| !v.is_nan()).collect();
-                    v.sort_by(|a, b| a.total_cmp(b));
-                    let flag = v.len() < col.len();
+                    let (lo, hi, median, flag) = stats[j].unwrap();
                     columns.push(ColumnPrep::Numeric {
-                        lo: quantile(&v, 0.005),
-                        hi: quantile(&v, 0.995),
-                        median: quantile(&v, 0.5),
+                        lo,
+                        hi,
+                        median,
                         flag_missing: flag && mode == PrepMode::Scaled,
                     });
                     output_names.push(names[j].clone());
@@ -578,6 +647,7 @@ impl Preprocessor {
                     }
                 }
                 FeatureKind::Categorical { levels } => {
+                    let col = x.column(j);
                     // Smoothed mean target per level (m-estimate, m = 20); levels seen fewer
                     // than 10 times share `other`.
                     let k = levels.len();

@@ -134,11 +134,14 @@ impl ScorecardParams {
             kept_woe.push(w);
         }
         if kept.is_empty() {
-            return Err(ModelError::Data(format!(
-                "no feature passes the filters (best IV {:.4}, min_iv {})",
-                order.first().map_or(0.0, |&j| binnings[j].iv),
-                self.min_iv
-            )));
+            // Nothing passes: keep the strongest feature rather than fail (weak data still
+            // deserves a model, and the report shows its IV).
+            let Some(&j) = order.first() else {
+                return Err(ModelError::Data("no feature to bin".into()));
+            };
+            dropped.retain(|d| d.feature != binnings[j].name);
+            kept.push(j);
+            kept_woe.push(woe_col(j));
         }
         // Logistic regression on WoE; a feature with a non-negative coefficient (more risk with
         // a safer WoE) is dropped and the model refitted.

@@ -591,7 +591,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ledger = Ledger::open(dir.path()).unwrap();
         let w = ledger.writer().unwrap();
-        w.send(attempt("a", "retrying", false));
+        w.send(attempt("a", "retried", false));
         w.send(attempt("a", "succeeded", true));
         w.send(attempt("b", "failed", true));
         w.send(attempt("c", "recovered", true));

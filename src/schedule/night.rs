@@ -287,7 +287,12 @@ fn attempt_row(dag: &Dag, a: &Attempt, run_id: &str, date: &str) -> AttemptRow {
         job: dag.job(a.job).name.clone(),
         attempt: a.attempt,
         // A failed attempt followed by a retry is `retried`; the job's last word is final.
-        status: if a.final_state { a.status.as_str() } else { "retried" }.to_string(),
+        status: if a.final_state {
+            a.status.as_str()
+        } else {
+            "retried"
+        }
+        .to_string(),
         started_at: a.started_unix,
         ended_at: a.started_unix + secs,
         seconds: secs,

@@ -479,41 +479,29 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildReport> {
                 .sum::<u64>()
         })
         .sum();
-    let mut df = compiled.collect().map_err(|e| match e {
-        Error::Config(msg) => Error::Config(format!("{}: {msg}", m.rel)),
-        other => other,
-    })?;
-    // The partition gives `dt`; a `dt` carried over from an input would shadow it.
-    if df.get_column_names().iter().any(|c| c.as_str() == "dt") {
-        df = df.drop("dt").map_err(|e| query::query_error(e, &m.rel))?;
-    }
-    if df.width() == 0 {
-        return Err(Error::Config(format!(
-            "{}: the model's query returns no column",
-            m.rel
-        )));
-    }
     if req.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
         return Err(Error::Interrupted);
     }
     let key = PartitionKey::date(&req.date.format("%Y-%m-%d").to_string());
     let staged = wh.stage(Layer::Feature, &m.name, &key, req.run_id)?;
     let file = staged.dir().join("part-00000.parquet");
-    crate::warehouse::parquet::write_frame(
-        &file,
-        &mut df,
-        &[("panorama.model".to_string(), m.rel.clone())],
-    )?;
+    // Streamed into the staged file (bounded memory); the partition gives `dt`, so a `dt`
+    // carried over from an input is dropped.
+    let (rows, columns) = compiled
+        .sink_parquet(
+            &file,
+            &["dt"],
+            &[("panorama.model".to_string(), m.rel.clone())],
+        )
+        .map_err(|e| match e {
+            Error::Config(msg) => Error::Config(format!("{}: {msg}", m.rel)),
+            other => other,
+        })?;
     if req.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
         return Err(Error::Interrupted);
     }
-    let columns: Vec<String> = df
-        .get_column_names()
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
     let success = Success {
-        rows: df.height() as u64,
+        rows,
         columns: columns.clone(),
         job: req.job.to_string(),
         run_id: req.run_id.to_string(),
@@ -531,7 +519,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildReport> {
         .unwrap_or(0);
     Ok(BuildReport {
         table: m.table(),
-        rows: df.height() as u64,
+        rows,
         columns: columns.len(),
         bytes,
         rows_in,

@@ -51,10 +51,7 @@ pub fn list_tables(wh: &Warehouse) -> Vec<TableInfo> {
             }
             let mut rows = 0;
             let mut bytes = 0;
-            let latest_dt = parts
-                .iter()
-                .filter_map(|p| dt_of(&tdir, p))
-                .max();
+            let latest_dt = parts.iter().filter_map(|p| dt_of(&tdir, p)).max();
             let mut rows_latest = 0;
             let mut schema = Vec::new();
             for p in &parts {
@@ -65,7 +62,8 @@ pub fn list_tables(wh: &Warehouse) -> Vec<TableInfo> {
                         rows_latest += s.rows;
                         if schema.is_empty() {
                             if let Some(f) = s.files.iter().find(|f| f.ends_with(".parquet")) {
-                                schema = super::parquet::read_schema(&p.join(f)).unwrap_or_default();
+                                schema =
+                                    super::parquet::read_schema(&p.join(f)).unwrap_or_default();
                             }
                         }
                     }

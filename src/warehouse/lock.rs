@@ -37,11 +37,17 @@ impl WarehouseLock {
             let _ = file.read_to_string(&mut who);
             return Err(Error::Locked {
                 path,
-                holder: if who.trim().is_empty() { "unknown holder".into() } else { who.trim().to_string() },
+                holder: if who.trim().is_empty() {
+                    "unknown holder".into()
+                } else {
+                    who.trim().to_string()
+                },
             });
         }
-        file.set_len(0).ctx(|| format!("truncating {}", path.display()))?;
-        file.rewind().ctx(|| format!("writing {}", path.display()))?;
+        file.set_len(0)
+            .ctx(|| format!("truncating {}", path.display()))?;
+        file.rewind()
+            .ctx(|| format!("writing {}", path.display()))?;
         let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
         writeln!(
             file,

@@ -151,9 +151,18 @@ impl Warehouse {
 
     /// Starts writing a partition into a staging folder; nothing is visible until `commit`.
     /// Leftover staging folders of the same partition (from a killed writer) are removed.
-    pub fn stage(&self, layer: Layer, table: &str, key: &PartitionKey, run_id: &str) -> Result<Staged> {
+    pub fn stage(
+        &self,
+        layer: Layer,
+        table: &str,
+        key: &PartitionKey,
+        run_id: &str,
+    ) -> Result<Staged> {
         let target = self.partition_dir(layer, table, key);
-        let parent = target.parent().expect("partition has a parent").to_path_buf();
+        let parent = target
+            .parent()
+            .expect("partition has a parent")
+            .to_path_buf();
         fs::create_dir_all(&parent).ctx(|| format!("creating {}", parent.display()))?;
         let leaf = target.file_name().unwrap().to_string_lossy().to_string();
         let prefix = format!("{STAGING_PREFIX}{leaf}-");
@@ -204,14 +213,17 @@ impl Staged {
     pub fn commit(mut self, mut success: Success) -> Result<PathBuf> {
         let mut files = Vec::new();
         let mut bytes = 0;
-        for e in fs::read_dir(&self.staging).ctx(|| format!("listing {}", self.staging.display()))? {
+        for e in
+            fs::read_dir(&self.staging).ctx(|| format!("listing {}", self.staging.display()))?
+        {
             let e = e.ctx(|| format!("listing {}", self.staging.display()))?;
             let name = e.file_name().to_string_lossy().to_string();
             if name == SUCCESS_FILE {
                 continue;
             }
             let f = fs::File::open(e.path()).ctx(|| format!("opening {}", e.path().display()))?;
-            f.sync_all().ctx(|| format!("syncing {}", e.path().display()))?;
+            f.sync_all()
+                .ctx(|| format!("syncing {}", e.path().display()))?;
             bytes += f.metadata().map(|m| m.len()).unwrap_or(0);
             files.push(name);
         }
@@ -219,7 +231,8 @@ impl Staged {
         success.files = files;
         success.bytes = bytes;
         if success.committed_at.is_empty() {
-            success.committed_at = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            success.committed_at =
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         }
         let marker = self.staging.join(SUCCESS_FILE);
         let json = serde_json::to_vec_pretty(&success).map_err(|e| Error::Other(e.to_string()))?;
@@ -241,7 +254,8 @@ impl Drop for Staged {
 fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let mut f = fs::File::create(path).ctx(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes).ctx(|| format!("writing {}", path.display()))?;
+    f.write_all(bytes)
+        .ctx(|| format!("writing {}", path.display()))?;
     f.sync_all().ctx(|| format!("syncing {}", path.display()))
 }
 
@@ -334,7 +348,12 @@ mod tests {
         let key = PartitionKey::date("2024-06-30").with("branch", "0101");
         let s = wh.stage(Layer::Clean, "t", &key, "r1").unwrap();
         fs::write(s.dir().join("part-0.parquet"), b"one").unwrap();
-        let target = s.commit(Success { rows: 1, ..Default::default() }).unwrap();
+        let target = s
+            .commit(Success {
+                rows: 1,
+                ..Default::default()
+            })
+            .unwrap();
         assert!(target.ends_with("clean/t/dt=2024-06-30/branch=0101"));
         assert_eq!(wh.read_success(Layer::Clean, "t", &key).unwrap().bytes, 3);
 
@@ -347,12 +366,22 @@ mod tests {
 
         let s = wh.stage(Layer::Clean, "t", &key, "r3").unwrap();
         fs::write(s.dir().join("part-0.parquet"), b"two!").unwrap();
-        s.commit(Success { rows: 2, ..Default::default() }).unwrap();
+        s.commit(Success {
+            rows: 2,
+            ..Default::default()
+        })
+        .unwrap();
         assert_eq!(fs::read(target.join("part-0.parquet")).unwrap(), b"two!");
         assert_eq!(wh.read_success(Layer::Clean, "t", &key).unwrap().rows, 2);
         // No staging leftovers beside the partition.
-        let left: Vec<_> = fs::read_dir(target.parent().unwrap()).unwrap().flatten().collect();
+        let left: Vec<_> = fs::read_dir(target.parent().unwrap())
+            .unwrap()
+            .flatten()
+            .collect();
         assert_eq!(left.len(), 1, "{left:?}");
-        assert_eq!(committed_partitions(&wh.table_dir(Layer::Clean, "t")).len(), 1);
+        assert_eq!(
+            committed_partitions(&wh.table_dir(Layer::Clean, "t")).len(),
+            1
+        );
     }
 }

@@ -13,7 +13,9 @@ pub const ROW_GROUP_ROWS: usize = 256 * 1024;
 
 fn writer(file: File, metadata: &[(String, String)]) -> ParquetWriter<File> {
     let mut w = ParquetWriter::new(file)
-        .with_compression(ParquetCompression::Zstd(polars_parquet::write::ZstdLevel::try_new(1).ok()))
+        .with_compression(ParquetCompression::Zstd(
+            polars_parquet::write::ZstdLevel::try_new(1).ok(),
+        ))
         .with_row_group_size(Some(ROW_GROUP_ROWS));
     if !metadata.is_empty() {
         w = w.with_key_value_metadata(Some(KeyValueMetadata::from_static(metadata.to_vec())));
@@ -37,7 +39,11 @@ pub struct PartWriter {
 }
 
 impl PartWriter {
-    pub fn create(path: &Path, schema: &Schema, metadata: &[(String, String)]) -> Result<PartWriter> {
+    pub fn create(
+        path: &Path,
+        schema: &Schema,
+        metadata: &[(String, String)],
+    ) -> Result<PartWriter> {
         let file = File::create(path).ctx(|| format!("creating {}", path.display()))?;
         let inner = writer(file, metadata)
             .batched(schema)
