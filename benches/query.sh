@@ -9,7 +9,8 @@
 #     count distinct — with `panorama query` (wall time of the process) and DuckDB (in process,
 #     2 threads, views over the same Parquet files), side by side, REPEAT times each;
 #  4. the full feature build: every `sql` job of the shipped models (sql/) on that warehouse,
-#     through the scheduler (`panorama run --select kind:sql`), wall time and per-model time.
+#     through the scheduler (`panorama run --select kind:sql --threads 1`: one model at a time,
+#     each using both cores), wall time, peak memory and per-model time.
 #
 # DuckDB goes into the throw-away virtualenv benches/.venv; data into benches/out/query/.
 # Usage: benches/query.sh            (10M applications, 50M transactions: the issue's size)
@@ -46,12 +47,12 @@ du -sh "$PROJ/warehouse/clean" | awk '{print "warehouse size: " $1}'
 echo "== five analyst queries (best of $REPEAT; Panorama = whole process, DuckDB = in process)"
 benches/.venv/bin/python benches/query_bench.py run "$(cd "$PROJ" && pwd)" "$DATE" "$BIN" "$REPEAT"
 
-echo "== full feature build (the shipped models of sql/)"
-rm -rf "$PROJ/sql" "$PROJ/jobs/sql" "$PROJ/warehouse/feature" "$PROJ/warehouse/_ledger.sqlite"*
+echo "== full feature build (the shipped models of sql/), one model at a time (--threads 1)"
+rm -rf "$PROJ/sql" "$PROJ/jobs/sql" "$PROJ/warehouse/feature"
 cp -r sql "$PROJ/sql"
 cp -r jobs/sql "$PROJ/jobs/sql"
 /usr/bin/time -f "   wall %e s, peak RSS %M KB" "$BIN" -C "$PROJ" --log-format json run --date "$DATE" --select kind:sql \
-  2> "$OUT/feature-build.log" | tail -1
-grep '"succeeded"' "$OUT/feature-build.log" | sed -E 's/.*"job":"([^"]+)".*"seconds":([0-9.]+).*/   \1 \2 s/' || true
+  --threads 1 --force > "$OUT/feature-build.out" 2> "$OUT/feature-build.log" || true
+grep '"msg":"succeeded"' "$OUT/feature-build.log" | sed -E 's/.*"job":"([^"]+)".*"seconds":([0-9.]+).*"rows_out":([0-9]+).*/   \1: \2 s, \3 rows/' || true
 tail -1 "$OUT/feature-build.log"
-"$BIN" -q -C "$PROJ" tables --layer feature
+tail -1 "$OUT/feature-build.out" | cut -c1-200

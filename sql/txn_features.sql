@@ -28,7 +28,7 @@ min = 1
 WITH tx AS (
     SELECT
         credit_code,
-        STRFTIME(ts, '%Y-%m') AS month,
+        EXTRACT(YEAR FROM ts) * 100 + EXTRACT(MONTH FROM ts) AS month,
         CASE WHEN direction = 'in' THEN amount ELSE 0.0 END AS inflow,
         CASE WHEN direction = 'out' THEN amount ELSE 0.0 END AS outflow,
         amount,

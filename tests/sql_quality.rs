@@ -474,6 +474,8 @@ fn shipped_models_build_and_docs_examples_run() {
             "7",
             "--date",
             D2,
+            "--days",
+            "2",
         ],
         0,
     );
@@ -481,13 +483,55 @@ fn shipped_models_build_and_docs_examples_run() {
     copy_dir(&repo.join("sql"), &dir.join("sql"));
     copy_dir(&repo.join("jobs/sql"), &dir.join("jobs/sql"));
     copy_dir(&repo.join("jobs/checks"), &dir.join("jobs/checks"));
-    let out = w.run(&["-C", &dir_s, "run", "--date", D2]);
+    let out = w.run(&["-C", &dir_s, "run", "--date", D1]);
     let summary = last_json_line(&out);
     assert_eq!(
         summary["status"],
         "succeeded",
         "{summary}\n{}",
         stderr(&out)
+    );
+
+    // Night two: a transaction in fen instead of yuan fails the range check of the transactions,
+    // and the models that read them are skipped; the other sources' models still run.
+    let src = dir.join(format!("data/{D2}/transactions.ndjson"));
+    let text = std::fs::read_to_string(&src).unwrap();
+    let mut bad: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    bad["txn_id"] = serde_json::json!("T_PLANTED_0001");
+    bad["amount"] = serde_json::json!(3_000_000_000.0);
+    std::fs::write(&src, format!("{text}{bad}\n")).unwrap();
+    let out = w.run(&["-C", &dir_s, "run", "--date", D2]);
+    let summary = last_json_line(&out);
+    assert_eq!(summary["status"], "failed", "{summary}\n{}", stderr(&out));
+    let failures: Vec<String> = summary["failures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["job"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(failures, ["check.transactions"], "{summary}");
+    assert!(
+        summary["failures"].to_string().contains("range(amount)"),
+        "{summary}"
+    );
+    let fdir = |t: &str, d: &str| dir.join(format!("warehouse/feature/{t}/dt={d}"));
+    for skipped in ["txn_features", "application_features"] {
+        assert!(
+            !fdir(skipped, D2).exists(),
+            "feature.{skipped} was built for {D2}"
+        );
+        assert!(fdir(skipped, D1).join("_SUCCESS").exists());
+    }
+    for built in ["tax_features", "device_features", "court_features"] {
+        assert!(
+            fdir(built, D2).join("_SUCCESS").exists(),
+            "feature.{built} was not built for {D2}"
+        );
+    }
+    let html = std::fs::read_to_string(dir.join(format!("reports/quality-{D2}.html"))).unwrap();
+    assert!(
+        html.contains("3000000000"),
+        "the report shows the failing value"
     );
 
     let wh = panorama::warehouse::Warehouse::new(dir.join("warehouse"));
@@ -505,13 +549,13 @@ fn shipped_models_build_and_docs_examples_run() {
             .read_success(
                 panorama::warehouse::Layer::Feature,
                 f,
-                &panorama::warehouse::PartitionKey::date(D2),
+                &panorama::warehouse::PartitionKey::date(D1),
             )
             .unwrap_or_else(|| panic!("feature.{f} was not built"));
         assert!(s.rows > 0, "feature.{f} is empty");
     }
     let apps = common::read_partition(
-        &dir.join(format!("warehouse/feature/application_features/dt={D2}")),
+        &dir.join(format!("warehouse/feature/application_features/dt={D1}")),
     );
     let label = apps.column("default_label").unwrap();
     assert!(

@@ -243,9 +243,10 @@ pub fn bin_all(
     params.validate()?;
     super::check_xy(x, y, None)?;
     super::check_binary(y)?;
-    (0..x.cols)
-        .into_par_iter()
-        .map(|j| bin_feature(&x.column(j), y, &names[j], j, &kinds[j], params))
+    let cols = x.columns();
+    cols.par_iter()
+        .enumerate()
+        .map(|(j, c)| bin_feature(c, y, &names[j], j, &kinds[j], params))
         .collect()
 }
 

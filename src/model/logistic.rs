@@ -133,6 +133,13 @@ impl LogisticParams {
                 break;
             }
         }
+        crate::log::debug(
+            "logistic regression fitted",
+            &[
+                ("iterations", iterations.into()),
+                ("converged", converged.into()),
+            ],
+        );
         let std = column_std(x);
         let (coef, intercept) = if self.fit_intercept {
             (w[..p].to_vec(), w[p])

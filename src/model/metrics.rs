@@ -232,9 +232,10 @@ pub fn psi(expected: &[f64], actual: &[f64], bins: usize) -> f64 {
 /// PSI of every column of two row-major buffers with `cols` columns.
 pub fn feature_psi(expected: &super::Matrix, actual: &super::Matrix, bins: usize) -> Vec<f64> {
     use rayon::prelude::*;
-    (0..expected.cols)
-        .into_par_iter()
-        .map(|j| psi(&expected.column(j), &actual.column(j), bins))
+    let (e, a) = (expected.columns(), actual.columns());
+    e.par_iter()
+        .zip(a.par_iter())
+        .map(|(e, a)| psi(e, a, bins))
         .collect()
 }
 

@@ -491,6 +491,7 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
             };
             let pp = Preprocessor::fit(&xtr, sup.then_some(ytr.as_slice()), names, kinds, mode);
             let z = pp.transform(&xtr);
+            step("prepared the inputs", &mut clock);
             let m = match algo {
                 Algo::Logistic => FittedModel::Logistic(
                     params::<LogisticParams>(&spec.params, algo)?.fit(&z, &ytr, None)?,
@@ -583,7 +584,9 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
             };
             let ptr = trained.predict(&xtr_eval);
             let pte = trained.predict(&xte);
+            step("predicted", &mut clock);
             let fpsi = metrics::feature_psi(&xtr, &xte, 10);
+            step("feature PSI", &mut clock);
             Evaluation::Binary(Box::new(BinaryEval {
                 train: BinaryMetrics::compute(&ytr_eval, &ptr),
                 test: BinaryMetrics::compute(&yte, &pte),

@@ -621,12 +621,13 @@ impl Preprocessor {
         let ybar = y.map_or(0.0, |y| y.iter().sum::<f64>() / n);
         let mut columns = Vec::new();
         let mut output_names = Vec::new();
+        let all_columns = x.columns();
         let stats: Vec<Option<(f64, f64, f64, bool)>> = {
             use rayon::prelude::*;
             (0..x.cols)
                 .into_par_iter()
                 .map(|j| match kinds[j] {
-                    FeatureKind::Numeric => Some(numeric_stats(&x.column(j), mode)),
+                    FeatureKind::Numeric => Some(numeric_stats(&all_columns[j], mode)),
                     _ => None,
                 })
                 .collect()
@@ -647,7 +648,7 @@ impl Preprocessor {
                     }
                 }
                 FeatureKind::Categorical { levels } => {
-                    let col = x.column(j);
+                    let col = &all_columns[j];
                     // Smoothed mean target per level (m-estimate, m = 20); levels seen fewer
                     // than 10 times share `other`.
                     let k = levels.len();
@@ -721,15 +722,30 @@ impl Preprocessor {
             scale: Vec::new(),
         };
         if mode == PrepMode::Scaled {
+            use rayon::prelude::*;
             let t = p.transform_unscaled(x);
             let n = t.rows as f64;
+            // Sums in fixed chunks reduced in order: the same result on any number of threads.
+            let parts: Vec<(Vec<f64>, Vec<f64>)> = t
+                .data
+                .par_chunks(t.cols.max(1) * 4096)
+                .map(|chunk| {
+                    let mut mean = vec![0.0; t.cols];
+                    let mut sq = vec![0.0; t.cols];
+                    for row in chunk.chunks(t.cols.max(1)) {
+                        for (j, v) in row.iter().enumerate() {
+                            mean[j] += v;
+                            sq[j] += v * v;
+                        }
+                    }
+                    (mean, sq)
+                })
+                .collect();
             let mut mean = vec![0.0; t.cols];
             let mut sq = vec![0.0; t.cols];
-            for i in 0..t.rows {
-                for (j, v) in t.row(i).iter().enumerate() {
-                    mean[j] += v;
-                    sq[j] += v * v;
-                }
+            for (pm, ps) in parts {
+                mean.iter_mut().zip(&pm).for_each(|(a, b)| *a += b);
+                sq.iter_mut().zip(&ps).for_each(|(a, b)| *a += b);
             }
             p.mean = mean.iter().map(|m| m / n).collect();
             p.scale = sq
@@ -749,54 +765,76 @@ impl Preprocessor {
     }
 
     fn transform_unscaled(&self, x: &Matrix) -> Matrix {
+        use rayon::prelude::*;
         let cols = self.output_names.len();
-        let mut out = Vec::with_capacity(x.rows * cols);
-        for i in 0..x.rows {
-            let row = x.row(i);
-            for (j, c) in self.columns.iter().enumerate() {
-                let v = row[j];
-                match c {
-                    ColumnPrep::Numeric {
-                        lo,
-                        hi,
-                        median,
-                        flag_missing,
-                    } => match self.mode {
-                        PrepMode::Scaled => {
-                            out.push(if v.is_nan() {
-                                *median
-                            } else {
-                                v.clamp(*lo, *hi)
-                            });
-                            if *flag_missing {
-                                out.push(if v.is_nan() { 1.0 } else { 0.0 });
+        let mut out = vec![0.0; x.rows * cols];
+        if cols == 0 {
+            return Matrix::new(x.rows, 0, out);
+        }
+        const ROWS: usize = 4096;
+        out.par_chunks_mut(cols * ROWS)
+            .enumerate()
+            .for_each(|(chunk_no, chunk)| {
+                for (r, orow) in chunk.chunks_mut(cols).enumerate() {
+                    let row = x.row(chunk_no * ROWS + r);
+                    let mut k = 0;
+                    for (j, c) in self.columns.iter().enumerate() {
+                        let v = row[j];
+                        match c {
+                            ColumnPrep::Numeric {
+                                lo,
+                                hi,
+                                median,
+                                flag_missing,
+                            } => match self.mode {
+                                PrepMode::Scaled => {
+                                    orow[k] = if v.is_nan() {
+                                        *median
+                                    } else {
+                                        v.clamp(*lo, *hi)
+                                    };
+                                    k += 1;
+                                    if *flag_missing {
+                                        orow[k] = if v.is_nan() { 1.0 } else { 0.0 };
+                                        k += 1;
+                                    }
+                                }
+                                PrepMode::Trees => {
+                                    orow[k] = v;
+                                    k += 1;
+                                }
+                            },
+                            ColumnPrep::Categorical {
+                                values,
+                                other,
+                                missing,
+                            } => {
+                                orow[k] = if v.is_nan() {
+                                    *missing
+                                } else {
+                                    values.get(v as usize).copied().unwrap_or(*other)
+                                };
+                                k += 1;
                             }
                         }
-                        PrepMode::Trees => out.push(v),
-                    },
-                    ColumnPrep::Categorical {
-                        values,
-                        other,
-                        missing,
-                    } => out.push(if v.is_nan() {
-                        *missing
-                    } else {
-                        values.get(v as usize).copied().unwrap_or(*other)
-                    }),
+                    }
                 }
-            }
-        }
+            });
         Matrix::new(x.rows, cols, out)
     }
 
     pub fn transform(&self, x: &Matrix) -> Matrix {
         let mut t = self.transform_unscaled(x);
-        if self.mode == PrepMode::Scaled {
+        if self.mode == PrepMode::Scaled && t.cols > 0 {
+            use rayon::prelude::*;
             let p = t.cols;
-            for (k, v) in t.data.iter_mut().enumerate() {
-                let j = k % p;
-                *v = (*v - self.mean[j]) / self.scale[j];
-            }
+            t.data.par_chunks_mut(p * 4096).for_each(|chunk| {
+                for row in chunk.chunks_mut(p) {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = (*v - self.mean[j]) / self.scale[j];
+                    }
+                }
+            });
         }
         t
     }

@@ -885,7 +885,7 @@ fn sample(lf: LazyFrame, fail: Expr, cols: &[String]) -> String {
             .iter()
             .map(|c| match c.get(i) {
                 Ok(AnyValue::Null) => "null".to_string(),
-                Ok(v) => v.to_string().trim_matches('"').to_string(),
+                Ok(v) => crate::transform::query::cell(&v),
                 Err(_) => "?".into(),
             })
             .collect();
@@ -1088,7 +1088,7 @@ fn run_check(
                                 s.column(k)
                                     .ok()
                                     .and_then(|c| c.get(i).ok())
-                                    .map(|v| v.to_string().trim_matches('"').to_string())
+                                    .map(|v| crate::transform::query::cell(&v))
                                     .unwrap_or_default()
                             })
                             .collect();

@@ -37,7 +37,7 @@ fn esc(s: &str) -> String {
 fn str_at(df: &DataFrame, c: &str, i: usize) -> String {
     match df.column(c).ok().and_then(|c| c.get(i).ok()) {
         Some(AnyValue::Null) | None => String::new(),
-        Some(v) => v.to_string().trim_matches('"').to_string(),
+        Some(v) => crate::transform::query::cell(&v),
     }
 }
 

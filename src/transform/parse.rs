@@ -1521,6 +1521,38 @@ mod tests {
     }
 
     #[test]
+    fn clashing_names_and_the_clock() {
+        let clock = Clock {
+            today: NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(),
+            now: NaiveDate::from_ymd_opt(2026, 11, 26)
+                .unwrap()
+                .and_hms_opt(8, 0, 0)
+                .unwrap(),
+        };
+        let a = analyze("SELECT k, MIN(x), MAX(x), MAX(x) + 1 AS y, COUNT(*) FROM t GROUP BY k")
+            .unwrap();
+        let sql = rewrite(&a, &HashMap::new(), &clock).unwrap();
+        assert_eq!(
+            sql,
+            "SELECT k, MIN(x) AS \"MIN(x)\", MAX(x) AS \"MAX(x)\", MAX(x) + 1 AS y, COUNT(*) FROM t GROUP BY k"
+        );
+        // Nothing clashes: nothing is renamed.
+        let a = analyze("SELECT CAST(x AS DOUBLE), SUM(y) FROM t").unwrap();
+        assert_eq!(
+            rewrite(&a, &HashMap::new(), &clock).unwrap(),
+            "SELECT CAST(x AS DOUBLE), SUM(y) FROM t"
+        );
+        let a =
+            analyze("SELECT CURRENT_DATE AS d, NOW() AS n FROM t WHERE d < CURRENT_DATE").unwrap();
+        let sql = rewrite(&a, &HashMap::new(), &clock).unwrap();
+        assert!(sql.contains("DATE '2026-11-26' AS d"), "{sql}");
+        assert!(
+            sql.contains("TIMESTAMP '2026-11-26 08:00:00.000' AS n"),
+            "{sql}"
+        );
+    }
+
+    #[test]
     fn rewrite_renames_and_spells_extensions() {
         let a = analyze(
             "SELECT clean.applications.amount, applications.status, DATE_TRUNC('month', apply_date) m,

@@ -592,7 +592,7 @@ pub fn write_file(df: &mut DataFrame, format: OutputFormat, path: &Path) -> Resu
     res
 }
 
-fn cell(av: &AnyValue) -> String {
+pub(crate) fn cell(av: &AnyValue) -> String {
     match av {
         AnyValue::Null => "null".into(),
         AnyValue::String(s) => s.to_string(),
