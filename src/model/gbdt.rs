@@ -704,6 +704,7 @@ impl GbdtParams {
             trees,
             gain: gains,
             n_features: x.cols,
+            train_raw: f,
         })
     }
 }
@@ -716,9 +717,28 @@ pub struct GbdtModel {
     /// Total split gain by feature.
     pub gain: Vec<f64>,
     pub n_features: usize,
+    /// Raw scores of the training rows, kept from the fit so that evaluation need not predict
+    /// them again (not serialised).
+    #[serde(skip)]
+    pub train_raw: Vec<f64>,
 }
 
 impl GbdtModel {
+    /// Training-row predictions from the fit (probabilities or values), if still held.
+    pub fn train_predictions(&self) -> Option<Vec<f64>> {
+        if self.train_raw.is_empty() {
+            return None;
+        }
+        Some(match self.objective {
+            Objective::Binary => self
+                .train_raw
+                .iter()
+                .map(|&z| super::logistic::sigmoid(z))
+                .collect(),
+            Objective::Regression => self.train_raw.clone(),
+        })
+    }
+
     /// Raw scores (log-odds for the binary objective).
     pub fn raw(&self, x: &Matrix) -> Vec<f64> {
         (0..x.rows)
@@ -796,6 +816,9 @@ mod tests {
         let a = crate::model::metrics::auc(&yt, &m.predict(&xt));
         assert!(a > 0.75, "auc {a}");
         let m2 = params.fit(&x, &y, None).unwrap();
+        let kept = m.train_predictions().unwrap();
+        let again = m.predict(&x);
+        assert!(kept.iter().zip(&again).all(|(a, b)| (a - b).abs() < 1e-12));
         assert!(m.predict(&xt) == m2.predict(&xt), "not reproducible");
         assert!(m.trees.iter().all(|t| t.n_leaves() <= 31));
         let json = serde_json::to_string(&m).unwrap();

@@ -582,7 +582,12 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
                 }
                 _ => (xtr.clone(), ytr.clone()),
             };
-            let ptr = trained.predict(&xtr_eval);
+            let ptr = match &trained.model {
+                FittedModel::Gbdt(m) if m.train_raw.len() == xtr_eval.rows => {
+                    m.train_predictions().unwrap_or_default()
+                }
+                _ => trained.predict(&xtr_eval),
+            };
             let pte = trained.predict(&xte);
             step("predicted", &mut clock);
             let fpsi = metrics::feature_psi(&xtr, &xte, 10);
@@ -597,7 +602,12 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
             }))
         }
         Task::Regression => {
-            let ptr = trained.predict(&xtr);
+            let ptr = match &trained.model {
+                FittedModel::Gbdt(m) if m.train_raw.len() == xtr.rows => {
+                    m.train_predictions().unwrap_or_default()
+                }
+                _ => trained.predict(&xtr),
+            };
             let pte = trained.predict(&xte);
             Evaluation::Regression {
                 train: RegressionMetrics::compute(&ytr, &ptr),
