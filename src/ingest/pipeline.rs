@@ -858,7 +858,6 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
     let rows_read = sink.rows_read;
     let rows_written = sink.rows_written;
     debug_assert_eq!(rows_read, rows_written + rows_rejected);
-    let rejects_total = sink.rejects.count;
     let reject_dir = staged_rejects.target().to_path_buf();
     sink.rejects.finish()?;
     let success = |rows: u64, columns: Vec<String>| Success {
@@ -876,7 +875,7 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
         ..Default::default()
     };
     staged_rejects.commit(success(
-        rejects_total,
+        rows_rejected,
         ["source_file", "record", "column", "reason", "raw"]
             .iter()
             .map(|s| s.to_string())
@@ -1076,30 +1075,32 @@ fn fetch_raws(sink: &Sink, dropped: &[Dropped], c: &Contract) -> Result<Vec<Stri
             continue;
         }
         lines.sort_unstable();
-        let data = fs::read(&f.path)
+        // Stream the file line by line: it may be several GB, and memory must stay bounded.
+        let file = fs::File::open(&f.path)
             .map_err(|e| Error::input(&f.path, format!("re-reading for duplicates: {e}")))?;
-        let mut pos = 0usize;
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let mut buf = Vec::new();
         let mut it = lines.iter().peekable();
-        let ends = memchr::memchr_iter(b'\n', &data).chain(std::iter::once(data.len()));
-        for (line_no, nl) in (1u64..).zip(ends) {
-            while let Some(&&l) = it.peek() {
-                if l == line_no {
-                    let text =
-                        readers::lossy(trim_eol(&data[pos..nl.min(data.len())]), c.source.encoding);
-                    let text = text
-                        .strip_prefix('\u{feff}')
-                        .map(str::to_string)
-                        .unwrap_or(text);
-                    want.insert((f.index as u32, l), text);
-                    it.next();
-                } else {
-                    break;
-                }
-            }
-            if it.peek().is_none() {
+        let mut line_no = 0u64;
+        while let Some(&&want_line) = it.peek() {
+            buf.clear();
+            let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf)
+                .map_err(|e| Error::input(&f.path, format!("re-reading for duplicates: {e}")))?;
+            if n == 0 {
                 break;
             }
-            pos = nl + 1;
+            line_no += 1;
+            if line_no == want_line {
+                let text = readers::lossy(trim_eol(&buf), c.source.encoding);
+                let text = text
+                    .strip_prefix('\u{feff}')
+                    .map(str::to_string)
+                    .unwrap_or(text);
+                want.insert((f.index as u32, want_line), text);
+                while it.peek() == Some(&&want_line) {
+                    it.next();
+                }
+            }
         }
     }
     Ok(dropped
