@@ -223,6 +223,12 @@ impl PreparedJob for CheckJob {
                 rows_out: outcome.results.len() as u64,
                 bytes: 0,
                 message: summary,
+                warnings: outcome
+                    .results
+                    .iter()
+                    .filter(|r| r.failed() && !r.blocking())
+                    .map(|r| format!("check {} (warn): {}", r.check, r.observed))
+                    .collect(),
             })
         } else {
             Err(JobError::permanent(format!(
@@ -260,6 +266,7 @@ impl PreparedJob for CheckJob {
                 rows_out: s.rows,
                 bytes: s.bytes,
                 message: "committed before the run was killed".into(),
+                warnings: Vec::new(),
             },
         })
     }

@@ -116,6 +116,7 @@ impl PreparedJob for Ingest {
                     "{} rows read, {} written, {} rejected",
                     r.rows_read, r.rows_written, r.rows_rejected
                 ),
+                warnings: Vec::new(),
             }),
             Err(e) => Err(JobError {
                 message: error_chain(&e),
@@ -148,6 +149,7 @@ impl PreparedJob for Ingest {
                 rows_out: s.rows,
                 bytes: s.bytes,
                 message: "committed before the run was killed".into(),
+                warnings: Vec::new(),
             },
         })
     }

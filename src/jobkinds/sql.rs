@@ -150,6 +150,7 @@ impl PreparedJob for SqlJob {
                 rows_out: r.rows,
                 bytes: r.bytes,
                 message: format!("{} rows × {} columns into {}", r.rows, r.columns, r.table),
+                warnings: Vec::new(),
             }),
             Err(e) => Err(job_error(&e)),
         }
@@ -177,6 +178,7 @@ impl PreparedJob for SqlJob {
                 rows_out: s.rows,
                 bytes: s.bytes,
                 message: "committed before the run was killed".into(),
+                warnings: Vec::new(),
             },
         })
     }

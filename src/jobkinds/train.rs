@@ -22,13 +22,12 @@
 //! ```
 //! Reads `feature.<input>`; writes `models.<model>` (a registry entry, not a table).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use polars::prelude::*;
 
 use crate::config::Project;
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::model::pipeline::{self, Algo, MissingPolicy, Split, Task, TrainSpec};
 use crate::model::registry;
 use crate::schedule::{
@@ -197,11 +196,21 @@ fn parse(file: &JobFile<'_>) -> std::result::Result<TrainJob, Vec<String>> {
         Some(toml::Value::Table(s)) => {
             let unknown: Vec<&String> = s
                 .keys()
-                .filter(|k| !["type", "test_size", "column", "cutoff"].contains(&k.as_str()))
+                .filter(|k| {
+                    ![
+                        "type",
+                        "test_size",
+                        "column",
+                        "cutoff",
+                        "oot_column",
+                        "oot_days",
+                    ]
+                    .contains(&k.as_str())
+                })
                 .collect();
             if !unknown.is_empty() {
                 problems.push(format!(
-                    "`split`: unknown key(s) {unknown:?}; allowed: type, test_size, column, cutoff"
+                    "`split`: unknown key(s) {unknown:?}; allowed: type, test_size, column, cutoff, oot_column, oot_days"
                 ));
             }
             match s
@@ -236,9 +245,52 @@ fn parse(file: &JobFile<'_>) -> std::result::Result<TrainJob, Vec<String>> {
                         cutoff: cutoff.unwrap_or_default(),
                     }
                 }
+                "hash" => {
+                    let ts = s
+                        .get("test_size")
+                        .map(|v| {
+                            v.as_float()
+                                .or_else(|| v.as_integer().map(|i| i as f64))
+                                .unwrap_or(-1.0)
+                        })
+                        .unwrap_or(0.3);
+                    if !(ts > 0.0 && ts < 1.0) {
+                        problems.push(format!("`split.test_size`: {ts} must be a share in (0, 1)"));
+                    }
+                    let column = s.get("column").and_then(|v| v.as_str()).map(str::to_string);
+                    if column.is_none() {
+                        problems.push(
+                            "`split`: hash needs `column`, the id whose hash picks the hold-out"
+                                .into(),
+                        );
+                    }
+                    let oot_column = s
+                        .get("oot_column")
+                        .and_then(|v| v.as_str())
+                        .map(str::to_string);
+                    let oot_days = match s.get("oot_days") {
+                        None => None,
+                        Some(toml::Value::Integer(d)) if *d > 0 => Some(*d as u32),
+                        Some(_) => {
+                            problems.push("`split.oot_days`: a positive number of days".into());
+                            None
+                        }
+                    };
+                    if oot_column.is_some() != s.contains_key("oot_days") {
+                        problems.push(
+                            "`split`: give both oot_column and oot_days, or neither".into(),
+                        );
+                    }
+                    Split::Hash {
+                        column: column.unwrap_or_default(),
+                        test_size: ts,
+                        oot_column,
+                        oot_days,
+                    }
+                }
                 other => {
                     problems.push(format!(
-                        "`split.type`: {other:?}; allowed values: stratified, out_of_time"
+                        "`split.type`: {other:?}; allowed values: stratified, out_of_time, hash"
                     ));
                     Split::Stratified { test_size: 0.3 }
                 }
@@ -312,30 +364,6 @@ impl JobKind for TrainKind {
     }
 }
 
-/// All part files of a committed partition, stacked.
-fn read_partition(dir: &std::path::Path) -> Result<DataFrame> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ctx(|| format!("reading {}", dir.display()))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
-        .collect();
-    files.sort();
-    let mut out: Option<DataFrame> = None;
-    for f in files {
-        let df = crate::warehouse::parquet::read_frame(&f)?;
-        out = Some(match out {
-            None => df,
-            Some(mut o) => {
-                o.vstack_mut(&df)
-                    .ctx(|| format!("stacking {}", f.display()))?;
-                o
-            }
-        });
-    }
-    out.ok_or_else(|| Error::input(dir, "no parquet file in the partition"))
-}
-
 impl TrainJob {
     fn train(&self, ctx: &JobCtx<'_>) -> Result<JobOutcome> {
         let wh = Warehouse::new(&ctx.project.warehouse_root);
@@ -347,7 +375,7 @@ impl TrainJob {
                 format!("feature.{} has no committed partition for {dt}", self.input),
             ));
         }
-        let mut df = read_partition(&dir)?;
+        let mut df = crate::warehouse::parquet::read_partition(&dir)?;
         let rows_in = df.height() as u64;
         if let Some(id) = &self.entity_id {
             if df.column(id).is_err() {
@@ -428,6 +456,7 @@ impl TrainJob {
                 self.spec.algo.name(),
                 out.rows_train + out.rows_test
             ),
+            warnings: Vec::new(),
         })
     }
 }
@@ -490,6 +519,7 @@ impl PreparedJob for TrainJob {
                     "{} {} registered before the run was killed",
                     m.name, m.version
                 ),
+                warnings: Vec::new(),
             },
         })
     }

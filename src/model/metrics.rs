@@ -196,37 +196,74 @@ pub fn lift_table(y: &[f64], p: &[f64], groups: usize) -> Vec<Decile> {
     out
 }
 
-/// Population stability index of `actual` against `expected`, on `bins` quantile bins of
-/// `expected` (missing values form a bin of their own). Shares are floored at 1e-4.
-pub fn psi(expected: &[f64], actual: &[f64], bins: usize) -> f64 {
-    // Bin edges from (at most 100,000 evenly strided values of) the reference.
-    let stride = (expected.len() / 100_000).max(1);
-    let mut sorted: Vec<f64> = expected
-        .iter()
-        .step_by(stride)
-        .copied()
-        .filter(|v| !v.is_nan())
-        .collect();
-    sorted.sort_by(|a, b| a.total_cmp(b));
-    let mut edges: Vec<f64> = (1..bins)
-        .filter_map(|k| sorted.get(k * sorted.len() / bins).copied())
-        .collect();
-    edges.dedup();
-    let share = |v: &[f64]| {
-        let mut c = vec![0.0; edges.len() + 2];
-        for &x in v {
+/// A distribution frozen on a reference sample (the training rows): quantile bin edges, the
+/// share of each bin (the last bin holds missing values) and the median, so that later
+/// samples can be compared with it (PSI) without the reference data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    pub edges: Vec<f64>,
+    pub shares: Vec<f64>,
+    pub median: f64,
+}
+
+impl Distribution {
+    /// `bins` quantile bins of `values` (edges from at most 100,000 evenly strided values).
+    pub fn of(values: &[f64], bins: usize) -> Distribution {
+        let stride = (values.len() / 100_000).max(1);
+        let mut sorted: Vec<f64> = values
+            .iter()
+            .step_by(stride)
+            .copied()
+            .filter(|v| !v.is_nan())
+            .collect();
+        sorted.sort_by(|a, b| a.total_cmp(b));
+        let mut edges: Vec<f64> = (1..bins)
+            .filter_map(|k| sorted.get(k * sorted.len() / bins).copied())
+            .collect();
+        edges.dedup();
+        let median = sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN);
+        let mut d = Distribution {
+            edges,
+            shares: Vec::new(),
+            median,
+        };
+        d.shares = d.shares_of(values);
+        d
+    }
+
+    /// Shares of `values` in this distribution's bins (missing last).
+    pub fn shares_of(&self, values: &[f64]) -> Vec<f64> {
+        let mut c = vec![0.0; self.edges.len() + 2];
+        for &x in values {
             let b = if x.is_nan() {
-                edges.len() + 1
+                self.edges.len() + 1
             } else {
-                edges.partition_point(|&e| e <= x)
+                self.edges.partition_point(|&e| e <= x)
             };
             c[b] += 1.0;
         }
-        let n = v.len().max(1) as f64;
-        c.iter().map(|x| (x / n).max(1e-4)).collect::<Vec<_>>()
-    };
-    let (e, a) = (share(expected), share(actual));
-    e.iter().zip(&a).map(|(e, a)| (a - e) * (a / e).ln()).sum()
+        let n = values.len().max(1) as f64;
+        c.iter().map(|x| x / n).collect()
+    }
+
+    /// PSI of `actual` against this distribution; shares are floored at 1e-4.
+    pub fn psi(&self, actual: &[f64]) -> f64 {
+        let a = self.shares_of(actual);
+        self.shares
+            .iter()
+            .zip(&a)
+            .map(|(e, a)| {
+                let (e, a) = (e.max(1e-4), a.max(1e-4));
+                (a - e) * (a / e).ln()
+            })
+            .sum()
+    }
+}
+
+/// Population stability index of `actual` against `expected`, on `bins` quantile bins of
+/// `expected` (missing values form a bin of their own). Shares are floored at 1e-4.
+pub fn psi(expected: &[f64], actual: &[f64], bins: usize) -> f64 {
+    Distribution::of(expected, bins).psi(actual)
 }
 
 /// PSI of every column of two row-major buffers with `cols` columns.

@@ -11,6 +11,7 @@
 #![allow(clippy::needless_range_loop, clippy::neg_cmp_op_on_partial_ord)]
 
 pub mod binning;
+pub mod champion;
 pub mod cluster;
 pub mod decomp;
 pub mod gbdt;

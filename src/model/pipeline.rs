@@ -102,6 +102,106 @@ pub enum Split {
     Stratified { test_size: f64 },
     /// Rows whose `column` sorts before `cutoff` train, the rest test.
     OutOfTime { column: String, cutoff: String },
+    /// A hold-out fixed by a hash of `column` (an id): the same entity is on the same side
+    /// every night and for every model, so a champion trained last week never saw tonight's
+    /// hold-out. With `oot_column`, labelled rows in the last `oot_days` days (before the
+    /// latest labelled date) form the out-of-time sample: neither trained on nor in the test.
+    Hash {
+        column: String,
+        test_size: f64,
+        #[serde(default)]
+        oot_column: Option<String>,
+        #[serde(default)]
+        oot_days: Option<u32>,
+    },
+}
+
+/// The salt of the hold-out hash: changing it would move every entity between train and test.
+const HOLDOUT_SALT: &str = "panorama-holdout-v1";
+
+/// Rows of a hash split: train, hold-out (test) and out-of-time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct HoldoutRows {
+    pub train: Vec<usize>,
+    pub test: Vec<usize>,
+    pub oot: Vec<usize>,
+}
+
+/// Days since 1970 of a date-like column (Date, Datetime or ISO text).
+fn date_days(df: &DataFrame, column: &str) -> Result<Vec<Option<i32>>> {
+    let c = df
+        .column(column)
+        .map_err(|_| Error::config(format!("out-of-time column {column:?} not found")))?;
+    let s = c.as_materialized_series();
+    let err = |e: PolarsError| {
+        Error::config(format!(
+            "out-of-time column {column:?} ({}) is not a date: {e}",
+            s.dtype()
+        ))
+    };
+    let d = match s.dtype() {
+        DataType::String => s
+            .str()
+            .map_err(err)?
+            .as_date(None, false)
+            .map_err(err)?
+            .into_series(),
+        _ => s.cast(&DataType::Date).map_err(err)?,
+    };
+    let d = d.cast(&DataType::Int32).map_err(err)?;
+    Ok(d.i32().map_err(err)?.iter().collect())
+}
+
+/// Splits `rows` (those with a target) by a hash of `column` and, optionally, an out-of-time
+/// window on `oot_column`. Shared by training and by the champion/challenger evaluation so
+/// that both see the same hold-out.
+pub fn holdout_rows(
+    df: &DataFrame,
+    rows: &[usize],
+    column: &str,
+    test_size: f64,
+    oot: Option<(&str, u32)>,
+) -> Result<HoldoutRows> {
+    if !(test_size > 0.0 && test_size < 1.0) {
+        return Err(Error::config(format!(
+            "test_size = {test_size}: must be in (0, 1)"
+        )));
+    }
+    let ids = df
+        .column(column)
+        .map_err(|_| Error::config(format!("hash split: no column {column:?}")))?
+        .as_materialized_series()
+        .cast(&DataType::String)
+        .map_err(|e| Error::config(format!("hash split on {column:?}: {e}")))?;
+    let ids = ids.str().expect("cast to string").clone();
+    let (days, cutoff) = match oot {
+        Some((c, n)) => {
+            let d = date_days(df, c)?;
+            let last = rows.iter().filter_map(|&i| d[i]).max();
+            let cut = last.map(|l| l - n as i32);
+            (d, cut)
+        }
+        None => (Vec::new(), None),
+    };
+    let mut out = HoldoutRows::default();
+    for &i in rows {
+        if let Some(cut) = cutoff {
+            match days[i] {
+                Some(d) if d > cut => {
+                    out.oot.push(i);
+                    continue;
+                }
+                None => continue,
+                _ => {}
+            }
+        }
+        match ids.get(i) {
+            Some(v) if super::rng::hash_unit(HOLDOUT_SALT, v) < test_size => out.test.push(i),
+            Some(_) => out.train.push(i),
+            None => {}
+        }
+    }
+    Ok(out)
 }
 
 /// What to do with missing feature values.
@@ -246,6 +346,36 @@ pub struct TrainOutcome {
     /// blake3 of the training matrix and target.
     pub fingerprint: String,
     pub fit_seconds: f64,
+    /// Distributions of the prediction and of each raw input on the training rows, kept with
+    /// the model for monitoring (PSI against the nightly population). None for clusterers.
+    pub baseline: Option<Baseline>,
+}
+
+/// What the training population looked like, frozen with the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub rows: usize,
+    /// The prediction: probability of the event for classifiers, the value for regressors.
+    pub prediction: metrics::Distribution,
+    /// Raw inputs, in `input_names` order.
+    pub features: Vec<(String, metrics::Distribution)>,
+}
+
+impl Baseline {
+    fn of(x: &Matrix, names: &[String], prediction: &[f64]) -> Baseline {
+        use rayon::prelude::*;
+        let features = x
+            .columns()
+            .par_iter()
+            .zip(names.par_iter())
+            .map(|(c, n)| (n.clone(), metrics::Distribution::of(c, 10)))
+            .collect();
+        Baseline {
+            rows: x.rows,
+            prediction: metrics::Distribution::of(prediction, 10),
+            features,
+        }
+    }
 }
 
 fn params<T: serde::de::DeserializeOwned + Default>(
@@ -362,6 +492,31 @@ fn split_rows(
             }
             Ok((tr, te))
         }
+        Split::Hash {
+            column,
+            test_size,
+            oot_column,
+            oot_days,
+        } => {
+            let oot = match (oot_column, oot_days) {
+                (Some(c), Some(n)) => Some((c.as_str(), *n)),
+                (None, None) => None,
+                _ => {
+                    return Err(Error::config(
+                        "hash split: give both oot_column and oot_days, or neither",
+                    ))
+                }
+            };
+            let h = holdout_rows(df, rows, column, *test_size, oot)?;
+            if h.train.is_empty() || h.test.is_empty() {
+                return Err(Error::config(format!(
+                    "hash split on {column:?} leaves {} train and {} test rows",
+                    h.train.len(),
+                    h.test.len()
+                )));
+            }
+            Ok((h.train, h.test))
+        }
     }
 }
 
@@ -405,8 +560,17 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
     if let Some(t) = &target {
         exclude.push(t);
     }
-    if let Split::OutOfTime { column, .. } = &spec.split {
-        exclude.push(column);
+    match &spec.split {
+        Split::OutOfTime { column, .. } => exclude.push(column),
+        Split::Hash {
+            column, oot_column, ..
+        } => {
+            exclude.push(column);
+            if let Some(c) = oot_column {
+                exclude.push(c);
+            }
+        }
+        Split::Stratified { .. } => {}
     }
     let mut clock = std::time::Instant::now();
     let step = |what: &str, clock: &mut std::time::Instant| {
@@ -567,6 +731,7 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
     }
     importance.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
     step("fitted", &mut clock);
+    let mut baseline = None;
     let eval = match task {
         Task::Binary => {
             // kNN costs a pass over its reference set per row: its training metrics are taken
@@ -591,6 +756,7 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
             let pte = trained.predict(&xte);
             step("predicted", &mut clock);
             let fpsi = metrics::feature_psi(&xtr, &xte, 10);
+            baseline = Some(Baseline::of(&xtr, names, &ptr));
             step("feature PSI", &mut clock);
             Evaluation::Binary(Box::new(BinaryEval {
                 train: BinaryMetrics::compute(&ytr_eval, &ptr),
@@ -609,6 +775,7 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
                 _ => trained.predict(&xtr),
             };
             let pte = trained.predict(&xte);
+            baseline = Some(Baseline::of(&xtr, names, &ptr));
             Evaluation::Regression {
                 train: RegressionMetrics::compute(&ytr, &ptr),
                 test: RegressionMetrics::compute(&yte, &pte),
@@ -644,5 +811,6 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
         rows_train: tr.len(),
         rows_test: te.len(),
         fit_seconds,
+        baseline,
     })
 }

@@ -150,6 +150,9 @@ pub fn register(
         "meta.json",
         serde_json::to_string_pretty(&meta).unwrap_or_default(),
     )?;
+    if let Some(b) = &out.baseline {
+        write("baseline.json", json(b)?)?;
+    }
     if let FittedModel::Scorecard(sc) = &out.trained.model {
         write(
             "binning.json",
@@ -189,6 +192,11 @@ pub fn list(warehouse_root: &Path) -> Vec<ModelMeta> {
         .flatten()
         .flatten()
         .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|f| f.to_str())
+                .is_some_and(|f| !f.starts_with('_') && !f.starts_with('.'))
+        })
         .collect();
     names.sort();
     for n in names {
@@ -242,6 +250,18 @@ pub fn version_dir(warehouse_root: &Path, name: &str, version: Option<&str>) -> 
             )))
         }
     }
+}
+
+/// The training-population baseline of a version (absent for clusterers and old versions).
+pub fn load_baseline(dir: &Path) -> Option<super::pipeline::Baseline> {
+    let text = std::fs::read_to_string(dir.join("baseline.json")).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+pub fn read_meta(dir: &Path) -> Result<ModelMeta> {
+    let p = dir.join("meta.json");
+    let text = std::fs::read_to_string(&p).ctx(|| format!("reading {}", p.display()))?;
+    serde_json::from_str(&text).map_err(|e| Error::Other(format!("{}: {e}", p.display())))
 }
 
 pub fn load(dir: &Path) -> Result<TrainedModel> {

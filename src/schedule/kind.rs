@@ -221,6 +221,10 @@ pub struct JobOutcome {
     pub rows_out: u64,
     pub bytes: u64,
     pub message: String,
+    /// Things a human should look at although the job succeeded (a drift alert, a check
+    /// at severity warn); they reach the run summary and the run report.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A failed attempt. Transient failures (I/O hiccups, timeouts) are retried with backoff;

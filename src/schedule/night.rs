@@ -76,6 +76,8 @@ pub struct NightResult {
     pub counts: Counts,
     pub seconds: f64,
     pub failures: Vec<Failure>,
+    /// `job: warning` lines of jobs that succeeded.
+    pub warnings: Vec<String>,
     pub report: Option<String>,
 }
 
@@ -216,6 +218,16 @@ fn run_night(
         }
     }
     failures.sort_by(|a, b| a.job.cmp(&b.job));
+    let mut warnings: Vec<String> = exec
+        .attempts
+        .iter()
+        .filter(|a| a.final_state && a.status.is_ok())
+        .flat_map(|a| {
+            let job = &dag.job(a.job).name;
+            a.outcome.warnings.iter().map(move |w| format!("{job}: {w}"))
+        })
+        .collect();
+    warnings.sort();
     counts.not_started = exec.not_started.len();
     counts.retries = exec.retries;
     let status = if exec.interrupted {
@@ -233,6 +245,7 @@ fn run_night(
         counts,
         seconds,
         failures,
+        warnings,
         report: None,
     };
     if opts.report {
@@ -400,6 +413,8 @@ pub struct Summary {
     pub duration_s: f64,
     pub failures: Vec<Failure>,
     pub failures_truncated: usize,
+    /// Warnings of jobs that succeeded (drift alerts, warn-level checks), at most 50.
+    pub warnings: Vec<String>,
     pub reports: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
@@ -421,6 +436,11 @@ impl Summary {
             counts.add(&n.counts);
             failures.extend(n.failures.iter().cloned());
         }
+        let mut warnings: Vec<String> = nights
+            .iter()
+            .flat_map(|n| n.warnings.iter().map(|w| format!("{} {w}", n.date)))
+            .collect();
+        warnings.truncate(MAX_FAILURES_IN_SUMMARY);
         let truncated = failures.len().saturating_sub(MAX_FAILURES_IN_SUMMARY);
         failures.truncate(MAX_FAILURES_IN_SUMMARY);
         let interrupted = interrupted || nights.iter().any(|n| n.status == "interrupted");
@@ -440,6 +460,7 @@ impl Summary {
             duration_s: (seconds * 1000.0).round() / 1000.0,
             failures,
             failures_truncated: truncated,
+            warnings,
             reports: nights.iter().filter_map(|n| n.report.clone()).collect(),
             shard: shard.map(|s| s.to_string()),
             dry_run: false,

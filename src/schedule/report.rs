@@ -100,6 +100,19 @@ pre{{white-space:pre-wrap;margin:0;font-size:12px}} .legend i{{display:inline-bl
     h.push_str("<h2>Timeline</h2>\n");
     h.push_str(&timeline(dag, exec));
 
+    // Warnings of jobs that succeeded.
+    if !night.warnings.is_empty() {
+        let _ = writeln!(
+            h,
+            "<h2>Warnings ({})</h2>\n<ul>",
+            night.warnings.len()
+        );
+        for w in night.warnings.iter().take(500) {
+            let _ = writeln!(h, "<li>{}</li>", esc(w));
+        }
+        h.push_str("</ul>\n");
+    }
+
     // Failed jobs.
     let failed: Vec<&Attempt> = exec
         .attempts

@@ -158,7 +158,11 @@ impl Warehouse {
         key: &PartitionKey,
         run_id: &str,
     ) -> Result<Staged> {
-        let target = self.partition_dir(layer, table, key);
+        self.stage_at(self.partition_dir(layer, table, key), run_id)
+    }
+
+    /// `stage` for a partition folder outside the layers (e.g. `export/score/<table>/dt=D`).
+    pub fn stage_at(&self, target: PathBuf, run_id: &str) -> Result<Staged> {
         let parent = target
             .parent()
             .expect("partition has a parent")

@@ -104,3 +104,27 @@ pub fn read_metadata(path: &Path) -> Result<Vec<(String, String)>> {
         .map(|kv| (kv.key, kv.value.unwrap_or_default()))
         .collect())
 }
+
+/// All part files of a committed partition, stacked in file-name order.
+pub fn read_partition(dir: &Path) -> Result<DataFrame> {
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .ctx(|| format!("reading {}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .collect();
+    files.sort();
+    let mut out: Option<DataFrame> = None;
+    for f in files {
+        let df = read_frame(&f)?;
+        out = Some(match out {
+            None => df,
+            Some(mut o) => {
+                o.vstack_mut(&df)
+                    .ctx(|| format!("stacking {}", f.display()))?;
+                o
+            }
+        });
+    }
+    out.ok_or_else(|| crate::error::Error::input(dir, "no parquet file in the partition"))
+}
