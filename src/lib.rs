@@ -16,6 +16,7 @@ pub mod model;
 pub mod quality;
 pub mod report;
 pub mod schedule;
+pub mod score;
 pub mod transform;
 pub mod warehouse;
 

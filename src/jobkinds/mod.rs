@@ -2,8 +2,10 @@
 //! kind here (`sql`, `check`, `train`, `score`, `report`) with one `register` line.
 
 pub mod check;
+pub mod decide;
 pub mod ingest;
 pub mod noop;
+pub mod score;
 pub mod sql;
 pub mod train;
 
@@ -17,6 +19,8 @@ pub fn registry() -> Registry {
     r.register(sql::SqlKind);
     r.register(check::CheckKind);
     r.register(train::TrainKind);
+    r.register(decide::DecideKind);
+    r.register(score::ScoreKind);
     r
 }
 

@@ -140,7 +140,9 @@ pub enum FeatureKind {
 pub enum BinRule {
     /// `lo < x <= hi` (infinite ends allowed).
     Range {
+        #[serde(with = "open_bound::lo")]
         lo: f64,
+        #[serde(with = "open_bound::hi")]
         hi: f64,
     },
     /// Category codes and their names.
@@ -820,4 +822,28 @@ mod tests {
         assert_eq!(fb.bin_of(17.0), other);
         assert_ne!(fb.bin_of(0.0), fb.bin_of(2.0));
     }
+}
+
+/// JSON has no infinity: an open end of a range is written as null and read back as -inf
+/// (lower) or +inf (upper), so that a saved scorecard reloads exactly.
+mod open_bound {
+    macro_rules! bound {
+        ($name:ident, $inf:expr) => {
+            pub mod $name {
+                use serde::{Deserialize, Deserializer, Serializer};
+                pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+                    if v.is_infinite() {
+                        s.serialize_none()
+                    } else {
+                        s.serialize_f64(*v)
+                    }
+                }
+                pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+                    Ok(Option::<f64>::deserialize(d)?.unwrap_or($inf))
+                }
+            }
+        };
+    }
+    bound!(lo, f64::NEG_INFINITY);
+    bound!(hi, f64::INFINITY);
 }

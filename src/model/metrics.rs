@@ -203,6 +203,7 @@ pub fn lift_table(y: &[f64], p: &[f64], groups: usize) -> Vec<Decile> {
 pub struct Distribution {
     pub edges: Vec<f64>,
     pub shares: Vec<f64>,
+    #[serde(with = "crate::model::nan_as_null")]
     pub median: f64,
 }
 

@@ -260,3 +260,19 @@ impl FittedModel {
         }
     }
 }
+
+/// JSON has no NaN: a missing value stored in a model (e.g. the code of missing categories
+/// for trees) is written as null and read back as NaN, so that a saved model reloads.
+pub mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_nan() {
+            s.serialize_none()
+        } else {
+            s.serialize_f64(*v)
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}

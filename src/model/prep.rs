@@ -555,6 +555,7 @@ pub enum ColumnPrep {
     Numeric {
         lo: f64,
         hi: f64,
+        #[serde(with = "crate::model::nan_as_null")]
         median: f64,
         flag_missing: bool,
     },
@@ -562,6 +563,7 @@ pub enum ColumnPrep {
     Categorical {
         values: Vec<f64>,
         other: f64,
+        #[serde(with = "crate::model::nan_as_null")]
         missing: f64,
     },
 }

@@ -2,7 +2,10 @@
 //! test), ROC, KS curve, score distribution by class, lift and gains by decile, feature
 //! importance, WoE per bin for scorecards, and the tables behind them.
 
+pub mod score;
 pub mod svg;
+
+pub use score::score_report;
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
