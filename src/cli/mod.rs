@@ -10,6 +10,7 @@ pub mod plan;
 pub mod query;
 pub mod run;
 pub mod runs;
+pub mod score;
 pub mod tables;
 pub mod train;
 
@@ -69,8 +70,11 @@ pub enum Command {
     /// Train a model ad hoc on a CSV or Parquet file (no project needed); prints metrics and
     /// writes an HTML report.
     Train(train::Args),
-    /// The model registry: registered models and their metrics.
+    /// The model registry, champions and decisions: list, show, champions, promote, rollback.
     Models(models::Args),
+    /// Score a date's population into the score tables by hand (the nightly `score` jobs), or
+    /// a Parquet file into a file.
+    Score(score::Args),
 }
 
 impl Cli {
@@ -108,6 +112,7 @@ pub fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Check(a) => check::run(&ctx, a),
         Command::Train(a) => train::run(&ctx, a),
         Command::Models(a) => models::run(&ctx, a),
+        Command::Score(a) => score::run(&ctx, a),
     }
 }
 

@@ -1,8 +1,11 @@
-//! `panorama models list|show`: the model registry under `warehouse/models/`.
+//! `panorama models list|show|champions|promote|rollback`: the model registry under
+//! `warehouse/models/` and the champion/challenger state of each family.
 
 use crate::cli::{Ctx, ListFormat};
 use crate::error::{ExitCode, Result};
+use crate::model::champion::{self, ModelRef};
 use crate::model::registry;
+use crate::warehouse::lock::WarehouseLock;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -25,6 +28,93 @@ pub enum Sub {
         #[arg(long, value_enum, default_value = "table")]
         format: ListFormat,
     },
+    /// Champion and challenger of each family, with the history of decisions.
+    Champions {
+        /// One family (default: all).
+        family: Option<String>,
+        /// Decisions shown per family.
+        #[arg(long, default_value_t = 10)]
+        last: usize,
+        #[arg(long, value_enum, default_value = "table")]
+        format: ListFormat,
+    },
+    /// Make a model version the champion of a family (recorded as a manual decision).
+    Promote {
+        family: String,
+        model: String,
+        /// Default: the model's latest version.
+        #[arg(long)]
+        version: Option<String>,
+        /// Why; recorded with the decision.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Put the previous champion of a family back (recorded as a manual decision).
+    Rollback {
+        family: String,
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+fn user() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+fn print_family(s: &champion::FamilyState, last: usize) {
+    println!(
+        "{}: champion {}{}",
+        s.family,
+        s.champion
+            .as_ref()
+            .map(|c| format!("{} (since {})", c.model, c.since))
+            .unwrap_or_else(|| "none".into()),
+        s.challenger
+            .as_ref()
+            .map(|c| format!(", challenger {c}"))
+            .unwrap_or_default()
+    );
+    for d in s.decisions.iter().rev().take(last) {
+        let ev = d
+            .evidence
+            .iter()
+            .map(|e| {
+                format!(
+                    "{} auc {} ks {}{}",
+                    e.model,
+                    e.holdout
+                        .auc
+                        .map(|v| format!("{v:.4}"))
+                        .unwrap_or("-".into()),
+                    e.holdout
+                        .ks
+                        .map(|v| format!("{v:.4}"))
+                        .unwrap_or("-".into()),
+                    if e.role == champion::Role::Challenger {
+                        format!(" streak {}", e.streak)
+                    } else {
+                        String::new()
+                    }
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        println!(
+            "  {} {:<14} {:<12} -> {}  {}{}",
+            d.dt,
+            d.action.as_str(),
+            d.by,
+            d.champion_after,
+            d.reason,
+            if ev.is_empty() {
+                String::new()
+            } else {
+                format!(" [{ev}]")
+            }
+        );
+    }
 }
 
 fn headline_text(h: &serde_json::Value) -> String {
@@ -132,6 +222,69 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                     println!("  files: {}", files.join(", "));
                 }
             }
+        }
+        Sub::Champions {
+            family,
+            last,
+            format,
+        } => {
+            let all: Vec<champion::FamilyState> = match family {
+                Some(f) => vec![champion::load(root, &f)?],
+                None => champion::list(root),
+            };
+            match format {
+                ListFormat::Json => println!("{}", serde_json::to_string(&all).unwrap_or_default()),
+                ListFormat::Table => {
+                    if all.is_empty() {
+                        eprintln!("no family has a champion yet (a `decide` job records one)");
+                    }
+                    for s in &all {
+                        print_family(s, last);
+                    }
+                }
+            }
+        }
+        Sub::Promote {
+            family,
+            model,
+            version,
+            reason,
+        } => {
+            let _lock = WarehouseLock::acquire(root, "panorama models promote")?;
+            let dir = registry::version_dir(root, &model, version.as_deref())?;
+            let meta = registry::read_meta(&dir)?;
+            let mut state = champion::load(root, &family)?;
+            let today = chrono::Local::now().date_naive().to_string();
+            let d = champion::promote(
+                &mut state,
+                ModelRef {
+                    model: meta.name,
+                    version: meta.version,
+                },
+                &user(),
+                &reason,
+                &today,
+            )?;
+            champion::save(root, &state)?;
+            println!("{}", serde_json::to_string(&d).unwrap_or_default());
+        }
+        Sub::Rollback { family, reason } => {
+            let _lock = WarehouseLock::acquire(root, "panorama models rollback")?;
+            let mut state = champion::load(root, &family)?;
+            if state.champion.is_none() && state.decisions.is_empty() {
+                return Err(crate::error::Error::config(format!(
+                    "no family {family:?}; families: {}",
+                    champion::list(root)
+                        .iter()
+                        .map(|s| s.family.clone())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            let today = chrono::Local::now().date_naive().to_string();
+            let d = champion::rollback(&mut state, &user(), &reason, &today)?;
+            champion::save(root, &state)?;
+            println!("{}", serde_json::to_string(&d).unwrap_or_default());
         }
     }
     Ok(ExitCode::Ok)

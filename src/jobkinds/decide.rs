@@ -270,14 +270,8 @@ impl DecideJob {
         if champ_ev.is_none() && chal_ev.is_empty() {
             return Err(Error::config("no model to decide on"));
         }
-        let decision = champion::decide(
-            &mut state,
-            &self.policy,
-            champ_ev,
-            chal_ev,
-            &dt,
-            ctx.run_id,
-        );
+        let decision =
+            champion::decide(&mut state, &self.policy, champ_ev, chal_ev, &dt, ctx.run_id);
         // The history table first, then the state: a crash in between leaves a re-runnable
         // night (the state is what scoring reads).
         let hist = history_frame(&self.family, &decision)?;
@@ -344,7 +338,8 @@ impl DecideJob {
 pub fn history_frame(family: &str, d: &champion::Decision) -> Result<DataFrame> {
     let n = d.evidence.len();
     let e = &d.evidence;
-    let f = |g: &dyn Fn(&Evidence) -> Option<f64>| -> Vec<Option<f64>> { e.iter().map(g).collect() };
+    let f =
+        |g: &dyn Fn(&Evidence) -> Option<f64>| -> Vec<Option<f64>> { e.iter().map(g).collect() };
     let cols = vec![
         Column::new("family".into(), vec![family; n]),
         Column::new("run_id".into(), vec![d.run_id.as_str(); n]),
@@ -363,7 +358,9 @@ pub fn history_frame(family: &str, d: &champion::Decision) -> Result<DataFrame> 
         ),
         Column::new(
             "model_version".into(),
-            e.iter().map(|x| x.model.version.clone()).collect::<Vec<_>>(),
+            e.iter()
+                .map(|x| x.model.version.clone())
+                .collect::<Vec<_>>(),
         ),
         Column::new(
             "holdout_rows".into(),

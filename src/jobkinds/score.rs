@@ -243,8 +243,7 @@ impl ScoreJob {
             (Some(c), true) => Some(load_arm(root, c)?),
             _ => None,
         };
-        let (limit_model, limit_ref) = match self.cfg.limit.as_ref().and_then(|l| l.model.clone())
-        {
+        let (limit_model, limit_ref) = match self.cfg.limit.as_ref().and_then(|l| l.model.clone()) {
             Some(m) => {
                 let dir = registry::version_dir(root, &m, None)?;
                 let meta = registry::read_meta(&dir)?;
@@ -346,7 +345,13 @@ impl ScoreJob {
         // Monitoring and the CSV copy first, the score partition last: its `_SUCCESS` is what
         // says the job is done, so a crash in between re-runs the whole job.
         // Monitoring: PSI against each model's training baseline, grade migration.
-        let arms: Vec<(String, ModelRef, Option<&crate::model::pipeline::Baseline>, &crate::model::Matrix, &[f64])> = scored
+        let arms: Vec<(
+            String,
+            ModelRef,
+            Option<&crate::model::pipeline::Baseline>,
+            &crate::model::Matrix,
+            &[f64],
+        )> = scored
             .inputs
             .iter()
             .map(|(arm, x, p)| {
@@ -365,13 +370,14 @@ impl ScoreJob {
             })
             .collect();
         let (mut psi_df, mut alerts) = monitor::psi_table(&self.table, &arms, &self.cfg.monitor)?;
-        let previous = crate::warehouse::committed_partitions(&wh.table_dir(Layer::Score, &self.table))
-            .into_iter()
-            .filter_map(|p| {
-                let d = p.file_name()?.to_str()?.strip_prefix("dt=")?.to_string();
-                (d < dt).then_some((d, p))
-            })
-            .max_by(|a, b| a.0.cmp(&b.0));
+        let previous =
+            crate::warehouse::committed_partitions(&wh.table_dir(Layer::Score, &self.table))
+                .into_iter()
+                .filter_map(|p| {
+                    let d = p.file_name()?.to_str()?.strip_prefix("dt=")?.to_string();
+                    (d < dt).then_some((d, p))
+                })
+                .max_by(|a, b| a.0.cmp(&b.0));
         let prev_df = match &previous {
             Some((_, p)) => Some(crate::warehouse::parquet::read_partition(p)?),
             None => None,
@@ -394,11 +400,7 @@ impl ScoreJob {
                 &PartitionKey::date(&dt).with("table", &self.table),
                 run_id,
             )?;
-            crate::warehouse::parquet::write_frame(
-                &staged.dir().join("part-0.parquet"),
-                df,
-                &[],
-            )?;
+            crate::warehouse::parquet::write_frame(&staged.dir().join("part-0.parquet"), df, &[])?;
             staged.commit(Success {
                 rows: df.height() as u64,
                 columns: df
@@ -454,10 +456,15 @@ impl ScoreJob {
         report.alerts = alerts;
         report.seconds = t0.elapsed().as_secs_f64();
         let html = crate::report::score_report(&report, &psi_df, &mig_df, &state);
-        if let Ok(p) =
-            crate::report::write_report(&project.root.join("reports").join("score"), &self.table, &html)
-        {
-            crate::log::debug("wrote the score report", &[("path", p.display().to_string().into())]);
+        if let Ok(p) = crate::report::write_report(
+            &project.root.join("reports").join("score"),
+            &self.table,
+            &html,
+        ) {
+            crate::log::debug(
+                "wrote the score report",
+                &[("path", p.display().to_string().into())],
+            );
         }
         Ok(report)
     }
@@ -482,7 +489,11 @@ impl PreparedJob for ScoreJob {
         }
     }
 
-    fn run(&self, _job: &JobRef<'_>, ctx: &JobCtx<'_>) -> std::result::Result<JobOutcome, JobError> {
+    fn run(
+        &self,
+        _job: &JobRef<'_>,
+        ctx: &JobCtx<'_>,
+    ) -> std::result::Result<JobOutcome, JobError> {
         let r = self
             .score(ctx.project, ctx.date, ctx.run_id, &Overrides::default())
             .map_err(|e| super::sql::job_error(&e))?;
@@ -490,7 +501,12 @@ impl PreparedJob for ScoreJob {
             .stats
             .arms
             .iter()
-            .map(|(a, n)| format!("{a} {n} ({:.1}%)", 100.0 * *n as f64 / r.stats.rows.max(1) as f64))
+            .map(|(a, n)| {
+                format!(
+                    "{a} {n} ({:.1}%)",
+                    100.0 * *n as f64 / r.stats.rows.max(1) as f64
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ");
         let declined: u64 = r.stats.declines.values().sum();

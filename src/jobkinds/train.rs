@@ -277,9 +277,8 @@ fn parse(file: &JobFile<'_>) -> std::result::Result<TrainJob, Vec<String>> {
                         }
                     };
                     if oot_column.is_some() != s.contains_key("oot_days") {
-                        problems.push(
-                            "`split`: give both oot_column and oot_days, or neither".into(),
-                        );
+                        problems
+                            .push("`split`: give both oot_column and oot_days, or neither".into());
                     }
                     Split::Hash {
                         column: column.unwrap_or_default(),

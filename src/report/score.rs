@@ -83,13 +83,10 @@ pub fn score_report(
             .iter()
             .map(|g| {
                 std::iter::once(g.clone())
-                    .chain(arms.iter().map(|a| {
-                        r.stats.grades[*a]
-                            .get(g)
-                            .copied()
-                            .unwrap_or(0)
-                            .to_string()
-                    }))
+                    .chain(
+                        arms.iter()
+                            .map(|a| r.stats.grades[*a].get(g).copied().unwrap_or(0).to_string()),
+                    )
                     .collect()
             })
             .collect::<Vec<_>>(),
@@ -145,7 +142,14 @@ pub fn score_report(
         &["arm", "model", "version", "variable", "psi", "status"],
         &cells(
             &sorted,
-            &["arm", "model_name", "model_version", "variable", "psi", "status"],
+            &[
+                "arm",
+                "model_name",
+                "model_version",
+                "variable",
+                "psi",
+                "status",
+            ],
             40,
         ),
     ));

@@ -224,7 +224,10 @@ fn run_night(
         .filter(|a| a.final_state && a.status.is_ok())
         .flat_map(|a| {
             let job = &dag.job(a.job).name;
-            a.outcome.warnings.iter().map(move |w| format!("{job}: {w}"))
+            a.outcome
+                .warnings
+                .iter()
+                .map(move |w| format!("{job}: {w}"))
         })
         .collect();
     warnings.sort();

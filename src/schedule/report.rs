@@ -102,11 +102,7 @@ pre{{white-space:pre-wrap;margin:0;font-size:12px}} .legend i{{display:inline-bl
 
     // Warnings of jobs that succeeded.
     if !night.warnings.is_empty() {
-        let _ = writeln!(
-            h,
-            "<h2>Warnings ({})</h2>\n<ul>",
-            night.warnings.len()
-        );
+        let _ = writeln!(h, "<h2>Warnings ({})</h2>\n<ul>", night.warnings.len());
         for w in night.warnings.iter().take(500) {
             let _ = writeln!(h, "<li>{}</li>", esc(w));
         }

@@ -22,23 +22,73 @@ pub const SCHEMA_VERSION: i32 = 1;
 
 /// Column name, Parquet/polars type, nullable, meaning. Append-only within a major version.
 pub const SCHEMA: &[(&str, &str, bool, &str)] = &[
-    ("record_id", "str", false, "the scored row's id (e.g. application_id)"),
-    ("entity_id", "str", false, "the A/B unit (e.g. the enterprise), tokenized with the project's PII key"),
+    (
+        "record_id",
+        "str",
+        false,
+        "the scored row's id (e.g. application_id)",
+    ),
+    (
+        "entity_id",
+        "str",
+        false,
+        "the A/B unit (e.g. the enterprise), tokenized with the project's PII key",
+    ),
     ("arm", "str", false, "champion or challenger"),
-    ("model_name", "str", false, "registry name of the model that scored the row"),
-    ("model_version", "str", false, "registry version of that model"),
+    (
+        "model_name",
+        "str",
+        false,
+        "registry name of the model that scored the row",
+    ),
+    (
+        "model_version",
+        "str",
+        false,
+        "registry version of that model",
+    ),
     ("pd", "f64", false, "probability of default, in (0, 1)"),
-    ("score", "i32", false, "points: offset + factor * ln((1 - pd) / pd), factor = pdo / ln 2"),
+    (
+        "score",
+        "i32",
+        false,
+        "points: offset + factor * ln((1 - pd) / pd), factor = pdo / ln 2",
+    ),
     ("grade", "str", false, "risk grade from the PD bands"),
     ("decision", "str", false, "approve or decline"),
-    ("decline_reason", "str", true, "why a declined row was declined; null when approved"),
-    ("credit_limit", "f64", false, "granted limit after caps and rounding; 0 when declined"),
-    ("limit_model", "f64", true, "the limit model's prediction before caps; null without a limit model"),
-    ("limit_cap", "str", false, "what set the limit: model, grade, a cap's name, declined or none"),
+    (
+        "decline_reason",
+        "str",
+        true,
+        "why a declined row was declined; null when approved",
+    ),
+    (
+        "credit_limit",
+        "f64",
+        false,
+        "granted limit after caps and rounding; 0 when declined",
+    ),
+    (
+        "limit_model",
+        "f64",
+        true,
+        "the limit model's prediction before caps; null without a limit model",
+    ),
+    (
+        "limit_cap",
+        "str",
+        false,
+        "what set the limit: model, grade, a cap's name, declined or none",
+    ),
     ("reason_1", "str", true, "input that raised the risk most"),
     ("reason_2", "str", true, "second reason"),
     ("reason_3", "str", true, "third reason"),
-    ("fraud_flags", "str", false, "fraud rules the row met, ';'-separated; empty when none"),
+    (
+        "fraud_flags",
+        "str",
+        false,
+        "fraud rules the row met, ';'-separated; empty when none",
+    ),
     ("run_id", "str", false, "the run that wrote the row"),
     ("schema_version", "i32", false, "this schema's version"),
 ];
@@ -224,10 +274,7 @@ pub fn prepare_population(
     let mut extra = Vec::new();
     if let Some(l) = limit {
         for (i, c) in l.caps.iter().enumerate() {
-            extra.push(format!(
-                "CAST(({}) AS DOUBLE) AS \"__cap_{i}\"",
-                c.ceiling
-            ));
+            extra.push(format!("CAST(({}) AS DOUBLE) AS \"__cap_{i}\"", c.ceiling));
         }
     }
     for (i, f) in fraud.iter().enumerate() {
@@ -240,7 +287,9 @@ pub fn prepare_population(
         "SELECT *{}{} FROM population{}",
         if extra.is_empty() { "" } else { ", " },
         extra.join(", "),
-        population.map(|p| format!(" WHERE {p}")).unwrap_or_default()
+        population
+            .map(|p| format!(" WHERE {p}"))
+            .unwrap_or_default()
     );
     let mut ctx = polars::sql::SQLContext::new();
     ctx.register("population", df.lazy());
@@ -436,12 +485,13 @@ pub fn score(df: &DataFrame, plan: &ScorePlan<'_>) -> Result<Scored> {
         let all = m.model.predict(&x);
         inputs.push((arm.to_string(), x, all));
     }
-    let limit_raw: Option<Vec<f64>> = match plan.limit_model {
-        Some(lm) => Some(lm.predict_frame(df).map_err(|e| {
-            Error::config(format!("the limit model cannot score this input: {e}"))
-        })?),
-        None => None,
-    };
+    let limit_raw: Option<Vec<f64>> =
+        match plan.limit_model {
+            Some(lm) => Some(lm.predict_frame(df).map_err(|e| {
+                Error::config(format!("the limit model cannot score this input: {e}"))
+            })?),
+            None => None,
+        };
     let cap_values: Vec<Vec<Option<f64>>> = plan
         .limit
         .map(|l| {
@@ -472,7 +522,10 @@ pub fn score(df: &DataFrame, plan: &ScorePlan<'_>) -> Result<Scored> {
     let mut pd_sum: BTreeMap<String, f64> = BTreeMap::new();
     for i in 0..n {
         let (arm, m) = if challenger_rows[i] {
-            ("challenger", plan.challenger.expect("challenger rows need one"))
+            (
+                "challenger",
+                plan.challenger.expect("challenger rows need one"),
+            )
         } else {
             ("champion", plan.champion)
         };

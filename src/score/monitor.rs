@@ -125,7 +125,9 @@ fn grade_by_entity(df: &DataFrame) -> Result<BTreeMap<String, (f64, String)>> {
         let (Some(e), Some(p), Some(g)) = (e, p, g) else {
             continue;
         };
-        let slot = out.entry(e.to_string()).or_insert((f64::NEG_INFINITY, String::new()));
+        let slot = out
+            .entry(e.to_string())
+            .or_insert((f64::NEG_INFINITY, String::new()));
         if p > slot.0 {
             *slot = (p, g.to_string());
         }
@@ -244,9 +246,14 @@ mod tests {
         };
         let y = mk(&["a", "b", "c", "c"], &[0.005, 0.03, 0.2, 0.01]);
         let t = mk(&["a", "b", "c", "d"], &[0.005, 0.2, 0.2, 0.5]);
-        let (df, alerts) =
-            grade_migration("t", &t, Some(("2026-11-25", &y)), &g, &MonitorBounds::default())
-                .unwrap();
+        let (df, alerts) = grade_migration(
+            "t",
+            &t,
+            Some(("2026-11-25", &y)),
+            &g,
+            &MonitorBounds::default(),
+        )
+        .unwrap();
         // a: A->A, b: C->F (three grades: an alert), c: worst row F->F; d is new.
         assert_eq!(df.height(), 3);
         let total: u64 = df.column("entities").unwrap().u64().unwrap().sum().unwrap();
