@@ -102,16 +102,58 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     };
     let mut progress = Progress::new(Progress::terminal());
     let project = std::sync::Arc::new(project);
-    let nights = run_nights(project, &dag, &chosen, &opts, &STOP, &mut progress)?;
+    let nights = run_nights(project.clone(), &dag, &chosen, &opts, &STOP, &mut progress)?;
     let interrupted = STOP.load(Ordering::SeqCst) > 0;
-    let summary = Summary::from_nights(
+    let mut summary = Summary::from_nights(
         &nights,
         interrupted,
         t0.elapsed().as_secs_f64(),
         args.night.shard,
     );
+    summary.score_tables = score_partitions(&project, &summary.dates);
+    if !summary.score_tables.is_empty() || !summary.reports.is_empty() {
+        crate::log::info(
+            &format!(
+                "score tables: {}; reports: {} (model reports in reports/models/, score reports in reports/score/)",
+                if summary.score_tables.is_empty() {
+                    "none".to_string()
+                } else {
+                    summary.score_tables.join(", ")
+                },
+                summary.reports.join(", ")
+            ),
+            &[],
+        );
+    }
     print_summary(&summary);
     Ok(summary.exit_code())
+}
+
+/// Committed score partitions of the nights, relative to the project.
+fn score_partitions(project: &crate::config::Project, dates: &[String]) -> Vec<String> {
+    let dir = project.warehouse_root.join("score");
+    let mut tables: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    tables.sort();
+    let mut out = Vec::new();
+    for t in tables {
+        for d in dates {
+            let p = t.join(format!("dt={d}"));
+            if p.join(crate::warehouse::SUCCESS_FILE).exists() {
+                out.push(
+                    p.strip_prefix(&project.root)
+                        .unwrap_or(&p)
+                        .display()
+                        .to_string(),
+                );
+            }
+        }
+    }
+    out
 }
 
 fn print_summary(s: &Summary) {

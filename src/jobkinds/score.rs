@@ -268,6 +268,10 @@ impl ScoreJob {
             }
         };
         let df = read_input(&input_path)?;
+        crate::log::debug(
+            "read the population",
+            &[("seconds", serde_json::json!(t0.elapsed().as_secs_f64()))],
+        );
         let df = score::prepare_population(
             df,
             self.cfg.population.as_deref(),
@@ -291,7 +295,12 @@ impl ScoreJob {
             tokenize: &tokenize,
             run_id,
         };
+        crate::log::debug(
+            "population, caps and fraud rules",
+            &[("seconds", serde_json::json!(t0.elapsed().as_secs_f64()))],
+        );
         let mut scored = score::score(&df, &plan)?;
+        drop(df);
         let metadata = vec![
             (
                 "panorama.score.schema_version".to_string(),
@@ -345,31 +354,8 @@ impl ScoreJob {
         // Monitoring and the CSV copy first, the score partition last: its `_SUCCESS` is what
         // says the job is done, so a crash in between re-runs the whole job.
         // Monitoring: PSI against each model's training baseline, grade migration.
-        let arms: Vec<(
-            String,
-            ModelRef,
-            Option<&crate::model::pipeline::Baseline>,
-            &crate::model::Matrix,
-            &[f64],
-        )> = scored
-            .inputs
-            .iter()
-            .map(|(arm, x, p)| {
-                let m = if arm == "champion" {
-                    &champion_arm
-                } else {
-                    challenger_arm.as_ref().expect("challenger inputs")
-                };
-                (
-                    arm.clone(),
-                    m.model_ref.clone(),
-                    m.baseline.as_ref(),
-                    x,
-                    p.as_slice(),
-                )
-            })
-            .collect();
-        let (mut psi_df, mut alerts) = monitor::psi_table(&self.table, &arms, &self.cfg.monitor)?;
+        let (mut psi_df, mut alerts) =
+            monitor::psi_table(&self.table, &scored.drift, &self.cfg.monitor)?;
         let previous =
             crate::warehouse::committed_partitions(&wh.table_dir(Layer::Score, &self.table))
                 .into_iter()

@@ -419,6 +419,8 @@ pub struct Summary {
     /// Warnings of jobs that succeeded (drift alerts, warn-level checks), at most 50.
     pub warnings: Vec<String>,
     pub reports: Vec<String>,
+    /// Score partitions committed for the nights (`warehouse/score/<table>/dt=D`).
+    pub score_tables: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shard: Option<String>,
     pub dry_run: bool,
@@ -465,6 +467,7 @@ impl Summary {
             failures_truncated: truncated,
             warnings,
             reports: nights.iter().filter_map(|n| n.report.clone()).collect(),
+            score_tables: Vec::new(),
             shard: shard.map(|s| s.to_string()),
             dry_run: false,
         }

@@ -428,62 +428,134 @@ pub struct ScoreReport {
     pub seconds: f64,
 }
 
-/// Per-arm predictions of the whole population (for monitoring), by arm name.
+/// A scored population: the score-table frame, its statistics, and the drift of each arm's
+/// model (PSI of its prediction and of each raw input against its training baseline, on the
+/// rows it scored).
 pub struct Scored {
     pub frame: DataFrame,
     pub stats: ScoreStats,
-    /// Raw inputs and predictions of every row under each arm's model (for PSI).
-    pub inputs: Vec<(String, Matrix, Vec<f64>)>,
+    pub drift: Vec<ArmDrift>,
 }
 
-use crate::model::Matrix;
+pub struct ArmDrift {
+    pub arm: String,
+    pub model: ModelRef,
+    pub rows: u64,
+    /// (variable, PSI); the prediction is [`monitor::PREDICTION`].
+    pub psi: Vec<(String, f64)>,
+}
+
+/// PSI of the prediction and of every column of `x` against `baseline`, on at most 200,000
+/// evenly strided rows (plenty for ten bins, and bounded time on any population).
+fn drift(baseline: &Baseline, x: &crate::model::Matrix, pd: &[f64]) -> Vec<(String, f64)> {
+    use rayon::prelude::*;
+    let stride = (x.rows / 200_000).max(1);
+    let pd: Vec<f64> = pd.iter().step_by(stride).copied().collect();
+    let mut out = vec![(
+        monitor::PREDICTION.to_string(),
+        baseline.prediction.psi(&pd),
+    )];
+    let cols = x.cols;
+    out.par_extend(
+        baseline
+            .features
+            .par_iter()
+            .enumerate()
+            .filter(|(j, _)| *j < cols)
+            .map(|(j, (name, d))| {
+                let column: Vec<f64> = (0..x.rows)
+                    .step_by(stride)
+                    .map(|i| x.data[i * cols + j])
+                    .collect();
+                (name.clone(), d.psi(&column))
+            }),
+    );
+    out
+}
 
 /// Scores a prepared population (see [`prepare_population`]) into the score-table frame.
+/// Each arm's model encodes and scores only its own rows: 1M applicants cost one pass of
+/// each input, whichever model scores them.
 pub fn score(df: &DataFrame, plan: &ScorePlan<'_>) -> Result<Scored> {
     use rayon::prelude::*;
     let n = df.height();
+    let mut clock = std::time::Instant::now();
+    let mut step = |what: &str| {
+        crate::log::debug(
+            what,
+            &[("seconds", serde_json::json!(clock.elapsed().as_secs_f64()))],
+        );
+        clock = std::time::Instant::now();
+    };
     let ids = string_column(df, plan.id_column, "id")?;
     let entities = string_column(df, plan.entity_column, "entity")?;
-    let entity_values: Vec<String> = entities
-        .iter()
-        .map(|v| v.unwrap_or("").to_string())
-        .collect();
     let challenger_rows: Vec<bool> = match plan.challenger {
-        Some(_) => entity_values
+        Some(_) => entities
             .par_iter()
-            .map(|e| arm_is_challenger(plan.ab, e))
+            .map(|e| arm_is_challenger(plan.ab, e.unwrap_or("")))
             .collect(),
         None => vec![false; n],
     };
-    let tokens: Vec<String> = entity_values
+    let tokens: Vec<String> = entities
         .par_iter()
-        .map(|e| (plan.tokenize)(e))
+        .map(|e| (plan.tokenize)(e.unwrap_or("")))
         .collect();
-    // Each arm's model on every row: its own rows get their PD and reasons from it, and the
-    // whole population's predictions feed the stability monitoring.
+    step("arms and tokens");
     let mut pd = vec![f64::NAN; n];
-    let mut reasons: Vec<Vec<String>> = vec![Vec::new(); n];
-    let mut inputs = Vec::new();
+    let mut reason_idx: Vec<Vec<u32>> = vec![Vec::new(); n];
+    let mut drifts = Vec::new();
     let arms: Vec<(&str, &ArmModel)> = std::iter::once(("champion", plan.champion))
         .chain(plan.challenger.map(|c| ("challenger", c)))
         .collect();
-    for (arm, m) in &arms {
+    // Inputs encoded once per distinct model signature (champion and challenger usually
+    // share one), then each arm's rows selected.
+    let mut encoded: Vec<(&ArmModel, crate::model::Matrix)> = Vec::new();
+    for (_, m) in &arms {
+        if encoded.iter().any(|(e, _)| {
+            e.model.input_names == m.model.input_names && e.model.input_kinds == m.model.input_kinds
+        }) {
+            continue;
+        }
         let x = crate::model::prep::encode_like(df, &m.model.input_names, &m.model.input_kinds)
             .map_err(|e| Error::config(format!("{} cannot score this input: {e}", m.model_ref)))?;
+        encoded.push((m, x));
+    }
+    step("encoded the inputs");
+    for (arm, m) in &arms {
         let mine: Vec<usize> = (0..n)
             .filter(|&i| challenger_rows[i] == (*arm == "challenger"))
             .collect();
-        let sub = x.select_rows(&mine);
-        let (p, r) = reasons::explain(&m.model, &sub, m.baseline.as_ref(), 3);
-        for (k, &i) in mine.iter().enumerate() {
-            pd[i] = p[k];
-            reasons[i] = r[k]
-                .iter()
-                .map(|&j| m.model.input_names[j as usize].clone())
-                .collect();
+        if mine.is_empty() {
+            continue;
         }
-        let all = m.model.predict(&x);
-        inputs.push((arm.to_string(), x, all));
+        let full = &encoded
+            .iter()
+            .find(|(e, _)| {
+                e.model.input_names == m.model.input_names
+                    && e.model.input_kinds == m.model.input_kinds
+            })
+            .expect("encoded above")
+            .1;
+        let x = if mine.len() == n {
+            full.clone()
+        } else {
+            full.select_rows(&mine)
+        };
+        let (p, r) = reasons::explain(&m.model, &x, m.baseline.as_ref(), 3);
+        step("scored and explained");
+        if let Some(b) = &m.baseline {
+            drifts.push(ArmDrift {
+                arm: arm.to_string(),
+                model: m.model_ref.clone(),
+                rows: mine.len() as u64,
+                psi: drift(b, &x, &p),
+            });
+        }
+        step("drift");
+        for (k, (&i, r)) in mine.iter().zip(r).enumerate() {
+            pd[i] = p[k];
+            reason_idx[i] = r;
+        }
     }
     let limit_raw: Option<Vec<f64>> =
         match plan.limit_model {
@@ -492,6 +564,7 @@ pub fn score(df: &DataFrame, plan: &ScorePlan<'_>) -> Result<Scored> {
             })?),
             None => None,
         };
+    step("limit model");
     let cap_values: Vec<Vec<Option<f64>>> = plan
         .limit
         .map(|l| {
@@ -508,18 +581,19 @@ pub fn score(df: &DataFrame, plan: &ScorePlan<'_>) -> Result<Scored> {
         rows: n as u64,
         ..ScoreStats::default()
     };
-    let mut c_arm = Vec::with_capacity(n);
-    let mut c_name = Vec::with_capacity(n);
-    let mut c_version = Vec::with_capacity(n);
+    let mut c_arm: Vec<&str> = Vec::with_capacity(n);
+    let mut c_name: Vec<&str> = Vec::with_capacity(n);
+    let mut c_version: Vec<&str> = Vec::with_capacity(n);
     let mut c_score = Vec::with_capacity(n);
-    let mut c_grade = Vec::with_capacity(n);
-    let mut c_decision = Vec::with_capacity(n);
+    let mut c_grade: Vec<&str> = Vec::with_capacity(n);
+    let mut c_decision: Vec<&str> = Vec::with_capacity(n);
     let mut c_decline: Vec<Option<String>> = Vec::with_capacity(n);
     let mut c_limit = Vec::with_capacity(n);
-    let mut c_cap = Vec::with_capacity(n);
-    let mut c_reason: [Vec<Option<String>>; 3] = Default::default();
-    let mut c_fraud = Vec::with_capacity(n);
+    let mut c_cap: Vec<String> = Vec::with_capacity(n);
+    let mut c_reason: [Vec<Option<&str>>; 3] = Default::default();
+    let mut c_fraud: Vec<String> = Vec::with_capacity(n);
     let mut pd_sum: BTreeMap<String, f64> = BTreeMap::new();
+    let mut caps = Vec::with_capacity(cap_values.len());
     for i in 0..n {
         let (arm, m) = if challenger_rows[i] {
             (
@@ -530,25 +604,27 @@ pub fn score(df: &DataFrame, plan: &ScorePlan<'_>) -> Result<Scored> {
             ("champion", plan.champion)
         };
         let p = pd[i];
-        let grade = grade_of(plan.grades, p).to_string();
-        let flags: Vec<&str> = plan
-            .fraud
-            .iter()
-            .zip(&fraud_hits)
-            .filter(|(_, h)| h[i])
-            .map(|(f, _)| f.flag.as_str())
-            .collect();
-        let fraud_decline = plan
-            .fraud
-            .iter()
-            .zip(&fraud_hits)
-            .find(|(f, h)| f.decline && h[i])
-            .map(|(f, _)| f.flag.as_str());
-        let caps: Vec<Option<f64>> = cap_values.iter().map(|c| c[i]).collect();
+        let grade = grade_of(plan.grades, p);
+        let mut flags = String::new();
+        let mut fraud_decline = None;
+        for (f, h) in plan.fraud.iter().zip(&fraud_hits) {
+            if h[i] {
+                if !flags.is_empty() {
+                    flags.push(';');
+                }
+                flags.push_str(&f.flag);
+                *stats.fraud_flags.entry(f.flag.clone()).or_default() += 1;
+                if f.decline && fraud_decline.is_none() {
+                    fraud_decline = Some(f.flag.as_str());
+                }
+            }
+        }
+        caps.clear();
+        caps.extend(cap_values.iter().map(|c| c[i]));
         let lo = apply_limit(
             plan.limit,
             p,
-            &grade,
+            grade,
             limit_raw.as_ref().map(|l| l[i]),
             &caps,
             fraud_decline,
@@ -558,12 +634,9 @@ pub fn score(df: &DataFrame, plan: &ScorePlan<'_>) -> Result<Scored> {
             .grades
             .entry(arm.into())
             .or_default()
-            .entry(grade.clone())
+            .entry(grade.to_string())
             .or_default() += 1;
         *pd_sum.entry(arm.into()).or_default() += p;
-        for f in &flags {
-            *stats.fraud_flags.entry(f.to_string()).or_default() += 1;
-        }
         if let Some(l) = plan.limit {
             for (c, v) in l.caps.iter().zip(&caps) {
                 if v.is_none() {
@@ -576,8 +649,8 @@ pub fn score(df: &DataFrame, plan: &ScorePlan<'_>) -> Result<Scored> {
             None => *stats.binding_caps.entry(lo.cap.clone()).or_default() += 1,
         }
         c_arm.push(arm);
-        c_name.push(m.model_ref.model.clone());
-        c_version.push(m.model_ref.version.clone());
+        c_name.push(&m.model_ref.model);
+        c_version.push(&m.model_ref.version);
         c_score.push(plan.scale.points(p));
         c_grade.push(grade);
         c_decision.push(if lo.decline.is_some() {
@@ -589,14 +662,19 @@ pub fn score(df: &DataFrame, plan: &ScorePlan<'_>) -> Result<Scored> {
         c_limit.push(lo.limit);
         c_cap.push(lo.cap);
         for (k, col) in c_reason.iter_mut().enumerate() {
-            col.push(reasons[i].get(k).cloned());
+            col.push(
+                reason_idx[i]
+                    .get(k)
+                    .map(|&j| m.model.input_names[j as usize].as_str()),
+            );
         }
-        c_fraud.push(flags.join(";"));
+        c_fraud.push(flags);
     }
     for (arm, s) in pd_sum {
         let cnt = stats.arms.get(&arm).copied().unwrap_or(1).max(1) as f64;
         stats.mean_pd.insert(arm, s / cnt);
     }
+    step("limits and decisions");
     let [r1, r2, r3] = c_reason;
     let cols: Vec<Column> = vec![
         Column::new("record_id".into(), ids.into_series()),
@@ -624,16 +702,13 @@ pub fn score(df: &DataFrame, plan: &ScorePlan<'_>) -> Result<Scored> {
         Column::new("run_id".into(), vec![plan.run_id; n]),
         Column::new("schema_version".into(), vec![SCHEMA_VERSION; n]),
     ];
-    let mut frame = DataFrame::new(n, cols).map_err(|e| Error::Other(e.to_string()))?;
-    // The id column keeps its name "record_id" whatever the input calls it, as str.
-    frame
-        .rename("record_id", "record_id".into())
-        .map_err(|e| Error::Other(e.to_string()))?;
+    let frame = DataFrame::new(n, cols).map_err(|e| Error::Other(e.to_string()))?;
     check_schema(&frame)?;
+    step("built the frame");
     Ok(Scored {
         frame,
         stats,
-        inputs,
+        drift: drifts,
     })
 }
 

@@ -1,16 +1,13 @@
 //! Nightly monitoring of a score table: PSI of each model's predictions and inputs against its
 //! training baseline, and grade migration against the previous night.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::GradeBand;
 use crate::error::{Error, Result};
-use crate::model::champion::ModelRef;
-use crate::model::pipeline::Baseline;
-use crate::model::Matrix;
 
 /// Bounds that raise warnings in the run summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,12 +44,11 @@ pub fn status(b: &MonitorBounds, psi: f64) -> &'static str {
 /// The name under which the prediction's PSI is recorded.
 pub const PREDICTION: &str = "__prediction__";
 
-/// One row per (arm, variable): the prediction and every raw input of each arm's model, over
-/// the whole population, against that model's training baseline. Returns the frame and the
-/// alert lines.
+/// One row per (arm, variable) of the drift measured while scoring (see
+/// [`super::ArmDrift`]), with its status; returns the frame and the alert lines.
 pub fn psi_table(
     table: &str,
-    arms: &[(String, ModelRef, Option<&Baseline>, &Matrix, &[f64])],
+    drift: &[super::ArmDrift],
     bounds: &MonitorBounds,
 ) -> Result<(DataFrame, Vec<String>)> {
     let (mut c_arm, mut c_model, mut c_version, mut c_var, mut c_psi, mut c_status, mut c_rows) = (
@@ -65,35 +61,29 @@ pub fn psi_table(
         Vec::new(),
     );
     let mut alerts = Vec::new();
-    for (arm, mref, baseline, x, pred) in arms {
-        let Some(b) = baseline else { continue };
-        let cols = x.columns();
-        let vars = std::iter::once((PREDICTION.to_string(), b.prediction.psi(pred))).chain(
-            b.features
-                .iter()
-                .zip(&cols)
-                .map(|((name, d), c)| (name.clone(), d.psi(c))),
-        );
-        for (var, psi) in vars {
-            let st = status(bounds, psi);
+    for d in drift {
+        for (var, psi) in &d.psi {
+            let st = status(bounds, *psi);
             if st == "alert" {
                 alerts.push(format!(
-                    "PSI of {} for {mref} ({arm}) is {psi:.3} (alert at {})",
+                    "PSI of {} for {} ({}) is {psi:.3} (alert at {})",
                     if var == PREDICTION {
                         "the prediction".to_string()
                     } else {
                         format!("input {var}")
                     },
+                    d.model,
+                    d.arm,
                     bounds.psi_alert
                 ));
             }
-            c_arm.push(arm.clone());
-            c_model.push(mref.model.clone());
-            c_version.push(mref.version.clone());
-            c_var.push(var);
-            c_psi.push(psi);
+            c_arm.push(d.arm.clone());
+            c_model.push(d.model.model.clone());
+            c_version.push(d.model.version.clone());
+            c_var.push(var.clone());
+            c_psi.push(*psi);
             c_status.push(st);
-            c_rows.push(x.rows as u64);
+            c_rows.push(d.rows);
         }
     }
     let n = c_arm.len();
@@ -115,21 +105,19 @@ pub fn psi_table(
 }
 
 /// Worst grade (highest PD) of each entity.
-fn grade_by_entity(df: &DataFrame) -> Result<BTreeMap<String, (f64, String)>> {
+fn grade_by_entity(df: &DataFrame) -> Result<HashMap<&str, (f64, &str)>> {
     let err = |e: PolarsError| Error::Other(format!("grade migration: {e}"));
     let ent = df.column("entity_id").map_err(err)?.str().map_err(err)?;
     let pd = df.column("pd").map_err(err)?.f64().map_err(err)?;
     let grade = df.column("grade").map_err(err)?.str().map_err(err)?;
-    let mut out: BTreeMap<String, (f64, String)> = BTreeMap::new();
+    let mut out: HashMap<&str, (f64, &str)> = HashMap::with_capacity(df.height());
     for ((e, p), g) in ent.iter().zip(pd.iter()).zip(grade.iter()) {
         let (Some(e), Some(p), Some(g)) = (e, p, g) else {
             continue;
         };
-        let slot = out
-            .entry(e.to_string())
-            .or_insert((f64::NEG_INFINITY, String::new()));
+        let slot = out.entry(e).or_insert((f64::NEG_INFINITY, ""));
         if p > slot.0 {
-            *slot = (p, g.to_string());
+            *slot = (p, g);
         }
     }
     Ok(out)
@@ -161,7 +149,7 @@ pub fn grade_migration(
                         far += 1;
                     }
                 }
-                *counts.entry((b.clone(), g.clone())).or_default() += 1;
+                *counts.entry((b.to_string(), g.to_string())).or_default() += 1;
             }
         }
         if both > 0 && far as f64 / both as f64 > bounds.migration_alert {
@@ -199,38 +187,31 @@ pub fn grade_migration(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::metrics::Distribution;
 
     #[test]
     fn psi_alerts_when_the_population_shifts() {
+        use crate::model::champion::ModelRef;
+        use crate::model::metrics::Distribution;
         let train: Vec<f64> = (0..5000).map(|i| (i % 100) as f64).collect();
-        let b = Baseline {
-            rows: 5000,
-            prediction: Distribution::of(&train, 10),
-            features: vec![("x".into(), Distribution::of(&train, 10))],
-        };
-        let same = Matrix::from_columns(&[train.clone()]);
-        let shifted_vals: Vec<f64> = train.iter().map(|v| v + 60.0).collect();
-        let shifted = Matrix::from_columns(&[shifted_vals.clone()]);
-        let m = ModelRef {
-            model: "m".into(),
-            version: "v0001".into(),
+        let base = Distribution::of(&train, 10);
+        let shifted: Vec<f64> = train.iter().map(|v| v + 60.0).collect();
+        let drift = |vals: &[f64]| super::super::ArmDrift {
+            arm: "champion".into(),
+            model: ModelRef {
+                model: "m".into(),
+                version: "v0001".into(),
+            },
+            rows: vals.len() as u64,
+            psi: vec![
+                (PREDICTION.to_string(), base.psi(vals)),
+                ("x".to_string(), base.psi(vals)),
+            ],
         };
         let bounds = MonitorBounds::default();
-        let (df, alerts) = psi_table(
-            "t",
-            &[("champion".into(), m.clone(), Some(&b), &same, &train)],
-            &bounds,
-        )
-        .unwrap();
+        let (df, alerts) = psi_table("t", &[drift(&train)], &bounds).unwrap();
         assert_eq!(df.height(), 2);
         assert!(alerts.is_empty());
-        let (df, alerts) = psi_table(
-            "t",
-            &[("champion".into(), m, Some(&b), &shifted, &shifted_vals)],
-            &bounds,
-        )
-        .unwrap();
+        let (df, alerts) = psi_table("t", &[drift(&shifted)], &bounds).unwrap();
         let st: Vec<Option<&str>> = df.column("status").unwrap().str().unwrap().iter().collect();
         assert_eq!(st, vec![Some("alert"), Some("alert")]);
         assert_eq!(alerts.len(), 2);

@@ -56,24 +56,28 @@ pub fn explain(
     };
     match &model.model {
         FittedModel::Scorecard(sc) => {
-            let pd = model.predict(x);
-            let name_to_input = |name: &str| {
-                model
-                    .input_names
-                    .iter()
-                    .position(|n| n == name)
-                    .unwrap_or(0) as u32
-            };
-            let reasons = (0..x.rows)
+            // Points lost against each feature's best bin; one bin lookup per feature gives
+            // both the reasons and the log-odds.
+            let best: Vec<f64> = sc
+                .features
+                .iter()
+                .map(|f| f.points.iter().cloned().fold(f64::NEG_INFINITY, f64::max))
+                .collect();
+            let rows: Vec<(f64, Vec<u32>)> = (0..x.rows)
                 .into_par_iter()
                 .map(|i| {
-                    sc.reasons(x.row(i), top)
-                        .iter()
-                        .map(|r| name_to_input(&r.feature))
-                        .collect()
+                    let row = x.row(i);
+                    let mut c = vec![0.0; n_in];
+                    let mut logit = sc.intercept;
+                    for (f, b) in sc.features.iter().zip(&best) {
+                        let k = f.binning.bin_of(row[f.binning.column]);
+                        logit += f.coef * f.binning.bins[k].woe;
+                        c[f.binning.column] += b - f.points[k];
+                    }
+                    (1.0 / (1.0 + (-logit).exp()), pick(&c))
                 })
                 .collect();
-            (pd, reasons)
+            rows.into_iter().unzip()
         }
         FittedModel::Logistic(m) => {
             let z = model.prepare(x);
