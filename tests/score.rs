@@ -209,7 +209,7 @@ fn two_nights_decide_score_and_keep_arms() {
             assert_eq!((l, c), (0.0, "declined"));
         } else {
             assert!(
-                l >= 1000.0 && l <= 50000.0 && (l / 100.0).fract() == 0.0,
+                (1000.0..=50000.0).contains(&l) && (l / 100.0).fract() == 0.0,
                 "{l}"
             );
         }
