@@ -65,20 +65,11 @@ impl JobKind for DecideKind {
         file: &JobFile<'_>,
         _project: &Project,
     ) -> std::result::Result<Arc<dyn PreparedJob>, Vec<String>> {
-        let own: toml::Table = file
-            .own_keys()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let cfg: DecideConfig = toml::Value::Table(own)
-            .try_into()
-            .map_err(|e: toml::de::Error| vec![e.message().to_string()])?;
+        let cfg: DecideConfig =
+            super::own_config(file.own_keys().map(|(k, v)| (k.clone(), v.clone())))?;
         let mut problems = Vec::new();
         let family = cfg.family.unwrap_or_else(|| file.name.to_string());
-        if family.is_empty()
-            || !family
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
+        if !registry::is_name(&family) {
             problems.push(format!(
                 "`family`: {family:?} must use letters, digits, _ and -"
             ));
@@ -274,31 +265,23 @@ impl DecideJob {
             champion::decide(&mut state, &self.policy, champ_ev, chal_ev, &dt, ctx.run_id);
         // The history table first, then the state: a crash in between leaves a re-runnable
         // night (the state is what scoring reads).
-        let hist = history_frame(&self.family, &decision)?;
-        let staged = wh.stage(
+        let mut hist = history_frame(&self.family, &decision)?;
+        wh.stage(
             Layer::Monitor,
             HISTORY_TABLE,
             &PartitionKey::date(&dt).with("family", &self.family),
             ctx.run_id,
-        )?;
-        let mut hist_df = hist;
-        crate::warehouse::parquet::write_frame(
-            &staged.dir().join("part-0.parquet"),
-            &mut hist_df,
+        )?
+        .commit_frame(
+            &mut hist,
             &[],
+            Success {
+                job: format!("decide.{}", self.family),
+                run_id: ctx.run_id.to_string(),
+                extra: serde_json::json!({"action": decision.action.as_str(), "champion": decision.champion_after.to_string()}),
+                ..Success::default()
+            },
         )?;
-        staged.commit(Success {
-            rows: hist_df.height() as u64,
-            columns: hist_df
-                .get_column_names()
-                .iter()
-                .map(|c| c.to_string())
-                .collect(),
-            job: format!("decide.{}", self.family),
-            run_id: ctx.run_id.to_string(),
-            extra: serde_json::json!({"action": decision.action.as_str(), "champion": decision.champion_after.to_string()}),
-            ..Success::default()
-        })?;
         champion::save(root, &state)?;
         let mut warnings = Vec::new();
         if decision.action == champion::Action::Promote {

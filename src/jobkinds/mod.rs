@@ -41,3 +41,14 @@ pub(crate) fn unknown_keys(file: &crate::schedule::JobFile<'_>, own: &[&str]) ->
         })
         .collect()
 }
+
+/// The kind's own keys of a job file, deserialised into its config type; an unknown key or a
+/// wrong type is one problem naming the key.
+pub(crate) fn own_config<T: serde::de::DeserializeOwned>(
+    own: impl Iterator<Item = (String, toml::Value)>,
+) -> Result<T, Vec<String>> {
+    let table: toml::Table = own.collect();
+    toml::Value::Table(table)
+        .try_into()
+        .map_err(|e: toml::de::Error| vec![e.message().to_string()])
+}

@@ -91,20 +91,12 @@ pub struct ScoreJob {
     pub ab: AbConfig,
 }
 
-fn is_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-}
-
 /// Parses and checks a score job's own keys; every problem at once.
 pub fn parse(name: &str, own: toml::Table) -> std::result::Result<ScoreJob, Vec<String>> {
-    let cfg: ScoreConfig = toml::Value::Table(own)
-        .try_into()
-        .map_err(|e: toml::de::Error| vec![e.message().to_string()])?;
+    let cfg: ScoreConfig = super::own_config(own.into_iter())?;
     let mut problems = Vec::new();
     let table = cfg.table.clone().unwrap_or_else(|| name.to_string());
-    if !is_name(&table) {
+    if !registry::is_name(&table) {
         problems.push(format!(
             "`table`: {table:?} must use letters, digits, _ and -"
         ));
@@ -380,24 +372,21 @@ impl ScoreJob {
         )?;
         alerts.extend(mig_alerts);
         for (table, df) in [("score_psi", &mut psi_df), ("grade_migration", &mut mig_df)] {
-            let staged = wh.stage(
+            wh.stage(
                 Layer::Monitor,
                 table,
                 &PartitionKey::date(&dt).with("table", &self.table),
                 run_id,
+            )?
+            .commit_frame(
+                df,
+                &[],
+                Success {
+                    job: job.clone(),
+                    run_id: run_id.to_string(),
+                    ..Success::default()
+                },
             )?;
-            crate::warehouse::parquet::write_frame(&staged.dir().join("part-0.parquet"), df, &[])?;
-            staged.commit(Success {
-                rows: df.height() as u64,
-                columns: df
-                    .get_column_names()
-                    .iter()
-                    .map(|c| c.to_string())
-                    .collect(),
-                job: job.clone(),
-                run_id: run_id.to_string(),
-                ..Success::default()
-            })?;
         }
         if self.cfg.csv {
             let target = root
@@ -424,20 +413,18 @@ impl ScoreJob {
             })?;
             report.csv = Some(p.join(format!("{}.csv", self.table)).display().to_string());
         }
-        let staged = wh.stage(Layer::Score, &self.table, &key_dt, run_id)?;
-        crate::warehouse::parquet::write_frame(
-            &staged.dir().join("part-0.parquet"),
-            &mut scored.frame,
-            &metadata,
-        )?;
-        let path = staged.commit(Success {
-            rows: scored.frame.height() as u64,
-            columns: columns.clone(),
-            job: job.clone(),
-            run_id: run_id.to_string(),
-            extra: extra.clone(),
-            ..Success::default()
-        })?;
+        let path = wh
+            .stage(Layer::Score, &self.table, &key_dt, run_id)?
+            .commit_frame(
+                &mut scored.frame,
+                &metadata,
+                Success {
+                    job: job.clone(),
+                    run_id: run_id.to_string(),
+                    extra: extra.clone(),
+                    ..Success::default()
+                },
+            )?;
         report.path = path.display().to_string();
         report.alerts = alerts;
         report.seconds = t0.elapsed().as_secs_f64();

@@ -48,7 +48,8 @@ pub fn models_root(warehouse_root: &Path) -> PathBuf {
     warehouse_root.join("models")
 }
 
-fn is_name(s: &str) -> bool {
+/// A name usable for a model, family or table folder: letters, digits, `_` and `-`.
+pub fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')

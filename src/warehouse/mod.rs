@@ -213,6 +213,24 @@ impl Staged {
         &self.target
     }
 
+    /// Writes `df` as the partition's one Parquet file and commits it; `success` gets the rows
+    /// and columns filled in. For small frames written whole (monitoring, score tables).
+    pub fn commit_frame(
+        self,
+        df: &mut polars::prelude::DataFrame,
+        metadata: &[(String, String)],
+        mut success: Success,
+    ) -> Result<PathBuf> {
+        parquet::write_frame(&self.staging.join("part-0.parquet"), df, metadata)?;
+        success.rows = df.height() as u64;
+        success.columns = df
+            .get_column_names()
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
+        self.commit(success)
+    }
+
     /// Writes `_SUCCESS` (filling files and bytes) and swaps the partition into place.
     pub fn commit(mut self, mut success: Success) -> Result<PathBuf> {
         let mut files = Vec::new();
