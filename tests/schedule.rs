@@ -425,3 +425,38 @@ fn airflow_export_writes_a_loadable_dag() {
     }
     assert!(Path::new(&file).exists());
 }
+
+#[test]
+fn sharded_runs_overlap_each_other_but_not_a_full_run() {
+    let p = Project::new("");
+    p.job("a.toml", "kind = \"noop\"\n");
+    p.job("b.toml", "kind = \"noop\"\n");
+    let wh = p.path("warehouse");
+    // Another shard (2/2) is running: shard 1/2 runs beside it, a full run is refused.
+    let other = panorama::warehouse::lock::WarehouseLock::acquire_run(
+        &wh,
+        Some(wh.join("_shards/2-of-2").as_path()),
+        "panorama run --date 2026-11-26 --shard 2/2",
+    )
+    .unwrap();
+    let o = p.run(&["run", "--date", DATE, "--shard", "1/2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+    let o = p.run(&["run", "--date", DATE]);
+    assert_eq!(o.status.code(), Some(4), "{}", show(&o));
+    assert!(text(&o.stderr).contains("--shard 2/2"), "{}", show(&o));
+    drop(other);
+    // A full run is running: no shard starts.
+    let full =
+        panorama::warehouse::lock::WarehouseLock::acquire(&wh, "panorama run --date 2026-11-25")
+            .unwrap();
+    let o = p.run(&["run", "--date", DATE, "--shard", "2/2"]);
+    assert_eq!(o.status.code(), Some(4), "{}", show(&o));
+    assert!(
+        text(&o.stderr).contains("panorama run --date 2026-11-25"),
+        "{}",
+        show(&o)
+    );
+    drop(full);
+    let o = p.run(&["run", "--date", DATE, "--shard", "2/2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+}

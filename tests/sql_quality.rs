@@ -582,3 +582,174 @@ fn shipped_models_build_and_docs_examples_run() {
         }
     }
 }
+
+const ACCOUNTS_WITH_CHECKS: &str = r#"kind = "ingest"
+name = "accounts"
+[source]
+path = "data/{date}/accounts.csv"
+format = "csv"
+[[columns]]
+name = "account_id"
+type = "string"
+required = true
+[[columns]]
+name = "region"
+type = "string"
+[[checks]]
+type = "unique"
+column = "account_id"
+[[checks]]
+type = "accepted_values"
+column = "region"
+values = ["north", "south"]
+severity = "warn"
+"#;
+
+#[test]
+fn ingest_contract_checks_run_after_the_commit_and_an_error_fails_the_job() {
+    let w = Workdir::new();
+    w.write("jobs/ingest/accounts.toml", ACCOUNTS_WITH_CHECKS);
+    w.write(
+        "sql/regions.sql",
+        "SELECT region, COUNT(*) AS n FROM clean.accounts GROUP BY region ORDER BY region\n",
+    );
+    w.write("jobs/sql/regions.toml", "kind = \"sql\"\n");
+    // Night 1: a region the warn check does not accept; night 2: a duplicate key too.
+    w.write(
+        &format!("data/{D1}/accounts.csv"),
+        "account_id,region\nA1,north\nA2,east\n",
+    );
+    w.write(
+        &format!("data/{D2}/accounts.csv"),
+        "account_id,region\nA1,north\nA1,south\n",
+    );
+
+    let out = w.run_code(&["run", "--date", D1], 0);
+    assert_eq!(
+        last_json_line(&out)["counts"]["succeeded"],
+        2,
+        "{}",
+        stderr(&out)
+    );
+    let results = format!("warehouse/quality/check_results/dt={D1}/table=clean.accounts");
+    let success: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(w.path(&format!("{results}/_SUCCESS"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(success["job"], "ingest.accounts");
+    assert_eq!(success["extra"]["warnings"], 1);
+    let df = w.read_parquet(&results);
+    let st = df.column("status").unwrap().str().unwrap();
+    let status: Vec<&str> = (0..st.len()).map(|i| st.get(i).unwrap()).collect();
+    assert_eq!(status, ["pass", "warn"]);
+    assert!(w
+        .path(&format!("warehouse/feature/regions/dt={D1}/_SUCCESS"))
+        .exists());
+
+    // The unique check fails: the ingest job fails (its partition is committed, but the model
+    // that reads it is skipped).
+    let out = w.run_code(&["run", "--date", D2], 1);
+    let s = last_json_line(&out);
+    assert_eq!(s["counts"]["failed"], 1, "{s}");
+    assert_eq!(s["counts"]["skipped"], 1, "{s}");
+    assert_eq!(s["failures"][0]["job"], "ingest.accounts", "{s}");
+    let err = s["failures"][0]["error"].as_str().unwrap();
+    assert!(err.contains("unique"), "{err}");
+    assert!(!w
+        .path(&format!("warehouse/feature/regions/dt={D2}"))
+        .exists());
+
+    // Bad checks are configuration errors of the contract (exit 2), like a model's.
+    w.write(
+        "jobs/ingest/accounts.toml",
+        format!("{ACCOUNTS_WITH_CHECKS}[[checks]]\ntype = \"no_such_check\"\n"),
+    );
+    let out = w.run_code(&["plan", "--date", D1], 2);
+    assert!(stderr(&out).contains("no_such_check"), "{}", stderr(&out));
+}
+
+#[test]
+fn ingest_contract_checks_go_to_the_tables_check_job_when_there_is_one() {
+    let w = Workdir::new();
+    w.write("jobs/ingest/accounts.toml", ACCOUNTS_WITH_CHECKS);
+    w.write(
+        "jobs/checks/accounts.toml",
+        "kind = \"check\"\ntable = \"clean.accounts\"\n",
+    );
+    w.write(
+        &format!("data/{D1}/accounts.csv"),
+        "account_id,region\nA1,north\nA1,south\n",
+    );
+    let out = w.run_code(&["run", "--date", D1], 1);
+    let s = last_json_line(&out);
+    assert_eq!(s["failures"][0]["job"], "check.accounts", "{s}");
+    assert_eq!(s["counts"]["succeeded"], 1, "{s}");
+}
+
+#[test]
+fn branch_families_of_ingest_sql_and_check_stay_in_their_branch() {
+    let w = Workdir::new();
+    w.write("data/branches.csv", "branch\n0001\n0002\n");
+    w.write(
+        "jobs/ingest/accounts.toml",
+        format!(
+            "{ACCOUNTS_WITH_CHECKS}[matrix]\nbranch = {{ csv = \"data/branches.csv\", column = \"branch\" }}\n"
+        )
+        .replace("data/{date}/accounts.csv", "data/{date}/{branch}/accounts.csv"),
+    );
+    w.write(
+        "sql/regions.sql",
+        "SELECT region, COUNT(*) AS n, '{{ branch }}' AS b FROM clean.accounts GROUP BY region ORDER BY region\n",
+    );
+    w.write(
+        "jobs/sql/regions.toml",
+        "kind = \"sql\"\n[matrix]\nbranch = { csv = \"data/branches.csv\", column = \"branch\" }\n",
+    );
+    w.write(
+        "jobs/checks/features.toml",
+        "kind = \"check\"\n[matrix]\nbranch = { csv = \"data/branches.csv\", column = \"branch\" }\ntable = [\"feature.regions\"]\n",
+    );
+    w.write(
+        "sql/regions.toml",
+        "[[checks]]\ntype = \"row_count\"\nmax = 1\n",
+    );
+    w.write(
+        &format!("data/{D1}/0001/accounts.csv"),
+        "account_id,region\nA1,north\nA2,north\n",
+    );
+    // Branch 0002 has two regions: its feature check (at most one row) fails, 0001's passes.
+    w.write(
+        &format!("data/{D1}/0002/accounts.csv"),
+        "account_id,region\nA1,south\nA2,north\n",
+    );
+    let out = w.run_code(&["run", "--date", D1], 1);
+    let s = last_json_line(&out);
+    assert_eq!(s["counts"]["selected"], 6, "{s}");
+    assert_eq!(s["counts"]["failed"], 1, "{s}");
+    assert_eq!(
+        s["failures"][0]["job"], "check.features[branch=0002,table=feature.regions]",
+        "{s}"
+    );
+    let one = w.read_parquet(&format!("warehouse/feature/regions/dt={D1}/branch=0001"));
+    assert_eq!(one.height(), 1);
+    let n = one.column("n").unwrap().cast(&DataType::Int64).unwrap();
+    assert_eq!(n.i64().unwrap().get(0), Some(2));
+    assert!(
+        one.column("branch").is_err(),
+        "{:?}",
+        one.get_column_names()
+    );
+    let two = w.read_parquet(&format!("warehouse/feature/regions/dt={D1}/branch=0002"));
+    assert_eq!(two.height(), 2);
+    for b in ["0001", "0002"] {
+        for t in ["clean.accounts", "feature.regions"] {
+            assert!(
+                w.path(&format!(
+                    "warehouse/quality/check_results/dt={D1}/table={t}/branch={b}/_SUCCESS"
+                ))
+                .exists(),
+                "{t} {b}"
+            );
+        }
+    }
+}

@@ -41,6 +41,13 @@ pub struct Args {
     /// `[project] name` of the generated panorama.toml.
     #[arg(long)]
     pub name: Option<String>,
+    /// Scale mode: split the project per branch (sources under <night>/<branch>/, job
+    /// families over the branches) so that one night is at least this many jobs.
+    #[arg(long)]
+    pub scale_jobs: Option<usize>,
+    /// Enterprises per branch in scale mode.
+    #[arg(long, default_value_t = 20)]
+    pub branch_enterprises: usize,
 }
 
 pub fn run(_ctx: &Ctx, args: Args) -> Result<ExitCode> {
@@ -72,6 +79,8 @@ pub fn run(_ctx: &Ctx, args: Args) -> Result<ExitCode> {
         only,
         force: args.force,
         project_name: args.name,
+        scale_jobs: args.scale_jobs,
+        branch_enterprises: args.branch_enterprises,
     };
     let summary = generate_with(&opts, &mut |f| {
         let mut fields = vec![("path", serde_json::Value::from(f.path.clone()))];
@@ -81,9 +90,14 @@ pub fn run(_ctx: &Ctx, args: Args) -> Result<ExitCode> {
         fields.push(("bytes", f.bytes.into()));
         crate::log::info("wrote", &fields);
     })?;
+    let branches = if summary.branches > 0 {
+        format!(" in {} branches", summary.branches)
+    } else {
+        String::new()
+    };
     crate::log::info(
         &format!(
-            "generated {} enterprises, {} night(s), {} rows, {} in {:.1} s",
+            "generated {} enterprises{branches}, {} night(s), {} rows, {} in {:.1} s",
             summary.enterprises,
             summary.nights.len(),
             summary.rows,

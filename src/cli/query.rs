@@ -83,6 +83,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         as_of: args.date,
         all_partitions: args.all_partitions,
         allow_table_functions: true,
+        partition: Vec::new(),
     };
     let mut compiled = query::compile(&wh, &catalog, &sql, &opts)?;
     if args.explain || compiled.explain {

@@ -87,7 +87,13 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             .map(|s| format!(" --shard {s}"))
             .unwrap_or_default()
     );
-    let _lock = WarehouseLock::acquire(&lock_root(&project, args.night.shard), &holder)?;
+    // A full run holds the warehouse lock exclusive; a shard holds it shared plus its own.
+    let shard_dir = lock_root(&project, args.night.shard);
+    let _locks = WarehouseLock::acquire_run(
+        &project.warehouse_root,
+        (shard_dir != project.warehouse_root).then_some(shard_dir.as_path()),
+        &holder,
+    )?;
     install_signal_handler();
 
     let threads = project.threads(args.threads);

@@ -1,7 +1,8 @@
 //! `panorama generate`: a deterministic SME-lending domain as a complete, runnable project.
 //!
 //! It writes `panorama.toml`, a PII key outside the warehouse, one source contract per source
-//! under `jobs/ingest/`, and for each night the sources in their natural formats (registry
+//! under `jobs/ingest/`, the repository's SQL models and sql/check/train jobs
+//! (`project_files.rs`; with every source only), and for each night the sources in their natural formats (registry
 //! CSV and KYC workbook, GBK persons, BOM applications, NDJSON transactions, Parquet
 //! repayments, fixed-width tax filings, telecom JSON, contacts CSV, court JSON array).
 //!
@@ -13,7 +14,9 @@
 
 mod contracts;
 mod model;
+pub mod project_files;
 mod rng;
+pub mod scale;
 mod sources;
 mod text;
 mod vocab;
@@ -136,7 +139,15 @@ pub struct GenerateOptions {
     pub force: bool,
     /// `[project] name`; default `panorama-demo`.
     pub project_name: Option<String>,
+    /// Scale mode: split the project per branch so that a night is at least this many jobs
+    /// (see `scale.rs`); `enterprises` is then ignored for `branch_enterprises`.
+    pub scale_jobs: Option<usize>,
+    /// Enterprises of each branch in scale mode.
+    pub branch_enterprises: usize,
 }
+
+/// Upper bound on `--scale-jobs`.
+pub const MAX_SCALE_JOBS: usize = 2_000_000;
 
 impl GenerateOptions {
     pub fn new(out: impl Into<PathBuf>) -> GenerateOptions {
@@ -150,6 +161,19 @@ impl GenerateOptions {
             only: Vec::new(),
             force: false,
             project_name: None,
+            scale_jobs: None,
+            branch_enterprises: 20,
+        }
+    }
+
+    /// The branches of scale mode (none otherwise).
+    pub fn branches(&self) -> Vec<String> {
+        match self.scale_jobs {
+            None => Vec::new(),
+            Some(n) => {
+                let per = scale::jobs_per_branch(&self.data_dir);
+                scale::branch_codes(n.div_ceil(per).max(1))
+            }
         }
     }
 
@@ -186,6 +210,12 @@ impl GenerateOptions {
             let names: Vec<&str> = self.sources().iter().map(|k| k.name()).collect();
             c.push_str(&format!(" --only {}", names.join(",")));
         }
+        if let Some(n) = self.scale_jobs {
+            c.push_str(&format!(
+                " --scale-jobs {n} --branch-enterprises {}",
+                self.branch_enterprises
+            ));
+        }
         c
     }
 
@@ -196,6 +226,22 @@ impl GenerateOptions {
                 "--enterprises {} must be between 1 and {MAX_ENTERPRISES}",
                 self.enterprises
             ));
+        }
+        if let Some(n) = self.scale_jobs {
+            if n == 0 || n > MAX_SCALE_JOBS {
+                problems.push(format!(
+                    "--scale-jobs {n} must be between 1 and {MAX_SCALE_JOBS}"
+                ));
+            }
+            if !self.only.is_empty() {
+                problems.push("--scale-jobs writes every source; drop --only".into());
+            }
+            if self.branch_enterprises == 0 || self.branch_enterprises > 100_000 {
+                problems.push(format!(
+                    "--branch-enterprises {} must be between 1 and 100000",
+                    self.branch_enterprises
+                ));
+            }
         }
         if self.days == 0 || self.days > 366 {
             problems.push(format!("--days {} must be between 1 and 366", self.days));
@@ -239,6 +285,9 @@ pub struct GeneratedFile {
 pub struct GenerateSummary {
     pub out: String,
     pub enterprises: usize,
+    /// Branches of scale mode (0 otherwise).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub branches: usize,
     pub seed: u64,
     pub nights: Vec<String>,
     pub sources: Vec<&'static str>,
@@ -294,7 +343,6 @@ pub fn generate_with(
         record(f, &mut files);
     }
 
-    let world = world::World::build(opts.seed, opts.enterprises, nights.clone());
     if kinds.contains(&SourceKind::TaxFilings) {
         let rel = format!("{}/static/tax_filings.layout", opts.data_dir);
         let bytes = write_text(out, &rel, &sources::tax_layout_text())?;
@@ -309,23 +357,51 @@ pub fn generate_with(
             &mut files,
         );
     }
-    for night in &nights {
-        let d = night.format("%Y-%m-%d").to_string();
-        let dir = out.join(&opts.data_dir).join(&d);
-        mkdir(&dir)?;
-        for k in &kinds {
-            let path = dir.join(k.file());
-            let stat = k.write(&world, *night, &path)?;
-            record(
-                GeneratedFile {
-                    path: format!("{}/{d}/{}", opts.data_dir, k.file()),
-                    source: Some(k.name()),
-                    night: Some(d.clone()),
-                    rows: Some(stat.rows),
-                    bytes: stat.bytes,
-                },
-                &mut files,
-            );
+    let branches = opts.branches();
+    if branches.is_empty() {
+        let world = world::World::build(opts.seed, opts.enterprises, nights.clone());
+        for f in write_nights(opts, &world, &kinds, &nights, None)? {
+            record(f, &mut files);
+        }
+    } else {
+        let rel = format!("{}/branches.csv", opts.data_dir);
+        let mut csv = String::from("branch\n");
+        for b in &branches {
+            csv.push_str(b);
+            csv.push('\n');
+        }
+        let bytes = write_text(out, &rel, &csv)?;
+        record(
+            GeneratedFile {
+                path: rel,
+                source: None,
+                night: None,
+                rows: Some(branches.len() as u64),
+                bytes,
+            },
+            &mut files,
+        );
+        // One small world per branch, several branches at once; files are reported in
+        // branch order whatever the threads did.
+        use rayon::prelude::*;
+        for chunk in branches.chunks(64) {
+            let done: Vec<Result<Vec<GeneratedFile>>> = chunk
+                .par_iter()
+                .map(|b| {
+                    let i: usize = b.parse().expect("numeric branch codes");
+                    let world = world::World::build(
+                        scale::branch_seed(opts.seed, i),
+                        opts.branch_enterprises,
+                        nights.clone(),
+                    );
+                    write_nights(opts, &world, &kinds, &nights, Some(b))
+                })
+                .collect();
+            for r in done {
+                for f in r? {
+                    record(f, &mut files);
+                }
+            }
         }
     }
     let readme = format!("{}/README.md", opts.data_dir);
@@ -343,7 +419,12 @@ pub fn generate_with(
 
     Ok(GenerateSummary {
         out: out.display().to_string(),
-        enterprises: opts.enterprises,
+        enterprises: if branches.is_empty() {
+            opts.enterprises
+        } else {
+            opts.branch_enterprises * branches.len()
+        },
+        branches: branches.len(),
         seed: opts.seed,
         nights: nights
             .iter()
@@ -359,6 +440,41 @@ pub fn generate_with(
         files,
         elapsed_ms: started.elapsed().as_millis() as u64,
     })
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// The sources of every night for one world: `<data>/<night>/[<branch>/]<file>`.
+fn write_nights(
+    opts: &GenerateOptions,
+    world: &world::World,
+    kinds: &[SourceKind],
+    nights: &[NaiveDate],
+    branch: Option<&str>,
+) -> Result<Vec<GeneratedFile>> {
+    let mut files = Vec::new();
+    for night in nights {
+        let d = night.format("%Y-%m-%d").to_string();
+        let rel_dir = match branch {
+            None => format!("{}/{d}", opts.data_dir),
+            Some(b) => format!("{}/{d}/{b}", opts.data_dir),
+        };
+        let dir = opts.out.join(&rel_dir);
+        mkdir(&dir)?;
+        for k in kinds {
+            let stat = k.write(world, *night, &dir.join(k.file()))?;
+            files.push(GeneratedFile {
+                path: format!("{rel_dir}/{}", k.file()),
+                source: Some(k.name()),
+                night: Some(d.clone()),
+                rows: Some(stat.rows),
+                bytes: stat.bytes,
+            });
+        }
+    }
+    Ok(files)
 }
 
 fn mkdir(p: &Path) -> Result<()> {
@@ -432,9 +548,15 @@ fn project_files(opts: &GenerateOptions, kinds: &[SourceKind]) -> Result<Vec<Gen
         let bytes = write_text(out, ".gitignore", &text)?;
         files.push(plain(".gitignore", bytes));
     }
+    let scaled = opts.scale_jobs.is_some();
     for k in kinds {
         let rel = format!("jobs/ingest/{}.toml", k.name());
-        let bytes = write_text(out, &rel, &contracts::contract_toml(*k, &opts.data_dir))?;
+        let text = if scaled {
+            scale::branch_contract(*k, &opts.data_dir)
+        } else {
+            contracts::contract_toml(*k, &opts.data_dir)
+        };
+        let bytes = write_text(out, &rel, &text)?;
         files.push(GeneratedFile {
             path: rel,
             source: Some(k.name()),
@@ -442,6 +564,19 @@ fn project_files(opts: &GenerateOptions, kinds: &[SourceKind]) -> Result<Vec<Gen
             rows: None,
             bytes,
         });
+    }
+    // The SQL models and the jobs that check, build and train on the sources: they read every
+    // source, so they come only with the full set (`--only` writes sources and contracts).
+    if scaled {
+        for (rel, text) in scale::branch_project_files(&opts.data_dir) {
+            let bytes = write_text(out, rel, &text)?;
+            files.push(plain(rel, bytes));
+        }
+    } else if opts.only.is_empty() {
+        for (rel, text) in project_files::PROJECT_FILES {
+            let bytes = write_text(out, rel, text)?;
+            files.push(plain(rel, bytes));
+        }
     }
     Ok(files)
 }
@@ -454,6 +589,13 @@ fn data_readme(opts: &GenerateOptions, kinds: &[SourceKind]) -> String {
          fraud rings are described in `docs/data.md` of the panorama repository.\n\n| source | file | contract |\n|---|---|---|\n",
         opts.command()
     );
+    if opts.scale_jobs.is_some() {
+        s = s.replace(
+            "One folder per night (`YYYY-MM-DD/`)",
+            "Scale mode: one folder per night (`YYYY-MM-DD/`) and in it one folder per branch of \
+             `branches.csv` (a small world of its own)",
+        );
+    }
     for k in kinds {
         s.push_str(&format!(
             "| {} | `{}` | `jobs/ingest/{}.toml` |\n",

@@ -615,3 +615,46 @@ fn calibration_report() {
         c.loans, c.bad_rate, c.oracle_auc, c.model_auc, c.ring_bad_rate
     );
 }
+
+#[test]
+fn the_repository_contracts_are_the_generated_ones() {
+    // The repository root is a generated project (`--data-dir data-samples`): its
+    // jobs/ingest/ must be what the generator writes, or a generated project would differ.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for k in SourceKind::ALL {
+        let repo =
+            std::fs::read_to_string(root.join(format!("jobs/ingest/{}.toml", k.name()))).unwrap();
+        assert_eq!(
+            repo,
+            super::contracts::contract_toml(k, "data-samples"),
+            "jobs/ingest/{}.toml differs from the generated contract",
+            k.name()
+        );
+    }
+    let listed = std::fs::read_dir(root.join("jobs/ingest")).unwrap().count();
+    assert_eq!(
+        listed,
+        SourceKind::ALL.len(),
+        "jobs/ingest holds other files"
+    );
+}
+
+#[test]
+fn a_generated_project_has_the_models_and_jobs_of_the_repository() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = opts(dir.path(), 50);
+    generate(&o).unwrap();
+    for (rel, text) in super::project_files::PROJECT_FILES {
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(rel)).unwrap(),
+            *text,
+            "{rel}"
+        );
+    }
+    // --only writes sources and contracts, not the models that need every source.
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut o = opts(dir2.path(), 50);
+    o.only = vec![SourceKind::Applications];
+    generate(&o).unwrap();
+    assert!(!dir2.path().join("sql/txn_features.sql").exists());
+}

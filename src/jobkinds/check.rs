@@ -59,6 +59,16 @@ impl CheckJob {
         quality::resolve_table(&self.catalog, name)
     }
 
+    /// A family instance's matrix values besides `table` (e.g. `branch`): its checks look at
+    /// those partitions of the table only, and its results go to
+    /// `quality.check_results[table=<layer.table>,branch=<value>]`.
+    fn partition_of(vars: &Vars) -> Vec<(String, String)> {
+        vars.iter()
+            .filter(|(k, _)| k.as_str() != "table")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
     fn checks_for(&self, qualified: &str) -> Vec<Check> {
         match &*self.declared {
             Ok(m) => m.get(qualified).cloned().unwrap_or_default(),
@@ -134,23 +144,27 @@ impl PreparedJob for CheckJob {
             return Io::default();
         };
         let qualified = format!("{layer}.{table}");
-        let mut reads = vec![TableRef::new(layer.as_str(), &table, &Vars::new())];
+        let partition = Self::partition_of(vars);
+        let own: Vars = partition.iter().cloned().collect();
+        let mut reads = vec![TableRef::new(layer.as_str(), &table, &own)];
         for c in self.checks_for(&qualified) {
             if let Spec::Relationships { to, .. } = &c.spec {
                 if let Ok((l, t)) = self.qualified(to) {
-                    let r = TableRef::new(l.as_str(), &t, &Vars::new());
+                    let r = TableRef::new(l.as_str(), &t, &own);
                     if !reads.contains(&r) {
                         reads.push(r);
                     }
                 }
             }
         }
+        let mut results = vec![("table".to_string(), qualified)];
+        results.extend(partition);
         Io {
             reads,
             writes: vec![TableRef {
                 layer: Layer::Quality.as_str().to_string(),
                 table: quality::RESULTS_TABLE.to_string(),
-                partition: vec![("table".to_string(), qualified)],
+                partition: results,
             }],
         }
     }
@@ -195,6 +209,7 @@ impl PreparedJob for CheckJob {
             ctx.date,
             job.name,
             ctx.run_id,
+            &Self::partition_of(job.vars),
         )
         .map_err(|e| super::sql::job_error(&e))?;
         let failed: Vec<String> = outcome
@@ -247,7 +262,11 @@ impl PreparedJob for CheckJob {
         let name = self.table_of(job.vars)?;
         let (layer, table) = self.qualified(&name).ok()?;
         let wh = Warehouse::new(&project.warehouse_root);
-        let key = quality::results_key(date, &format!("{layer}.{table}"));
+        let key = quality::results_key_in(
+            date,
+            &format!("{layer}.{table}"),
+            &Self::partition_of(job.vars),
+        );
         let s = wh.read_success(Layer::Quality, quality::RESULTS_TABLE, &key)?;
         // A night whose checks failed is not done: the resume runs them again.
         if s.job != job.name

@@ -4,6 +4,13 @@
 //!
 //! Writes `clean.<table>` and `rejects.<table>` (with the matrix values as partition keys);
 //! reads no table (its input is a source file), so ingest jobs start the night.
+//!
+//! `[[checks]]` in the contract are data-quality checks of `clean.<table>` (see
+//! `crate::quality`). When a `check` job of the project checks that table, that job runs them
+//! with its own. Otherwise the ingest job runs them itself right after its commit, on the
+//! partition it wrote, and records them in `quality.check_results[table=clean.<table>]` (plus
+//! the matrix values): a failing `error` check fails the job (its descendants are skipped),
+//! a `warn` check is only reported.
 
 use std::sync::Arc;
 
@@ -11,6 +18,7 @@ use crate::config::Project;
 use crate::error::Error;
 use crate::ingest::contract::{Contract, CONTRACT_KEYS};
 use crate::ingest::IngestRequest;
+use crate::quality::{self, Check};
 use crate::schedule::{
     substitute_with, Committed, Io, JobCtx, JobError, JobFile, JobKind, JobOutcome, JobRef,
     PreparedJob, TableRef, Vars,
@@ -21,6 +29,15 @@ pub struct IngestKind;
 
 struct Ingest {
     contract: Contract,
+    /// The contract's `[[checks]]`, when this job runs them (no `check` job checks the table).
+    checks: Vec<Check>,
+}
+
+/// The ingest kind's keys: the contract's and `checks`.
+fn keys() -> Vec<&'static str> {
+    let mut k = CONTRACT_KEYS.to_vec();
+    k.push("checks");
+    k
 }
 
 impl JobKind for IngestKind {
@@ -31,9 +48,22 @@ impl JobKind for IngestKind {
     fn prepare(
         &self,
         file: &JobFile<'_>,
-        _project: &Project,
+        project: &Project,
     ) -> Result<Arc<dyn PreparedJob>, Vec<String>> {
-        let mut problems = super::unknown_keys(file, CONTRACT_KEYS);
+        let mut problems = super::unknown_keys(file, &keys());
+        let mut checks = Vec::new();
+        if let Some(items) = file.table.get("checks") {
+            match items.as_array() {
+                Some(a) => match quality::parse_checks(a, file.rel) {
+                    Ok(c) => checks = c,
+                    Err(p) => problems.extend(
+                        p.into_iter()
+                            .map(|m| m.trim_start_matches(&format!("{}: ", file.rel)).to_string()),
+                    ),
+                },
+                None => problems.push("`checks`: must be an array of tables ([[checks]])".into()),
+            }
+        }
         let mut table = toml::Table::new();
         for (k, v) in file.table {
             if CONTRACT_KEYS.contains(&k.as_str()) {
@@ -47,7 +77,12 @@ impl JobKind for IngestKind {
         match Contract::from_table(&table, file.path) {
             Ok(contract) => {
                 if problems.is_empty() {
-                    return Ok(Arc::new(Ingest { contract }));
+                    let clean = format!("{}.{}", Layer::Clean.as_str(), contract.table);
+                    if !checks.is_empty() && super::sql::checked_tables(project).contains(&clean) {
+                        // The table's check job runs them (with its own).
+                        checks.clear();
+                    }
+                    return Ok(Arc::new(Ingest { contract, checks }));
                 }
             }
             Err(Error::Invalid { problems: p, .. }) => problems.extend(p),
@@ -59,15 +94,35 @@ impl JobKind for IngestKind {
 
 const PLACEHOLDERS: &[&str] = &["date", "yyyymmdd"];
 
+impl Ingest {
+    fn clean_table(&self) -> String {
+        format!("{}.{}", Layer::Clean.as_str(), self.contract.table)
+    }
+
+    fn partition(vars: &Vars) -> Vec<(String, String)> {
+        vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+}
+
 impl PreparedJob for Ingest {
     fn io(&self, vars: &Vars) -> Io {
         let t = &self.contract.table;
+        let mut writes = vec![
+            TableRef::new(Layer::Clean.as_str(), t, vars),
+            TableRef::new(Layer::Rejects.as_str(), t, vars),
+        ];
+        if !self.checks.is_empty() {
+            let mut partition = vec![("table".to_string(), self.clean_table())];
+            partition.extend(Self::partition(vars));
+            writes.push(TableRef {
+                layer: Layer::Quality.as_str().to_string(),
+                table: quality::RESULTS_TABLE.to_string(),
+                partition,
+            });
+        }
         Io {
             reads: Vec::new(),
-            writes: vec![
-                TableRef::new(Layer::Clean.as_str(), t, vars),
-                TableRef::new(Layer::Rejects.as_str(), t, vars),
-            ],
+            writes,
         }
     }
 
@@ -108,16 +163,63 @@ impl PreparedJob for Ingest {
             threads: ctx.threads,
         };
         match crate::ingest::ingest(&req) {
-            Ok(r) => Ok(JobOutcome {
-                rows_in: r.rows_read,
-                rows_out: r.rows_written,
-                bytes: r.bytes_in,
-                message: format!(
+            Ok(r) => {
+                let mut message = format!(
                     "{} rows read, {} written, {} rejected",
                     r.rows_read, r.rows_written, r.rows_rejected
-                ),
-                warnings: Vec::new(),
-            }),
+                );
+                let mut warnings = Vec::new();
+                if !self.checks.is_empty() {
+                    let o = quality::run_table(
+                        ctx.project,
+                        &self.clean_table(),
+                        &self.checks,
+                        ctx.date,
+                        job.name,
+                        ctx.run_id,
+                        &Self::partition(job.vars),
+                    )
+                    .map_err(|e| super::sql::job_error(&e))?;
+                    let failed: Vec<String> = o
+                        .results
+                        .iter()
+                        .filter(|r| r.blocking())
+                        .map(|r| {
+                            if r.status == "error" {
+                                format!("{} could not run: {}", r.check, r.message)
+                            } else {
+                                format!("{}: {}", r.check, r.observed)
+                            }
+                        })
+                        .collect();
+                    message.push_str(&format!(
+                        "; {} checks: {} passed, {} warning(s), {} failed",
+                        o.results.len(),
+                        o.results.iter().filter(|r| !r.failed()).count(),
+                        o.warnings(),
+                        failed.len()
+                    ));
+                    if !failed.is_empty() {
+                        return Err(JobError::permanent(format!(
+                            "{message}: {}",
+                            failed.join("; ")
+                        )));
+                    }
+                    warnings = o
+                        .results
+                        .iter()
+                        .filter(|r| r.failed() && !r.blocking())
+                        .map(|r| format!("check {} (warn): {}", r.check, r.observed))
+                        .collect();
+                }
+                Ok(JobOutcome {
+                    rows_in: r.rows_read,
+                    rows_out: r.rows_written,
+                    bytes: r.bytes_in,
+                    message,
+                    warnings,
+                })
+            }
             Err(e) => Err(JobError {
                 message: error_chain(&e),
                 // File system hiccups may pass; bad data, bad config and bad input do not.
@@ -141,6 +243,20 @@ impl PreparedJob for Ingest {
         let s = wh.read_success(Layer::Clean, &self.contract.table, &key)?;
         if s.job != job.name {
             return None;
+        }
+        if !self.checks.is_empty() {
+            // Committed, but not done until its checks ran and passed in the same run.
+            let rkey =
+                quality::results_key_in(date, &self.clean_table(), &Self::partition(job.vars));
+            let r = wh.read_success(Layer::Quality, quality::RESULTS_TABLE, &rkey)?;
+            let blocking = r
+                .extra
+                .get("blocking")
+                .and_then(|v| v.as_u64())
+                .unwrap_or(1);
+            if r.job != job.name || r.run_id != s.run_id || blocking != 0 {
+                return None;
+            }
         }
         Some(Committed {
             run_id: s.run_id,

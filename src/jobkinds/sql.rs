@@ -8,6 +8,11 @@
 //! pool = "cpu"                     # optional, a pool of [run] pools
 //! # model = "sql/txn_features.sql" # default: sql/<name>.sql
 //! ```
+//! A family (`[matrix] branch = ...`) builds one partition per instance,
+//! `feature.<name>/dt=D/branch=0101/`: every table the SQL names is read only in the partitions
+//! that agree with the instance's values (a table not split by `branch` is read whole), and the
+//! values are `{{ branch }}` placeholders in the SQL.
+//!
 //! Reads: every table the SQL names. When a table has a `check` job, the model also reads that
 //! job's results partition (`quality.check_results[table=<layer.table>]`), so it runs after the
 //! checks of its inputs and is skipped when one of them fails. Writes `feature.<name>`.
@@ -58,11 +63,6 @@ impl JobKind for SqlKind {
         project: &Project,
     ) -> Result<Arc<dyn PreparedJob>, Vec<String>> {
         let mut problems = super::unknown_keys(file, KEYS);
-        if !file.matrix_keys.is_empty() {
-            problems.push(
-                "`matrix`: a model writes one table per date; write one job file per model".into(),
-            );
-        }
         let path = match file.table.get("model") {
             None => project
                 .root
@@ -110,18 +110,20 @@ impl JobKind for SqlKind {
 }
 
 impl PreparedJob for SqlJob {
-    fn io(&self, _vars: &Vars) -> Io {
+    fn io(&self, vars: &Vars) -> Io {
         let mut reads: Vec<TableRef> = self
             .model
             .reads
             .iter()
-            .map(|(l, t)| TableRef::new(l.as_str(), t, &Vars::new()))
+            .map(|(l, t)| TableRef::new(l.as_str(), t, vars))
             .collect();
         for t in &self.gated {
+            let mut partition = vec![("table".to_string(), t.clone())];
+            partition.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
             reads.push(TableRef {
                 layer: Layer::Quality.as_str().to_string(),
                 table: crate::quality::RESULTS_TABLE.to_string(),
-                partition: vec![("table".to_string(), t.clone())],
+                partition,
             });
         }
         Io {
@@ -129,7 +131,7 @@ impl PreparedJob for SqlJob {
             writes: vec![TableRef::new(
                 Layer::Feature.as_str(),
                 &self.model.name,
-                &Vars::new(),
+                vars,
             )],
         }
     }
@@ -163,11 +165,11 @@ impl PreparedJob for SqlJob {
         date: chrono::NaiveDate,
     ) -> Option<Committed> {
         let wh = Warehouse::new(&project.warehouse_root);
-        let s = wh.read_success(
-            Layer::Feature,
-            &self.model.name,
-            &PartitionKey::date(&date.to_string()),
-        )?;
+        let mut key = PartitionKey::date(&date.to_string());
+        for (k, v) in job.vars {
+            key = key.with(k, v);
+        }
+        let s = wh.read_success(Layer::Feature, &self.model.name, &key)?;
         if s.job != job.name {
             return None;
         }

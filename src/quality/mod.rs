@@ -653,6 +653,10 @@ impl CheckResult {
 #[derive(Debug, Clone, Serialize)]
 pub struct TableOutcome {
     pub table: String,
+    /// The Hive keys checked besides `dt` (a family instance, e.g. `branch=0101`); empty when
+    /// the whole partition of the date is checked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub partition: Vec<(String, String)>,
     /// The partition checked (the run date's, else the latest before it).
     pub checked_dt: Option<String>,
     pub rows: u64,
@@ -679,6 +683,7 @@ struct Ctx<'a> {
     date: NaiveDate,
     chosen: Vec<scan::Partition>,
     all: Vec<scan::Partition>,
+    partition: Vec<(String, String)>,
     lf: Option<LazyFrame>,
     schema: Option<SchemaRef>,
 }
@@ -711,7 +716,21 @@ pub fn evaluate(
     date: NaiveDate,
     checks: &[Check],
 ) -> TableOutcome {
-    let all = scan::partitions(wh, layer, table);
+    evaluate_in(wh, catalog, layer, table, date, checks, &[])
+}
+
+/// As `evaluate`, on the partitions that agree with `partition` (a job family instance's
+/// Hive keys, e.g. `branch=0101`): its rows, and its own history for the drift checks.
+pub fn evaluate_in(
+    wh: &Warehouse,
+    catalog: &Catalog,
+    layer: Layer,
+    table: &str,
+    date: NaiveDate,
+    checks: &[Check],
+    partition: &[(String, String)],
+) -> TableOutcome {
+    let all = scan::narrow(scan::partitions(wh, layer, table), partition);
     let exact: Vec<scan::Partition> = all.iter().filter(|p| p.dt == date).cloned().collect();
     let chosen = if exact.is_empty() {
         scan::select(&all, &DtSel::Latest, Some(date), false)
@@ -738,6 +757,7 @@ pub fn evaluate(
         date,
         chosen,
         all,
+        partition: partition.to_vec(),
         lf,
         schema,
     };
@@ -776,6 +796,7 @@ pub fn evaluate(
     }
     TableOutcome {
         table: format!("{layer}.{table}"),
+        partition: partition.to_vec(),
         checked_dt,
         rows,
         results,
@@ -1111,7 +1132,9 @@ fn run_check(
                 .catalog
                 .resolve(&parts)
                 .map_err(|m| format!("`to`: {m}"))?;
-            let tparts = scan::partitions(ctx.wh, tl, &tt);
+            // A family instance looks up its own partition of the target (when it is split
+            // by the same keys).
+            let tparts = scan::narrow(scan::partitions(ctx.wh, tl, &tt), &ctx.partition);
             let tchosen = scan::select(&tparts, &DtSel::Latest, Some(ctx.date), false);
             if tchosen.is_empty() {
                 return Err(format!(
@@ -1399,6 +1422,20 @@ pub fn results_key(run_date: NaiveDate, table: &str) -> PartitionKey {
     PartitionKey::date(&run_date.format("%Y-%m-%d").to_string()).with("table", table)
 }
 
+/// The results key of a family instance's checks: `results_key` then its Hive keys
+/// (`dt=<run date>/table=<layer.table>/branch=0101`).
+pub fn results_key_in(
+    run_date: NaiveDate,
+    table: &str,
+    partition: &[(String, String)],
+) -> PartitionKey {
+    let mut key = results_key(run_date, table);
+    for (k, v) in partition {
+        key = key.with(k, v);
+    }
+    key
+}
+
 /// Commits a table's results into `quality.check_results` (replacing an earlier run's).
 pub fn write_results(
     wh: &Warehouse,
@@ -1408,7 +1445,7 @@ pub fn write_results(
     run_id: &str,
 ) -> Result<PathBuf> {
     let mut df = results_frame(o, run_date, job, run_id)?;
-    let key = results_key(run_date, &o.table);
+    let key = results_key_in(run_date, &o.table, &o.partition);
     let staged = wh.stage(Layer::Quality, RESULTS_TABLE, &key, run_id)?;
     crate::warehouse::parquet::write_frame(&staged.dir().join("part-00000.parquet"), &mut df, &[])?;
     let columns = df
@@ -1441,8 +1478,13 @@ pub fn resolve_table(
     catalog.resolve(&parts)
 }
 
-/// Runs the declared checks of a table, records the results and regenerates the day's
-/// report. Returns the outcome; the caller decides what a blocking failure means.
+/// Runs the declared checks of a table (or of the partitions of a family instance, see
+/// `evaluate_in`), records the results and regenerates the day's report. Returns the outcome;
+/// the caller decides what a blocking failure means.
+///
+/// The report is rewritten for whole tables only: a family of thousands of instances would
+/// rewrite it thousands of times (each rendering every result of the date). Their results are
+/// in `quality.check_results`, and `panorama check --date D` rewrites the report.
 pub fn run_table(
     project: &Project,
     table: &str,
@@ -1450,13 +1492,16 @@ pub fn run_table(
     date: NaiveDate,
     job: &str,
     run_id: &str,
+    partition: &[(String, String)],
 ) -> Result<TableOutcome> {
     let wh = Warehouse::new(&project.warehouse_root);
     let catalog = crate::transform::index(project).catalog(&wh);
     let (layer, t) = resolve_table(&catalog, table).map_err(Error::Config)?;
-    let outcome = evaluate(&wh, &catalog, layer, &t, date, checks);
+    let outcome = evaluate_in(&wh, &catalog, layer, &t, date, checks, partition);
     write_results(&wh, &outcome, date, job, run_id)?;
-    report::write(project, date)?;
+    if partition.is_empty() {
+        report::write(project, date)?;
+    }
     Ok(outcome)
 }
 

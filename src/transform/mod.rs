@@ -450,6 +450,11 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildReport> {
         as_of: Some(req.date),
         all_partitions: false,
         allow_table_functions: false,
+        partition: req
+            .vars
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
     };
     let mut compiled = query::compile(&wh, &catalog, &m.text, &opts).map_err(|e| match e {
         Error::Config(msg) => Error::Config(format!("{}: {msg}", m.rel)),
@@ -482,15 +487,20 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildReport> {
     if req.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
         return Err(Error::Interrupted);
     }
-    let key = PartitionKey::date(&req.date.format("%Y-%m-%d").to_string());
+    let mut key = PartitionKey::date(&req.date.format("%Y-%m-%d").to_string());
+    for (k, v) in req.vars {
+        key = key.with(k, v);
+    }
     let staged = wh.stage(Layer::Feature, &m.name, &key, req.run_id)?;
     let file = staged.dir().join("part-00000.parquet");
-    // Streamed into the staged file (bounded memory); the partition gives `dt`, so a `dt`
-    // carried over from an input is dropped.
+    // Streamed into the staged file (bounded memory); the partition gives `dt` (and a family's
+    // matrix keys), so such a column carried over from an input is dropped.
+    let mut drop: Vec<&str> = vec!["dt"];
+    drop.extend(req.vars.keys().map(String::as_str));
     let (rows, columns) = compiled
         .sink_parquet(
             &file,
-            &["dt"],
+            &drop,
             &[("panorama.model".to_string(), m.rel.clone())],
         )
         .map_err(|e| match e {

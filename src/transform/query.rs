@@ -163,6 +163,9 @@ pub struct QueryOptions {
     pub all_partitions: bool,
     /// Allow `read_parquet(...)`-style table functions (ad hoc queries only).
     pub allow_table_functions: bool,
+    /// Hive keys of a job family instance (`branch=0101`): every reference reads only the
+    /// partitions that agree with them (see `scan::narrow`).
+    pub partition: Vec<(String, String)>,
 }
 
 /// One table reference of a compiled query and the partitions it reads.
@@ -257,7 +260,7 @@ fn bind(
         let (layer, table) = catalog
             .resolve(&occ.parts)
             .map_err(|m| sql_error(SqlError::at(m, Some(occ.pos)), &text))?;
-        let all = scan::partitions(wh, layer, &table);
+        let all = scan::narrow(scan::partitions(wh, layer, &table), &opts.partition);
         let chosen = scan::select(&all, &occ.dt, opts.as_of, opts.all_partitions);
         let qualified = format!("{layer}.{table}");
         let lf = if chosen.is_empty() {

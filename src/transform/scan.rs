@@ -49,6 +49,25 @@ pub fn partitions(wh: &Warehouse, layer: Layer, table: &str) -> Vec<Partition> {
     out
 }
 
+/// The partitions of one instance of a job family: those whose Hive keys agree with
+/// `keys` (a partition without one of the keys is kept — the table is not split by it).
+pub fn narrow(parts: Vec<Partition>, keys: &[(String, String)]) -> Vec<Partition> {
+    if keys.is_empty() {
+        return parts;
+    }
+    parts
+        .into_iter()
+        .filter(|p| {
+            keys.iter().all(|(k, v)| {
+                p.extra
+                    .iter()
+                    .find(|(pk, _)| pk == k)
+                    .is_none_or(|(_, pv)| pv == v)
+            })
+        })
+        .collect()
+}
+
 /// The partitions a reference reads. `as_of` (a model's run date) hides later partitions;
 /// `all` (the `--all-partitions` flag) turns "latest" into "every partition".
 pub fn select(
