@@ -593,7 +593,7 @@ fn data_readme(opts: &GenerateOptions, kinds: &[SourceKind]) -> String {
         s = s.replace(
             "One folder per night (`YYYY-MM-DD/`)",
             "Scale mode: one folder per night (`YYYY-MM-DD/`) and in it one folder per branch of \
-             `branches.csv` (a small world of its own)",
+             `branches.csv` (a small world of its own; no reject threshold, the files are a few rows each)",
         );
     }
     for k in kinds {
