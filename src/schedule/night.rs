@@ -418,6 +418,7 @@ pub struct Summary {
     pub failures_truncated: usize,
     /// Warnings of jobs that succeeded (drift alerts, warn-level checks), at most 50.
     pub warnings: Vec<String>,
+    pub warnings_truncated: usize,
     pub reports: Vec<String>,
     /// Score partitions committed for the nights (`warehouse/score/<table>/dt=D`).
     pub score_tables: Vec<String>,
@@ -445,6 +446,7 @@ impl Summary {
             .iter()
             .flat_map(|n| n.warnings.iter().map(|w| format!("{} {w}", n.date)))
             .collect();
+        let warnings_truncated = warnings.len().saturating_sub(MAX_FAILURES_IN_SUMMARY);
         warnings.truncate(MAX_FAILURES_IN_SUMMARY);
         let truncated = failures.len().saturating_sub(MAX_FAILURES_IN_SUMMARY);
         failures.truncate(MAX_FAILURES_IN_SUMMARY);
@@ -466,6 +468,7 @@ impl Summary {
             failures,
             failures_truncated: truncated,
             warnings,
+            warnings_truncated,
             reports: nights.iter().filter_map(|n| n.report.clone()).collect(),
             score_tables: Vec::new(),
             shard: shard.map(|s| s.to_string()),
