@@ -18,8 +18,8 @@ pub struct Args {
     /// The night: reads feature partitions of this date and writes dt=DATE.
     #[arg(long, value_parser = parse_date)]
     pub date: chrono::NaiveDate,
-    /// Score this Parquet file (or partition folder) instead of the feature partition (into
-    /// the warehouse for --date, or into --out).
+    /// Score this Parquet or CSV file (or partition folder) instead of the feature partition
+    /// (into the warehouse for --date, or into --out).
     #[arg(long)]
     pub input: Option<PathBuf>,
     /// Write the scores to this Parquet file instead of the warehouse (one table only; no

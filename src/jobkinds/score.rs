@@ -203,11 +203,12 @@ fn load_arm(root: &Path, r: &ModelRef) -> Result<ArmModel> {
     })
 }
 
+/// A partition folder, a Parquet file, or a CSV file (types inferred, as `panorama train`).
 fn read_input(path: &Path) -> Result<polars::prelude::DataFrame> {
     if path.is_dir() {
         crate::warehouse::parquet::read_partition(path)
     } else {
-        crate::warehouse::parquet::read_frame(path)
+        crate::model::prep::read_table(path)
     }
 }
 
