@@ -138,24 +138,41 @@ pub enum FeatureKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum BinRule {
-    /// `lo < x <= hi` (infinite ends allowed).
+    /// `lo < x <= hi` (infinite ends allowed; JSON has no infinity, so they are written as
+    /// `null` and read back as -inf for `lo`, +inf for `hi`).
     Range {
-        #[serde(with = "open_bound::lo")]
+        #[serde(deserialize_with = "neg_inf_if_null")]
         lo: f64,
-        #[serde(with = "open_bound::hi")]
+        #[serde(deserialize_with = "inf_if_null")]
         hi: f64,
     },
-    /// Category codes and their names.
+    /// Category codes and their names; with `other`, also the categories rarer than
+    /// `cat_min_share` and those never seen in training (pooled, then merged by event rate).
     Categories {
         codes: Vec<u32>,
         names: Vec<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        other: bool,
     },
-    /// Rare and unseen categories.
+    /// Unseen categories when no rare categories were pooled (an empty bin: WoE 0).
     Other,
     Missing,
     Special {
         value: f64,
     },
+}
+
+fn neg_inf_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NEG_INFINITY))
+}
+
+/// `null` (how serde_json writes NaN) read back as NaN.
+pub(crate) fn nan_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
+
+pub(crate) fn inf_if_null<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::INFINITY))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -197,7 +214,7 @@ impl FeatureBinning {
                 BinRule::Categories { codes, .. } if !x.is_nan() && codes.contains(&(x as u32)) => {
                     return k
                 }
-                BinRule::Other => other = Some(k),
+                BinRule::Categories { other: true, .. } | BinRule::Other => other = Some(k),
                 _ => {}
             }
         }
@@ -341,35 +358,157 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
-/// Pre-bin edges of sorted numeric values from a CART tree on the target.
-fn prebin_cuts(vals: &[(f64, f64)], params: &BinningParams) -> Vec<f64> {
-    if vals.is_empty() {
+/// Rows beyond which the atoms of a numeric feature are quantile groups of a strided sample
+/// rather than its exact distinct values.
+const EXACT_ROWS: usize = 200_000;
+/// At most this many atoms (candidate cut positions) per feature.
+const MAX_ATOMS: usize = 4096;
+
+/// The smallest units the pre-binning cuts between: runs of equal values (exact for up to
+/// `EXACT_ROWS` values), or quantile groups from a sample beyond. Returns the cut that separates
+/// atom `k` from atom `k + 1` (`x <= cut` falls left; midpoints of distinct values where exact)
+/// and the counts of each atom.
+fn numeric_atoms(vals: &mut [(f64, f64)]) -> (Vec<f64>, Vec<Counts>) {
+    let n = vals.len();
+    if n == 0 {
+        return (Vec::new(), Vec::new());
+    }
+    if n <= EXACT_ROWS {
+        vals.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        // Distinct values, grouped further to at most about MAX_ATOMS atoms.
+        let per = n.div_ceil(MAX_ATOMS);
+        let mut cuts = Vec::new();
+        let mut atoms = Vec::new();
+        let mut cur = Counts::default();
+        for i in 0..n {
+            cur.n += 1.0;
+            cur.e += vals[i].1;
+            let boundary = i + 1 == n || vals[i + 1].0 > vals[i].0;
+            if boundary && (cur.n as usize >= per || i + 1 == n) {
+                atoms.push(cur);
+                cur = Counts::default();
+                if i + 1 < n {
+                    let (a, b) = (vals[i].0, vals[i + 1].0);
+                    let mid = a + (b - a) / 2.0;
+                    cuts.push(if mid < b { mid } else { a });
+                }
+            }
+        }
+        return (cuts, atoms);
+    }
+    let stride = n / EXACT_ROWS + 1;
+    let mut sample: Vec<f64> = vals.iter().step_by(stride).map(|v| v.0).collect();
+    sample.sort_unstable_by(|a, b| a.total_cmp(b));
+    let m = sample.len();
+    let mut edges: Vec<f64> = (1..MAX_ATOMS)
+        .map(|k| sample[(k * m / MAX_ATOMS).min(m - 1)])
+        .collect();
+    edges.dedup();
+    // The largest sample value closes the last atom: drop it as a cut.
+    if edges.last() == sample.last() {
+        edges.pop();
+    }
+    let mut atoms = vec![Counts::default(); edges.len() + 1];
+    for &(v, t) in vals.iter() {
+        let k = edges.partition_point(|&c| c < v);
+        atoms[k].n += 1.0;
+        atoms[k].e += t;
+    }
+    // Empty atoms (values the sample saw but the data between edges did not) are joined to
+    // their left neighbour.
+    let mut cuts = Vec::with_capacity(edges.len());
+    let mut out = Vec::with_capacity(atoms.len());
+    for (k, a) in atoms.iter().enumerate() {
+        if a.n == 0.0 && k > 0 {
+            continue;
+        }
+        if k > 0 {
+            cuts.push(edges[k - 1]);
+        }
+        out.push(*a);
+    }
+    // A leading empty atom: drop it and its cut.
+    if out.len() > 1 && out[0].n == 0.0 {
+        out.remove(0);
+        cuts.remove(0);
+    }
+    (cuts, out)
+}
+
+/// Fine classing: best-first CART on the target (Gini, which for a 0/1 target is squared error)
+/// over contiguous atoms, every leaf at least `min_prebin_size` of the rows, at most
+/// `max_prebins` leaves. Returns the indices `k` of the atoms after which a cut falls.
+fn cart_prebins(atoms: &[Counts], params: &BinningParams) -> Vec<usize> {
+    let m = atoms.len();
+    if m < 2 {
         return Vec::new();
     }
-    let x = Matrix::new(vals.len(), 1, vals.iter().map(|v| v.0).collect());
-    let y: Vec<f64> = vals.iter().map(|v| v.1).collect();
-    let min_leaf = ((params.min_prebin_size * vals.len() as f64).ceil() as usize).max(1);
-    let tree = super::tree::TreeParams {
-        task: super::tree::TreeTask::Regression,
-        max_depth: 64,
-        min_samples_leaf: min_leaf,
-        max_leaves: params.max_prebins,
-        max_bin: 255,
+    let mut prefix = vec![Counts::default(); m + 1];
+    for i in 0..m {
+        prefix[i + 1] = Counts {
+            n: prefix[i].n + atoms[i].n,
+            e: prefix[i].e + atoms[i].e,
+        };
     }
-    .fit(&x, &y, None);
-    let mut cuts: Vec<f64> = match tree {
-        Ok(t) => t
-            .tree
-            .nodes
-            .iter()
-            .filter(|n| !n.is_leaf() && n.threshold.is_finite())
-            .map(|n| n.threshold)
-            .collect(),
-        Err(_) => Vec::new(),
+    let total = prefix[m].n;
+    let min_leaf = (params.min_prebin_size * total).ceil().max(1.0);
+    let grp = |a: usize, b: usize| Counts {
+        n: prefix[b + 1].n - prefix[a].n,
+        e: prefix[b + 1].e - prefix[a].e,
     };
-    cuts.sort_by(|a, b| a.total_cmp(b));
-    cuts.dedup();
+    // Best split of atoms a..=b: (gain, last atom of the left side).
+    let best = |a: usize, b: usize| -> Option<(f64, usize)> {
+        let all = grp(a, b);
+        let mut top: Option<(f64, usize)> = None;
+        for s in a..b {
+            let l = grp(a, s);
+            let r = Counts {
+                n: all.n - l.n,
+                e: all.e - l.e,
+            };
+            if l.n < min_leaf || r.n < min_leaf {
+                continue;
+            }
+            let d = l.e / l.n - r.e / r.n;
+            let gain = l.n * r.n / all.n * d * d;
+            if gain > 1e-12 && top.is_none_or(|t| gain > t.0) {
+                top = Some((gain, s));
+            }
+        }
+        top
+    };
+    let mut leaves: Vec<(usize, usize, Option<(f64, usize)>)> = vec![(0, m - 1, best(0, m - 1))];
+    while leaves.len() < params.max_prebins {
+        let Some((i, _)) = leaves
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| l.2.map(|g| (i, g.0)))
+            .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))
+        else {
+            break;
+        };
+        let (a, b, Some((_, s))) = leaves[i] else {
+            unreachable!()
+        };
+        leaves[i] = (a, s, best(a, s));
+        leaves.push((s + 1, b, best(s + 1, b)));
+    }
+    let mut cuts: Vec<usize> = leaves.iter().filter(|l| l.1 + 1 < m).map(|l| l.1).collect();
+    cuts.sort_unstable();
     cuts
+}
+
+/// Pre-bins from atoms: the counts of each pre-bin and, for each pre-bin, its last atom.
+fn prebins(atoms: &[Counts], params: &BinningParams) -> (Vec<Counts>, Vec<usize>) {
+    let mut ends = cart_prebins(atoms, params);
+    ends.push(atoms.len().saturating_sub(1));
+    let mut pre = Vec::with_capacity(ends.len());
+    let mut a = 0;
+    for &b in &ends {
+        pre.push(sum(&atoms[a..=b]));
+        a = b + 1;
+    }
+    (pre, ends)
 }
 
 fn numeric_bins(
@@ -377,14 +516,23 @@ fn numeric_bins(
     tot: Counts,
     params: &BinningParams,
 ) -> (Vec<Bin>, String) {
-    let cuts = prebin_cuts(vals, params);
-    // Counts per pre-bin: value v in pre-bin #(cuts < v).
-    let mut pre = vec![Counts::default(); cuts.len() + 1];
-    for &(v, t) in vals.iter() {
-        let k = cuts.partition_point(|&c| c < v);
-        pre[k].n += 1.0;
-        pre[k].e += t;
+    let (atom_cuts, atoms) = numeric_atoms(vals);
+    if atoms.is_empty() {
+        let (lo, hi) = (f64::NEG_INFINITY, f64::INFINITY);
+        let bin = make_bin(
+            "(-inf, inf]".into(),
+            BinRule::Range { lo, hi },
+            Counts::default(),
+            tot,
+        );
+        return (vec![bin], params_trend_name(params.monotonic));
     }
+    let (pre, ends) = prebins(&atoms, params);
+    // Cut after pre-bin k (all but the last).
+    let cuts: Vec<f64> = ends[..ends.len() - 1]
+        .iter()
+        .map(|&k| atom_cuts[k])
+        .collect();
     let n_vals = vals.len() as f64;
     let (groups, trend) = merge(&pre, tot, n_vals, params, params.monotonic);
     let bins = groups
@@ -408,6 +556,22 @@ fn numeric_bins(
     (bins, trend)
 }
 
+fn params_trend_name(m: Monotonic) -> String {
+    match m {
+        Monotonic::Auto | Monotonic::Ascending => "ascending",
+        Monotonic::Descending => "descending",
+        Monotonic::Peak => "peak",
+        Monotonic::Valley => "valley",
+        Monotonic::None => "none",
+    }
+    .into()
+}
+
+/// Categorical: categories rarer than `cat_min_share` (and codes past the known levels) are
+/// pooled into one "other" group; the categories and that group are ordered by event rate
+/// (shrunk towards the overall rate, so that small groups do not land at the extremes on a
+/// handful of rows), pre-binned by the same CART over that order (small categories join
+/// neighbours of similar risk), then merged under an ascending event rate.
 fn categorical_bins(
     vals: &[(f64, f64)],
     levels: &[String],
@@ -424,53 +588,81 @@ fn categorical_bins(
     let min_n = (params.cat_min_share * n_vals).max(1.0);
     let mut other = Counts::default();
     let mut other_codes = Vec::new();
-    let mut cats: Vec<(u32, Counts)> = Vec::new();
+    // (codes, counts, is the pooled group)
+    let mut cats: Vec<(Vec<u32>, Counts, bool)> = Vec::new();
     for (code, c) in by_code {
         if c.n < min_n || (code as usize) >= levels.len() {
             other.n += c.n;
             other.e += c.e;
-            other_codes.push(code);
+            if (code as usize) < levels.len() {
+                other_codes.push(code);
+            }
         } else {
-            cats.push((code, c));
+            cats.push((vec![code], c, false));
         }
     }
-    // Order by smoothed event rate, then code for determinism.
-    let rate = |c: &Counts| (c.e + 0.5) / (c.n + 1.0);
-    cats.sort_by(|a, b| rate(&a.1).total_cmp(&rate(&b.1)).then(a.0.cmp(&b.0)));
-    // Pre-bins: consecutive categories pooled so that there are at most max_prebins.
-    let mut pre_members: Vec<Vec<u32>> = Vec::new();
-    let mut pre: Vec<Counts> = Vec::new();
-    let per = (cats.len() as f64 / params.max_prebins as f64)
-        .ceil()
-        .max(1.0) as usize;
-    for chunk in cats.chunks(per) {
-        pre_members.push(chunk.iter().map(|c| c.0).collect());
-        pre.push(sum(&chunk.iter().map(|c| c.1).collect::<Vec<_>>()));
+    let pooled = other.n > 0.0;
+    if pooled {
+        cats.push((other_codes, other, true));
     }
+    // Order by event rate shrunk towards the overall rate (m-estimate, m = 10), then by first
+    // code for determinism (the pooled group last among equals).
+    const M: f64 = 10.0;
+    let p0 = tot.e / tot.n;
+    let rate = |c: &Counts| (c.e + M * p0) / (c.n + M);
+    cats.sort_by(|a, b| {
+        rate(&a.1)
+            .total_cmp(&rate(&b.1))
+            .then(a.2.cmp(&b.2))
+            .then(a.0.first().cmp(&b.0.first()))
+    });
+    let atoms: Vec<Counts> = cats.iter().map(|c| c.1).collect();
     let mut bins = Vec::new();
-    if !pre.is_empty() {
+    if !atoms.is_empty() {
+        let (pre, ends) = prebins(&atoms, params);
         let (groups, _) = merge(&pre, tot, n_vals, params, Monotonic::Ascending);
+        let first_atom = |k: usize| if k == 0 { 0 } else { ends[k - 1] + 1 };
         for (a, b) in groups {
-            let codes: Vec<u32> = pre_members[a..=b].iter().flatten().copied().collect();
+            let members = &cats[first_atom(a)..=ends[b]];
+            let has_other = members.iter().any(|c| c.2);
+            let codes: Vec<u32> = members.iter().flat_map(|c| c.0.iter().copied()).collect();
             let names: Vec<String> = codes.iter().map(|&c| levels[c as usize].clone()).collect();
-            let label = if names.len() > 4 {
+            let shown: Vec<String> = members
+                .iter()
+                .filter(|c| !c.2)
+                .map(|c| levels[c.0[0] as usize].clone())
+                .collect();
+            let mut label = if shown.len() > 4 {
                 format!(
                     "{}, ... ({} categories)",
-                    names[..3].join(", "),
-                    names.len()
+                    shown[..3].join(", "),
+                    shown.len()
                 )
             } else {
-                names.join(", ")
+                shown.join(", ")
             };
+            if has_other {
+                label = if label.is_empty() {
+                    "other".to_string()
+                } else {
+                    format!("{label}, other")
+                };
+            }
             bins.push(make_bin(
                 label,
-                BinRule::Categories { codes, names },
+                BinRule::Categories {
+                    codes,
+                    names,
+                    other: has_other,
+                },
                 sum(&pre[a..=b]),
                 tot,
             ));
         }
     }
-    bins.push(make_bin("other".into(), BinRule::Other, other, tot));
+    if !pooled {
+        bins.push(make_bin("other".into(), BinRule::Other, other, tot));
+    }
     (bins, "by category".into())
 }
 
@@ -739,6 +931,10 @@ mod tests {
             }
         }
         let fb = bin_feature(&x, &y, "x", 0, &FeatureKind::Numeric, &params).unwrap();
+        // Infinite ends are written as null and read back (a registered scorecard reloads).
+        let json = serde_json::to_string(&fb).unwrap();
+        let back: FeatureBinning = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, fb);
         assert_eq!(fb.bin_of(f64::NAN), fb.bins.len() - 1);
         assert!(matches!(
             fb.bins[fb.bin_of(-999.0)].rule,
@@ -785,6 +981,55 @@ mod tests {
     }
 
     #[test]
+    fn prebins_cut_between_exact_values_and_respect_the_minimum_size() {
+        // Risk jumps between 30 and 31 on integer values: the cut falls at 30.5 exactly.
+        let mut rng = Rng::new(9);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for _ in 0..5000 {
+            let v = (rng.uniform() * 60.0).floor();
+            let p = if v <= 30.0 { 0.1 } else { 0.4 };
+            x.push(v);
+            y.push(if rng.uniform() < p { 1.0 } else { 0.0 });
+        }
+        let fb = bin_feature(
+            &x,
+            &y,
+            "v",
+            0,
+            &FeatureKind::Numeric,
+            &BinningParams::default(),
+        )
+        .unwrap();
+        assert!(
+            fb.bins
+                .iter()
+                .any(|b| matches!(b.rule, BinRule::Range { hi, .. } if hi == 30.5)),
+            "{:?}",
+            fb.bins
+        );
+        let mut vals: Vec<(f64, f64)> = x.iter().copied().zip(y.iter().copied()).collect();
+        let (_, atoms) = numeric_atoms(&mut vals);
+        assert_eq!(atoms.len(), 60);
+        let (pre, _) = prebins(&atoms, &BinningParams::default());
+        assert!(
+            pre.len() <= 20 && pre.iter().all(|c| c.n >= 250.0),
+            "{pre:?}"
+        );
+        // Beyond EXACT_ROWS, quantile groups of a sample: every row still counted once.
+        let mut big: Vec<(f64, f64)> = (0..EXACT_ROWS + 1000)
+            .map(|i| ((i % 977) as f64 * 0.37, (i % 3 == 0) as u8 as f64))
+            .collect();
+        let (cuts, atoms) = numeric_atoms(&mut big);
+        assert_eq!(cuts.len() + 1, atoms.len());
+        assert!(cuts.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(
+            atoms.iter().map(|a| a.n).sum::<f64>(),
+            (EXACT_ROWS + 1000) as f64
+        );
+        assert!(atoms.iter().all(|a| a.n > 0.0));
+    }
+
+    #[test]
     fn categorical_bins_pool_rare_and_unseen() {
         let levels: Vec<String> = ["a", "b", "c", "rare"]
             .iter()
@@ -812,38 +1057,22 @@ mod tests {
             &BinningParams::default(),
         )
         .unwrap();
+        // The rare category is pooled into "other", which joins the bin of similar risk
+        // (rather than a bin of one row) and takes unseen categories too.
+        assert!(!fb.bins.iter().any(|b| matches!(b.rule, BinRule::Other)));
         let other = fb
             .bins
             .iter()
-            .position(|b| matches!(b.rule, BinRule::Other))
+            .position(|b| matches!(b.rule, BinRule::Categories { other: true, .. }))
             .unwrap();
-        assert_eq!(fb.bins[other].count, 1);
+        assert!(fb.bins[other].count > 1, "{:?}", fb.bins);
+        assert!(
+            matches!(&fb.bins[other].rule, BinRule::Categories { codes, .. } if codes.contains(&3))
+        );
+        assert!(fb.bins[other].label.ends_with("other"));
         assert_eq!(fb.bin_of(3.0), other);
         assert_eq!(fb.bin_of(17.0), other);
         assert_ne!(fb.bin_of(0.0), fb.bin_of(2.0));
     }
 }
 
-/// JSON has no infinity: an open end of a range is written as null and read back as -inf
-/// (lower) or +inf (upper), so that a saved scorecard reloads exactly.
-mod open_bound {
-    macro_rules! bound {
-        ($name:ident, $inf:expr) => {
-            pub mod $name {
-                use serde::{Deserialize, Deserializer, Serializer};
-                pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-                    if v.is_infinite() {
-                        s.serialize_none()
-                    } else {
-                        s.serialize_f64(*v)
-                    }
-                }
-                pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
-                    Ok(Option::<f64>::deserialize(d)?.unwrap_or($inf))
-                }
-            }
-        };
-    }
-    bound!(lo, f64::NEG_INFINITY);
-    bound!(hi, f64::INFINITY);
-}

@@ -149,7 +149,8 @@ pub(crate) struct GrowParams {
 pub struct Node {
     /// Feature index; unused for a leaf.
     pub feature: u32,
-    /// Go left when `x <= threshold`.
+    /// Go left when `x <= threshold` (+inf, written as JSON null, when only missing go right).
+    #[serde(deserialize_with = "super::binning::inf_if_null")]
     pub threshold: f64,
     pub missing_left: bool,
     /// Children (0 for a leaf: the root is never a child).

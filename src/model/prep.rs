@@ -565,7 +565,8 @@ pub enum ColumnPrep {
     Categorical {
         values: Vec<f64>,
         other: f64,
-        #[serde(with = "crate::model::nan_as_null")]
+        /// NaN (JSON null) for trees: missing values stay missing.
+        #[serde(deserialize_with = "super::binning::nan_if_null")]
         missing: f64,
     },
 }

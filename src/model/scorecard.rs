@@ -371,14 +371,25 @@ impl Scorecard {
                         (true, false) => format!("{col} > {lo}"),
                         (true, true) => format!("{col} > {lo} AND {col} <= {hi}"),
                     },
-                    BinRule::Categories { names, .. } => format!(
-                        "{col} IN ({})",
-                        names
-                            .iter()
-                            .map(|n| format!("'{}'", n.replace('\'', "''")))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
+                    BinRule::Categories {
+                        names, other: o, ..
+                    } => {
+                        if *o {
+                            // Rare and unseen categories: the ELSE branch.
+                            other = *p;
+                        }
+                        if names.is_empty() {
+                            continue;
+                        }
+                        format!(
+                            "{col} IN ({})",
+                            names
+                                .iter()
+                                .map(|n| format!("'{}'", n.replace('\'', "''")))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    }
                     BinRule::Other => {
                         other = *p;
                         continue;
