@@ -477,7 +477,9 @@ fn cart_prebins(atoms: &[Counts], params: &BinningParams) -> Vec<usize> {
         }
         top
     };
-    let mut leaves: Vec<(usize, usize, Option<(f64, usize)>)> = vec![(0, m - 1, best(0, m - 1))];
+    // (first atom, last atom, best split)
+    type Leaf = (usize, usize, Option<(f64, usize)>);
+    let mut leaves: Vec<Leaf> = vec![(0, m - 1, best(0, m - 1))];
     while leaves.len() < params.max_prebins {
         let Some((i, _)) = leaves
             .iter()
