@@ -1077,4 +1077,3 @@ mod tests {
         assert_ne!(fb.bin_of(0.0), fb.bin_of(2.0));
     }
 }
-
