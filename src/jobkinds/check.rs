@@ -212,18 +212,7 @@ impl PreparedJob for CheckJob {
             &Self::partition_of(job.vars),
         )
         .map_err(|e| super::sql::job_error(&e))?;
-        let failed: Vec<String> = outcome
-            .results
-            .iter()
-            .filter(|r| r.blocking())
-            .map(|r| {
-                if r.status == "error" {
-                    format!("{} could not run: {}", r.check, r.message)
-                } else {
-                    format!("{}: {}", r.check, r.observed)
-                }
-            })
-            .collect();
+        let failed: Vec<String> = outcome.failure_lines();
         let passed = outcome.results.iter().filter(|r| !r.failed()).count();
         let summary = format!(
             "{} checks on {qualified} (dt={}): {passed} passed, {} warning(s), {} failed",
@@ -238,12 +227,7 @@ impl PreparedJob for CheckJob {
                 rows_out: outcome.results.len() as u64,
                 bytes: 0,
                 message: summary,
-                warnings: outcome
-                    .results
-                    .iter()
-                    .filter(|r| r.failed() && !r.blocking())
-                    .map(|r| format!("check {} (warn): {}", r.check, r.observed))
-                    .collect(),
+                warnings: outcome.warning_lines(),
             })
         } else {
             Err(JobError::permanent(format!(

@@ -180,18 +180,7 @@ impl PreparedJob for Ingest {
                         &Self::partition(job.vars),
                     )
                     .map_err(|e| super::sql::job_error(&e))?;
-                    let failed: Vec<String> = o
-                        .results
-                        .iter()
-                        .filter(|r| r.blocking())
-                        .map(|r| {
-                            if r.status == "error" {
-                                format!("{} could not run: {}", r.check, r.message)
-                            } else {
-                                format!("{}: {}", r.check, r.observed)
-                            }
-                        })
-                        .collect();
+                    let failed: Vec<String> = o.failure_lines();
                     message.push_str(&format!(
                         "; {} checks: {} passed, {} warning(s), {} failed",
                         o.results.len(),
@@ -205,12 +194,7 @@ impl PreparedJob for Ingest {
                             failed.join("; ")
                         )));
                     }
-                    warnings = o
-                        .results
-                        .iter()
-                        .filter(|r| r.failed() && !r.blocking())
-                        .map(|r| format!("check {} (warn): {}", r.check, r.observed))
-                        .collect();
+                    warnings = o.warning_lines();
                 }
                 Ok(JobOutcome {
                     rows_in: r.rows_read,

@@ -460,24 +460,6 @@ impl TrainJob {
     }
 }
 
-fn job_error(e: &Error) -> JobError {
-    let mut message = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        let t = s.to_string();
-        if !message.contains(&t) {
-            message.push_str(": ");
-            message.push_str(&t);
-        }
-        source = s.source();
-    }
-    JobError {
-        message,
-        transient: matches!(e, Error::Io { .. }),
-        code: e.exit_code(),
-    }
-}
-
 impl PreparedJob for TrainJob {
     fn io(&self, _vars: &Vars) -> Io {
         Io {
@@ -495,7 +477,7 @@ impl PreparedJob for TrainJob {
         _job: &JobRef<'_>,
         ctx: &JobCtx<'_>,
     ) -> std::result::Result<JobOutcome, JobError> {
-        self.train(ctx).map_err(|e| job_error(&e))
+        self.train(ctx).map_err(|e| super::sql::job_error(&e))
     }
 
     fn committed(

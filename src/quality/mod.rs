@@ -668,10 +668,29 @@ impl TableOutcome {
         self.results.iter().filter(|r| r.blocking()).count()
     }
     pub fn warnings(&self) -> usize {
+        self.warning_lines().len()
+    }
+    /// One line per blocking failure (a failed `error` check, or a check that could not run).
+    pub fn failure_lines(&self) -> Vec<String> {
+        self.results
+            .iter()
+            .filter(|r| r.blocking())
+            .map(|r| {
+                if r.status == "error" {
+                    format!("{} could not run: {}", r.check, r.message)
+                } else {
+                    format!("{}: {}", r.check, r.observed)
+                }
+            })
+            .collect()
+    }
+    /// One line per failed `warn` check, for the run summary's warnings.
+    pub fn warning_lines(&self) -> Vec<String> {
         self.results
             .iter()
             .filter(|r| r.failed() && !r.blocking())
-            .count()
+            .map(|r| format!("check {} (warn): {}", r.check, r.observed))
+            .collect()
     }
 }
 

@@ -536,19 +536,22 @@ pub fn score(df: &DataFrame, plan: &ScorePlan<'_>) -> Result<Scored> {
             })
             .expect("encoded above")
             .1;
-        let x = if mine.len() == n {
-            full.clone()
+        // An arm that scores every row uses the encoded inputs as they are.
+        let selected;
+        let x: &crate::model::Matrix = if mine.len() == n {
+            full
         } else {
-            full.select_rows(&mine)
+            selected = full.select_rows(&mine);
+            &selected
         };
-        let (p, r) = reasons::explain(&m.model, &x, m.baseline.as_ref(), 3);
+        let (p, r) = reasons::explain(&m.model, x, m.baseline.as_ref(), 3);
         step("scored and explained");
         if let Some(b) = &m.baseline {
             drifts.push(ArmDrift {
                 arm: arm.to_string(),
                 model: m.model_ref.clone(),
                 rows: mine.len() as u64,
-                psi: drift(b, &x, &p),
+                psi: drift(b, x, &p),
             });
         }
         step("drift");
