@@ -738,3 +738,180 @@ fn a_killed_rewrite_leaves_the_old_partition_readable() {
         .collect();
     assert_eq!(left.len(), 1, "{left:?}");
 }
+
+/// De-duplication decides in a key pass before cleaning: the latest version of a key wins
+/// even when it fails another check (both versions are then rejected, the older naming the
+/// newer), a record whose key does not clean takes no part, a superseded record spanning
+/// several lines keeps its whole raw text, and document sources (JSON) follow the same rule.
+#[test]
+fn dedupe_latest_version_wins_in_every_format() {
+    let w = Workdir::new();
+    w.write(
+        "jobs/ingest/loans.toml",
+        r#"kind = "ingest"
+name = "loans"
+[source]
+path = "src/loans.csv"
+format = "csv"
+[rules]
+max_reject_rate = 0.9
+dedupe = { key = ["loan_id"], keep_latest_by = "updated_at" }
+[[columns]]
+name = "loan_id"
+type = "string"
+required = true
+pattern = "L[0-9]+"
+[[columns]]
+name = "amount"
+type = "float"
+clean = ["money"]
+[[columns]]
+name = "note"
+type = "string"
+[[columns]]
+name = "updated_at"
+type = "datetime"
+required = true
+"#,
+    );
+    w.write(
+        "src/loans.csv",
+        "loan_id,amount,note,updated_at\n\
+L1,100,\"first\nversion\",2024-03-01 10:00:00\n\
+L2,200,ok,2024-03-01 10:00:00\n\
+L1,150,second,2024-03-02 10:00:00\n\
+L2,not money,bad,2024-03-02 10:00:00\n\
+X9,300,bad key,2024-03-03 10:00:00\n\
+L3,300,old,2024-03-01 10:00:00\n\
+L3,310,same time,2024-03-01 10:00:00\n",
+    );
+    w.write(
+        "jobs/ingest/limits.toml",
+        r#"kind = "ingest"
+name = "limits"
+[source]
+path = "src/limits.json"
+format = "json"
+[rules]
+max_reject_rate = 0.9
+dedupe = { key = ["company"], keep_latest_by = "day" }
+[[columns]]
+name = "company"
+type = "string"
+required = true
+[[columns]]
+name = "limit"
+type = "int"
+[[columns]]
+name = "day"
+type = "date"
+required = true
+"#,
+    );
+    w.write(
+        "src/limits.json",
+        r#"[{"company": "A", "limit": 5, "day": "2024-03-02"},
+            {"company": "A", "limit": 4, "day": "2024-03-01"},
+            {"company": "B", "limit": 7, "day": "2024-03-01"}]"#,
+    );
+    w.run_code(&["ingest", "--all", "--date", "2024-03-31"], 0);
+
+    let clean = w
+        .read_parquet("warehouse/clean/loans/dt=2024-03-31")
+        .sort(["loan_id"], Default::default())
+        .unwrap();
+    let ids: Vec<&str> = clean
+        .column("loan_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    let amounts: Vec<f64> = clean
+        .column("amount")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    // L2's latest version is invalid: L2 is absent rather than stale; on a tie the later
+    // row (L3 at 310) wins.
+    assert_eq!(ids, ["L1", "L3"]);
+    assert_eq!(amounts, [150.0, 310.0]);
+
+    let rej = w.read_parquet("warehouse/rejects/loans/dt=2024-03-31");
+    assert_eq!(rej.height(), 5, "{rej}");
+    let rec: Vec<i64> = rej
+        .column("record")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    let reason = |line: i64| -> (String, String) {
+        let i = rec.iter().position(|r| *r == line).unwrap();
+        let get = |c: &str| {
+            rej.column(c)
+                .unwrap()
+                .str()
+                .unwrap()
+                .get(i)
+                .unwrap()
+                .to_string()
+        };
+        (get("reason"), get("raw"))
+    };
+    let (why, raw) = reason(2);
+    assert!(why.contains("duplicate key (loan_id)"), "{why}");
+    assert!(
+        why.contains("record 5") && why.contains("latest by updated_at"),
+        "{why}"
+    );
+    assert_eq!(raw, "L1,100,\"first\nversion\",2024-03-01 10:00:00");
+    assert!(reason(4).0.contains("record 6"), "{:?}", reason(4));
+    assert!(reason(6).0.contains("not an amount"), "{:?}", reason(6));
+    assert!(reason(7).0.contains("pattern"), "{:?}", reason(7));
+    assert!(reason(8).0.contains("record 9"), "{:?}", reason(8));
+
+    let limits = w.read_parquet("warehouse/clean/limits/dt=2024-03-31");
+    let mut got: Vec<(String, i64)> = (0..limits.height())
+        .map(|i| {
+            (
+                limits
+                    .column("company")
+                    .unwrap()
+                    .str()
+                    .unwrap()
+                    .get(i)
+                    .unwrap()
+                    .to_string(),
+                limits
+                    .column("limit")
+                    .unwrap()
+                    .i64()
+                    .unwrap()
+                    .get(i)
+                    .unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(got, [("A".to_string(), 5), ("B".to_string(), 7)]);
+    let lrej = w.read_parquet("warehouse/rejects/limits/dt=2024-03-31");
+    assert_eq!(lrej.height(), 1);
+    let why = lrej
+        .column("reason")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .to_string();
+    assert!(
+        why.contains("duplicate key (company)") && why.contains("record 1"),
+        "{why}"
+    );
+}

@@ -12,9 +12,12 @@ use crate::ids;
 
 /// A clean, typed value as stored in the clean layer.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub enum Value<'a> {
     Null,
-    Str(String),
+    /// Borrowed from the source text or the contract when no rule changed it.
+    Str(Cow<'a, str>),
+    /// A PII token (32 ASCII hex characters), built without an allocation.
+    Token([u8; 32]),
     Int(i64),
     Float(f64),
     Bool(bool),
@@ -24,7 +27,16 @@ pub enum Value {
     Datetime(i64),
 }
 
-impl Value {
+impl Value<'_> {
+    /// The text of a string value.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Value::Str(s) => Some(s),
+            Value::Token(t) => std::str::from_utf8(t).ok(),
+            _ => None,
+        }
+    }
+
     /// A number to order rows by (dedupe keep-latest) where the type has one.
     pub fn as_order(&self) -> Option<f64> {
         match self {
@@ -32,7 +44,7 @@ impl Value {
             Value::Float(v) => Some(*v),
             Value::Date(v) => Some(*v as f64),
             Value::Bool(b) => Some(*b as u8 as f64),
-            Value::Null | Value::Str(_) => None,
+            Value::Null | Value::Str(_) | Value::Token(_) => None,
         }
     }
 
@@ -43,6 +55,10 @@ impl Value {
             Value::Str(s) => {
                 out.push(1);
                 out.extend_from_slice(s.as_bytes());
+            }
+            Value::Token(t) => {
+                out.push(1);
+                out.extend_from_slice(t);
             }
             Value::Int(v) | Value::Datetime(v) => {
                 out.push(2);
@@ -124,7 +140,11 @@ impl CompiledColumn {
     }
 
     /// Cleans and types one raw value. `Err` holds the reason for rejecting the row.
-    pub fn clean(&self, raw: Option<&str>, tokenizer: Option<&Tokenizer>) -> Result<Value, String> {
+    pub fn clean<'a>(
+        &'a self,
+        raw: Option<&'a str>,
+        tokenizer: Option<&Tokenizer>,
+    ) -> Result<Value<'a>, String> {
         let c = &self.col;
         let Some(raw) = raw else {
             return self.missing();
@@ -132,13 +152,16 @@ impl CompiledColumn {
         if self.is_null(raw) {
             return self.missing();
         }
+        if let Some(value) = self.clean_amount(raw)? {
+            return Ok(value);
+        }
         let mut v: Cow<str> = Cow::Borrowed(raw);
         for rule in &c.clean {
             v = apply_rule(*rule, v)?;
         }
         if !c.map.is_empty() {
             if let Some(m) = c.map.get(v.as_ref()) {
-                v = Cow::Owned(m.clone());
+                v = Cow::Borrowed(m.as_str());
             }
         }
         if self.is_null(&v) {
@@ -165,10 +188,10 @@ impl CompiledColumn {
         }
         let value = match c.ty {
             ColumnType::String => match (c.pii, tokenizer) {
-                (Some(Pii::Tokenize), Some(t)) => Value::Str(t.token(&v)),
+                (Some(Pii::Tokenize), Some(t)) => Value::Token(t.token_bytes(&v)),
                 (Some(Pii::Tokenize), None) => return Err("no PII key to tokenize with".into()),
-                (Some(Pii::Mask), _) => Value::Str(super::pii::mask(&v)),
-                (None, _) => Value::Str(v.into_owned()),
+                (Some(Pii::Mask), _) => Value::Str(Cow::Owned(super::pii::mask(&v))),
+                (None, _) => Value::Str(v),
             },
             ColumnType::Int => Value::Int(parse_int(&v)?),
             ColumnType::Float => Value::Float(parse_float(&v)?),
@@ -180,7 +203,38 @@ impl CompiledColumn {
         Ok(value)
     }
 
-    fn missing(&self) -> Result<Value, String> {
+    /// Fast path for a float column whose last rule is `money` or `percent` and that has no
+    /// map or text checks: the parsed number is the value (no round trip through text).
+    fn clean_amount<'a>(&self, raw: &'a str) -> Result<Option<Value<'a>>, String> {
+        let c = &self.col;
+        let Some(last @ (CleanRule::Money | CleanRule::Percent)) = c.clean.last() else {
+            return Ok(None);
+        };
+        if c.ty != ColumnType::Float
+            || !c.map.is_empty()
+            || c.check.is_some()
+            || !c.accepted.is_empty()
+            || self.pattern.is_some()
+        {
+            return Ok(None);
+        }
+        let mut v: Cow<str> = Cow::Borrowed(raw);
+        for rule in &c.clean[..c.clean.len() - 1] {
+            v = apply_rule(*rule, v)?;
+        }
+        if self.is_null(&v) {
+            return self.missing().map(Some);
+        }
+        let x = match last {
+            CleanRule::Money => parse_money(&v)?,
+            _ => parse_percent(&v)?,
+        };
+        let value = Value::Float(x);
+        self.check_range(&value)?;
+        Ok(Some(value))
+    }
+
+    fn missing<'a>(&self) -> Result<Value<'a>, String> {
         if self.col.required {
             Err("required value is missing".into())
         } else {
@@ -303,24 +357,28 @@ fn shorten(s: &str) -> String {
 
 pub fn apply_rule(rule: CleanRule, v: Cow<'_, str>) -> Result<Cow<'_, str>, String> {
     Ok(match rule {
-        CleanRule::Trim => {
-            let t = v.trim_matches(is_space);
-            if t.len() == v.len() {
-                v
-            } else {
-                Cow::Owned(t.to_string())
+        CleanRule::Trim => match v {
+            Cow::Borrowed(b) => Cow::Borrowed(b.trim_matches(is_space)),
+            Cow::Owned(o) => {
+                let t = o.trim_matches(is_space);
+                if t.len() == o.len() {
+                    Cow::Owned(o)
+                } else {
+                    Cow::Owned(t.to_string())
+                }
             }
-        }
+        },
         CleanRule::Halfwidth => halfwidth(v),
+        // Most text (digits, Chinese) has no case: no copy then.
         CleanRule::Upper => {
-            if v.bytes().any(|b| b.is_ascii_lowercase()) || !v.is_ascii() {
+            if v.chars().any(char::is_lowercase) {
                 Cow::Owned(v.to_uppercase())
             } else {
                 v
             }
         }
         CleanRule::Lower => {
-            if v.bytes().any(|b| b.is_ascii_uppercase()) || !v.is_ascii() {
+            if v.chars().any(char::is_uppercase) {
                 Cow::Owned(v.to_lowercase())
             } else {
                 v
@@ -383,30 +441,48 @@ pub fn normalize_phone(v: &str) -> Result<String, String> {
 /// Amounts in the forms core systems and humans write them.
 pub fn parse_money(v: &str) -> Result<f64, String> {
     let h = halfwidth(Cow::Borrowed(v));
-    let mut s = String::with_capacity(h.len());
+    // Digits and letters gather in stack buffers: this runs once per row of a large source.
+    let mut digits = [0u8; 48];
+    let mut n = 0;
+    let mut letters = [0u8; 4];
+    let mut n_letters = 0;
     let mut mult = 1.0;
     let mut negative = false;
     for c in h.chars() {
         match c {
-            '0'..='9' | '.' => s.push(c),
-            '-' | '−' if s.is_empty() => negative = true,
-            '(' if s.is_empty() => negative = true,
+            '0'..='9' | '.' => {
+                if n == digits.len() {
+                    return Err(format!("{:?} is not an amount", shorten(v)));
+                }
+                digits[n] = c as u8;
+                n += 1;
+            }
+            '-' | '−' if n == 0 => negative = true,
+            '(' if n == 0 => negative = true,
             ',' | ' ' | '_' | '\'' | '¥' | '￥' | '$' | '元' | ')' => {}
             '万' => mult *= 1e4,
             '亿' => mult *= 1e8,
             '千' => mult *= 1e3,
-            _ if c.is_ascii_alphabetic() => {} // CNY, RMB, yuan
+            // CNY, RMB, yuan
+            _ if c.is_ascii_alphabetic() => {
+                if n_letters < letters.len() {
+                    letters[n_letters] = c.to_ascii_uppercase() as u8;
+                }
+                n_letters += 1;
+            }
             _ => return Err(format!("{:?} is not an amount", shorten(v))),
         }
     }
-    let upper = h.to_ascii_uppercase();
-    let letters: String = upper.chars().filter(char::is_ascii_alphabetic).collect();
-    if !letters.is_empty() && !matches!(letters.as_str(), "CNY" | "RMB" | "YUAN") {
+    if n_letters > 0
+        && (n_letters > letters.len()
+            || !matches!(&letters[..n_letters], b"CNY" | b"RMB" | b"YUAN"))
+    {
         return Err(format!("{:?} is not an amount in CNY", shorten(v)));
     }
-    let x: f64 = s
-        .parse()
-        .map_err(|_| format!("{:?} is not an amount", shorten(v)))?;
+    let x: f64 = std::str::from_utf8(&digits[..n])
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("{:?} is not an amount", shorten(v)))?;
     let x = x * mult;
     // Round to the fen so that 129.8万 is 1298000, not 1297999.9999999998.
     let x = (x * 100.0).round() / 100.0;
@@ -575,6 +651,9 @@ mod tests {
         assert!(parse_money("12 USD").is_err());
         assert!(parse_money("abc").is_err());
         assert!(parse_money("万").is_err());
+        assert_eq!(parse_money("3 yuan").unwrap(), 3.0);
+        assert!(parse_money("5 CNYY").is_err());
+        assert!(parse_money("5 RMBCNY").is_err());
     }
 
     #[test]

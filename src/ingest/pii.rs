@@ -24,11 +24,17 @@ impl Tokenizer {
 
     /// 32 hex characters (128 bits): collision-free at warehouse scale.
     pub fn token(&self, value: &str) -> String {
+        let t = self.token_bytes(value);
+        String::from_utf8_lossy(&t).into_owned()
+    }
+
+    /// The token as ASCII bytes, without an allocation (the ingest hot path).
+    pub fn token_bytes(&self, value: &str) -> [u8; 32] {
         let h = blake3::keyed_hash(&self.key, value.as_bytes());
-        let mut out = String::with_capacity(32);
-        for b in &h.as_bytes()[..16] {
-            out.push(HEX[(b >> 4) as usize] as char);
-            out.push(HEX[(b & 15) as usize] as char);
+        let mut out = [0u8; 32];
+        for (i, b) in h.as_bytes()[..16].iter().enumerate() {
+            out[2 * i] = HEX[(b >> 4) as usize];
+            out[2 * i + 1] = HEX[(b & 15) as usize];
         }
         out
     }

@@ -17,7 +17,7 @@ use crossbeam_channel::bounded;
 use polars::prelude::*;
 
 use super::clean::{CompiledColumn, Value};
-use super::contract::{ColumnType, Contract, FixedField, Format};
+use super::contract::{ColumnType, Contract, Encoding, FixedField, Format};
 use super::pii::Tokenizer;
 use super::readers::{self, FileCtx, RawBatch, RawRow};
 use super::{IngestReport, IngestRequest};
@@ -39,7 +39,7 @@ pub struct Reject {
 }
 
 enum Builder {
-    Str(Vec<Option<String>>),
+    Str(StringChunkedBuilder),
     Int(Vec<Option<i64>>),
     Float(Vec<Option<f64>>),
     Bool(Vec<Option<bool>>),
@@ -50,7 +50,8 @@ enum Builder {
 impl Builder {
     fn new(ty: ColumnType) -> Builder {
         match ty {
-            ColumnType::String => Builder::Str(Vec::new()),
+            // Strings go straight into Arrow views: no String per value.
+            ColumnType::String => Builder::Str(StringChunkedBuilder::new(PlSmallStr::EMPTY, 0)),
             ColumnType::Int => Builder::Int(Vec::new()),
             ColumnType::Float => Builder::Float(Vec::new()),
             ColumnType::Bool => Builder::Bool(Vec::new()),
@@ -61,7 +62,9 @@ impl Builder {
 
     fn push(&mut self, v: Value) {
         match (self, v) {
-            (Builder::Str(b), Value::Str(s)) => b.push(Some(s)),
+            (Builder::Str(b), v @ (Value::Str(_) | Value::Token(_))) => {
+                b.append_value(v.as_str().unwrap_or_default())
+            }
             (Builder::Int(b), Value::Int(x)) => b.push(Some(x)),
             (Builder::Float(b), Value::Float(x)) => b.push(Some(x)),
             (Builder::Bool(b), Value::Bool(x)) => b.push(Some(x)),
@@ -73,7 +76,7 @@ impl Builder {
 
     fn push_null(&mut self) {
         match self {
-            Builder::Str(b) => b.push(None),
+            Builder::Str(b) => b.append_null(),
             Builder::Int(b) => b.push(None),
             Builder::Float(b) => b.push(None),
             Builder::Bool(b) => b.push(None),
@@ -85,7 +88,10 @@ impl Builder {
     fn take_series(&mut self, name: &str) -> Series {
         let name: PlSmallStr = name.into();
         match self {
-            Builder::Str(b) => Series::new(name, std::mem::take(b)),
+            Builder::Str(b) => {
+                let done = std::mem::replace(b, StringChunkedBuilder::new(PlSmallStr::EMPTY, 0));
+                done.finish().with_name(name).into_series()
+            }
             Builder::Int(b) => Series::new(name, std::mem::take(b)),
             Builder::Float(b) => Series::new(name, std::mem::take(b)),
             Builder::Bool(b) => Series::new(name, std::mem::take(b)),
@@ -110,8 +116,11 @@ struct CleanBatch {
     /// Per good row, with de-duplication on: key hash, check hash, order value, location.
     keys: Vec<RowKey>,
     file: Arc<FileCtx>,
-    /// Raw text of good rows, kept only for documents with de-duplication on.
-    raws: Vec<String>,
+    /// Bytes of source text in the batch (line formats).
+    bytes: usize,
+    /// Position of the batch in the source (the reader's sequence number): with the row's
+    /// ordinal in the batch it names a row identically in both passes.
+    seq: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -120,7 +129,22 @@ struct RowKey {
     check: u32,
     order: f64,
     line: u64,
+    /// `seq << 32 | ordinal in the batch`.
+    id: u64,
 }
+
+/// Which pass the workers run over a line-oriented source.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// De-duplication pre-pass: only the key and order columns are cleaned.
+    Keys,
+    /// Full cleaning.
+    Rows,
+}
+
+/// For each row a de-duplication pre-pass dropped (by row id): the file index and line of
+/// the row that supersedes it.
+type Losers = HashMap<u64, (u32, u64)>;
 
 /// What the workers share.
 struct Shared<'a> {
@@ -130,7 +154,13 @@ struct Shared<'a> {
     delimiter: u8,
     layout: Vec<FixedField>,
     dedupe: Option<(Vec<usize>, Option<usize>)>,
-    keep_doc_raws: bool,
+    /// De-duplication runs a pre-pass over the key columns first.
+    pass: Pass,
+    losers: Option<Losers>,
+    /// Source paths as written into rejects, by file index.
+    file_names: Vec<Arc<str>>,
+    /// `(key columns, " (latest by X)")` for duplicate reasons.
+    dedupe_note: (String, String),
 }
 
 /// Seeded SipHash of key bytes; two seeds give 96 bits against collisions.
@@ -155,7 +185,8 @@ impl Shared<'_> {
             rejects: Vec::new(),
             keys: Vec::new(),
             file,
-            raws: Vec::new(),
+            bytes: 0,
+            seq: 0,
         }
     }
 
@@ -168,6 +199,27 @@ impl Shared<'_> {
         raw: &dyn Fn() -> String,
     ) {
         out.rows_read += 1;
+        let id = (out.seq << 32) | (out.rows_read - 1);
+        if self.pass == Pass::Keys {
+            self.record_key(out, line, id, fields);
+            return;
+        }
+        if let Some(&(file, at)) = self.losers.as_ref().and_then(|l| l.get(&id)) {
+            let (keys, note) = &self.dedupe_note;
+            let by = self
+                .file_names
+                .get(file as usize)
+                .cloned()
+                .unwrap_or_else(|| Arc::from("?"));
+            out.rejects.push(Reject {
+                file: out.file.display.clone(),
+                record: line,
+                column: self.contract.dedupe_key().map(|(k, _)| k[0].clone()),
+                reason: format!("duplicate key ({keys}); kept {by} record {at}{note}"),
+                raw: raw(),
+            });
+            return;
+        }
         let mut values = Vec::with_capacity(self.columns.len());
         let mut failures: Vec<(usize, String)> = Vec::new();
         for (i, c) in self.columns.iter().enumerate() {
@@ -195,28 +247,42 @@ impl Shared<'_> {
             });
             return;
         }
-        if let Some((key_cols, order_col)) = &self.dedupe {
-            let mut bytes = Vec::with_capacity(64);
-            for &k in key_cols {
-                values[k].key_bytes(&mut bytes);
-            }
-            let order = order_col
-                .and_then(|o| values[o].as_order())
-                .unwrap_or(f64::NEG_INFINITY);
-            out.keys.push(RowKey {
-                hash: key_hash(&bytes, 0x5eed_0001),
-                check: key_hash(&bytes, 0x5eed_0002) as u32,
-                order,
-                line,
-            });
-            if self.keep_doc_raws {
-                out.raws.push(raw());
-            }
-        }
         for (b, v) in out.builders.iter_mut().zip(values) {
             b.push(v);
         }
         out.rows += 1;
+    }
+
+    /// Pre-pass: the row's key and order, when they clean; a row whose key or order does not
+    /// clean takes no part in de-duplication (the full pass rejects it for that reason).
+    fn record_key(&self, out: &mut CleanBatch, line: u64, id: u64, fields: &[Option<&str>]) {
+        let Some((key_cols, order_col)) = &self.dedupe else {
+            return;
+        };
+        let clean = |i: usize| {
+            self.columns[i].clean(fields.get(i).copied().flatten(), self.tokenizer.as_ref())
+        };
+        let mut bytes = Vec::with_capacity(64);
+        for &k in key_cols {
+            match clean(k) {
+                Ok(v) => v.key_bytes(&mut bytes),
+                Err(_) => return,
+            }
+        }
+        let order = match order_col {
+            Some(o) => match clean(*o) {
+                Ok(v) => v.as_order().unwrap_or(f64::NEG_INFINITY),
+                Err(_) => return,
+            },
+            None => f64::NEG_INFINITY,
+        };
+        out.keys.push(RowKey {
+            hash: key_hash(&bytes, 0x5eed_0001),
+            check: key_hash(&bytes, 0x5eed_0002) as u32,
+            order,
+            line,
+            id,
+        });
     }
 
     fn reject_whole(&self, out: &mut CleanBatch, line: u64, reason: String, raw: String) {
@@ -230,8 +296,11 @@ impl Shared<'_> {
         });
     }
 
-    fn process(&self, batch: RawBatch) -> CleanBatch {
-        let mut out = self.parse(batch);
+    fn process(&self, seq: u64, batch: RawBatch) -> CleanBatch {
+        let mut out = self.parse(seq, batch);
+        if self.pass == Pass::Keys {
+            return out;
+        }
         let cols: Vec<Column> = out
             .builders
             .iter_mut()
@@ -243,10 +312,11 @@ impl Shared<'_> {
         out
     }
 
-    fn parse(&self, batch: RawBatch) -> CleanBatch {
+    fn parse(&self, seq: u64, batch: RawBatch) -> CleanBatch {
         match batch {
             RawBatch::Rows { file, rows } => {
                 let mut out = self.new_batch(file);
+                out.seq = seq;
                 for r in rows {
                     self.process_row(&mut out, r);
                 }
@@ -258,6 +328,8 @@ impl Shared<'_> {
                 bytes,
             } => {
                 let mut out = self.new_batch(file);
+                out.seq = seq;
+                out.bytes = bytes.len();
                 match self.contract.source.format {
                     Format::Csv => self.process_csv(&mut out, first_line, &bytes),
                     Format::Ndjson => self.process_ndjson(&mut out, first_line, &bytes),
@@ -289,6 +361,25 @@ impl Shared<'_> {
         let mut rec = csv::ByteRecord::new();
         let n_fields = out.file.n_fields;
         let mapping = out.file.mapping.clone();
+        // One validation of the whole block instead of one per field; a block that is not
+        // valid UTF-8 falls back to field by field, to name the bad field.
+        let block_is_utf8 = enc == Encoding::Utf8 && std::str::from_utf8(bytes).is_ok();
+        // The key pass decodes only the fields it cleans.
+        let wanted: Option<Vec<bool>> = match (self.pass, &self.dedupe) {
+            (Pass::Keys, Some((keys, order))) => {
+                let mut w = vec![false; rec.len().max(n_fields)];
+                for &k in keys.iter().chain(order.iter()) {
+                    if let Some(Some(j)) = mapping.get(k) {
+                        if *j >= w.len() {
+                            w.resize(*j + 1, false);
+                        }
+                        w[*j] = true;
+                    }
+                }
+                Some(w)
+            }
+            _ => None,
+        };
         loop {
             let start = rdr.position().clone();
             match rdr.read_byte_record(&mut rec) {
@@ -324,6 +415,21 @@ impl Shared<'_> {
             let mut decoded: Vec<std::borrow::Cow<str>> = Vec::with_capacity(rec.len());
             let mut bad = None;
             for (j, f) in rec.iter().enumerate() {
+                if wanted
+                    .as_ref()
+                    .is_some_and(|w| !w.get(j).copied().unwrap_or(false))
+                {
+                    decoded.push(std::borrow::Cow::Borrowed(""));
+                    continue;
+                }
+                if block_is_utf8 {
+                    // SAFETY: the block is valid UTF-8 and the CSV parser splits it only at
+                    // ASCII delimiters and quotes, so every field is valid UTF-8 too.
+                    decoded.push(std::borrow::Cow::Borrowed(unsafe {
+                        std::str::from_utf8_unchecked(f)
+                    }));
+                    continue;
+                }
                 match readers::decode(f, enc) {
                     Some(s) => decoded.push(s),
                     None => {
@@ -437,24 +543,6 @@ fn trim_eol(b: &[u8]) -> &[u8] {
     &b[..e]
 }
 
-/// The winner so far for a de-duplication key.
-#[derive(Clone, Copy)]
-struct Winner {
-    check: u32,
-    file: u32,
-    order: f64,
-    idx: u64,
-    line: u64,
-}
-
-/// A row dropped as a duplicate; its raw text is fetched at the end.
-struct Dropped {
-    idx: u64,
-    file: u32,
-    line: u64,
-    key: (u64, u32),
-}
-
 /// Consumes cleaned batches in order: data parts, rejects, de-duplication state.
 struct Sink {
     dir: PathBuf,
@@ -466,11 +554,6 @@ struct Sink {
     rows_written: u64,
     rows_read: u64,
     rejects: RejectWriter,
-    winners: HashMap<u64, Winner>,
-    dropped: Vec<Dropped>,
-    keep_latest: bool,
-    doc_raws: Vec<String>,
-    files: Vec<Arc<FileCtx>>,
 }
 
 impl Sink {
@@ -479,15 +562,6 @@ impl Sink {
         for r in b.rejects.drain(..) {
             self.rejects.push(r)?;
         }
-        if self.files.last().map(|f| f.index) != Some(b.file.index) {
-            self.files.push(b.file.clone());
-        }
-        let file_no = b.file.index as u32;
-        for (i, k) in b.keys.iter().enumerate() {
-            let idx = self.rows_written + self.acc_rows as u64 + i as u64;
-            self.dedupe(idx, file_no, *k);
-        }
-        self.doc_raws.append(&mut b.raws);
         if let Some(f) = b.frame.take() {
             if f.height() > 0 {
                 self.acc.push(f);
@@ -498,37 +572,6 @@ impl Sink {
             self.flush()?;
         }
         Ok(())
-    }
-
-    fn dedupe(&mut self, idx: u64, file: u32, k: RowKey) {
-        let new = Winner {
-            check: k.check,
-            file,
-            order: k.order,
-            idx,
-            line: k.line,
-        };
-        match self.winners.get_mut(&k.hash) {
-            None => {
-                self.winners.insert(k.hash, new);
-            }
-            Some(old) => {
-                // Latest by the order column wins, the later row on ties; with only a unique
-                // key the first row stays.
-                let replace = self.keep_latest && new.order >= old.order;
-                let loser = if replace {
-                    std::mem::replace(old, new)
-                } else {
-                    new
-                };
-                self.dropped.push(Dropped {
-                    idx: loser.idx,
-                    file: loser.file,
-                    line: loser.line,
-                    key: (k.hash, k.check),
-                });
-            }
-        }
     }
 
     fn flush(&mut self) -> Result<()> {
@@ -721,7 +764,7 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
         )
     });
     let keep_latest = c.rules.dedupe.is_some();
-    let shared = Shared {
+    let mut shared = Shared {
         contract: c,
         columns: c
             .columns
@@ -737,8 +780,21 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
             .copied()
             .unwrap_or(b','),
         layout,
-        keep_doc_raws: dedupe.is_some() && !readers::is_line_format(c.source.format),
         dedupe,
+        pass: Pass::Rows,
+        losers: None,
+        file_names: files.iter().map(|f| display_path(root, f)).collect(),
+        dedupe_note: (
+            c.dedupe_key()
+                .map(|(k, _)| k.join(", "))
+                .unwrap_or_default(),
+            c.rules
+                .dedupe
+                .as_ref()
+                .and_then(|d| d.keep_latest_by.as_ref())
+                .map(|o| format!(" (latest by {o})"))
+                .unwrap_or_default(),
+        ),
     };
 
     let wh = Warehouse::new(&req.project.warehouse_root);
@@ -749,10 +805,6 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
     let staged = wh.stage(Layer::Clean, &c.table, &key, req.run_id)?;
     let staged_rejects = wh.stage(Layer::Rejects, &c.table, &key, req.run_id)?;
     let threads = req.threads.max(1);
-    let abort = AtomicBool::new(false);
-    let cancelled =
-        || abort.load(Ordering::Relaxed) || req.cancel.is_some_and(|f| f.load(Ordering::Relaxed));
-
     let mut sink = Sink {
         dir: staged.dir().to_path_buf(),
         schema: clean_schema(c),
@@ -768,91 +820,36 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
             writer: None,
             count: 0,
         },
-        winners: HashMap::new(),
-        dropped: Vec::new(),
-        keep_latest,
-        doc_raws: Vec::new(),
-        files: Vec::new(),
     };
 
-    let (produced, consumed) = std::thread::scope(|s| {
-        let (raw_tx, raw_rx) = bounded::<(u64, RawBatch)>(threads + 1);
-        let (out_tx, out_rx) = bounded::<(u64, CleanBatch)>(threads + 1);
-        for _ in 0..threads {
-            let raw_rx = raw_rx.clone();
-            let out_tx = out_tx.clone();
-            let shared = &shared;
-            s.spawn(move || {
-                for (seq, b) in raw_rx {
-                    if out_tx.send((seq, shared.process(b))).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        drop(raw_rx);
-        drop(out_tx);
-        let producer = s.spawn(|| produce(req, &files, &shared, raw_tx, &cancelled));
-        let mut pending: BTreeMap<u64, CleanBatch> = BTreeMap::new();
-        let mut next = 0u64;
-        let mut result = Ok(());
-        for (seq, b) in out_rx {
-            if result.is_err() {
-                continue; // drain so that the workers and the reader can stop
-            }
-            pending.insert(seq, b);
-            while let Some(b) = pending.remove(&next) {
-                next += 1;
-                if let Err(e) = sink.take(b) {
-                    abort.store(true, Ordering::Relaxed);
-                    result = Err(e);
-                    break;
-                }
-            }
-        }
-        (producer.join().expect("reader thread"), result)
-    });
-    let source = produced?;
-    consumed?;
-    if req.cancel.is_some_and(|f| f.load(Ordering::Relaxed)) {
-        return Err(Error::Interrupted);
+    // De-duplication of a line-oriented source: a pre-pass over the key columns decides
+    // which rows lose, so that the full pass writes only survivors (no rewrite of parts).
+    let mut pre_checksum = None;
+    if shared.dedupe.is_some() {
+        shared.pass = Pass::Keys;
+        let total: u64 = files
+            .iter()
+            .map(|f| fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        let mut index = KeyIndex::new(keep_latest, total);
+        let stats = run_pass(req, &files, &shared, threads, |b| {
+            index.take(&b);
+            Ok(())
+        })?;
+        pre_checksum = Some(stats.checksum);
+        shared.losers = Some(index.finish());
+        shared.pass = Pass::Rows;
+    }
+
+    let source = run_pass(req, &files, &shared, threads, |b| sink.take(b))?;
+    if pre_checksum.is_some_and(|c| c != source.checksum) {
+        return Err(Error::input(
+            &files[0],
+            "the source changed while it was being read (its checksum differs between the \
+             de-duplication pass and the cleaning pass); ingest it again once it is complete",
+        ));
     }
     sink.finish_parts()?;
-
-    // De-duplication: drop the losers from the parts and keep them as rejects.
-    let dropped = std::mem::take(&mut sink.dropped);
-    if !dropped.is_empty() {
-        let raws = fetch_raws(&sink, &dropped, c)?;
-        let order_note = c
-            .rules
-            .dedupe
-            .as_ref()
-            .and_then(|d| d.keep_latest_by.as_ref())
-            .map(|o| format!(" (latest by {o})"))
-            .unwrap_or_default();
-        let key_cols = c
-            .dedupe_key()
-            .map(|(k, _)| k.join(", "))
-            .unwrap_or_default();
-        for (d, raw) in dropped.iter().zip(raws) {
-            let w = sink.winners.get(&d.key.0).copied();
-            let kept = w
-                .filter(|w| w.check == d.key.1)
-                .map(|w| format!("kept {} record {}", sink.files_display(w.file), w.line))
-                .unwrap_or_else(|| "kept another record".into());
-            sink.rejects.push(Reject {
-                file: sink.files_display(d.file),
-                record: d.line,
-                column: c.dedupe_key().map(|(k, _)| k[0].clone()),
-                reason: format!("duplicate key ({key_cols}); {kept}{order_note}"),
-                raw,
-            })?;
-        }
-        let mut drop_idx: Vec<u64> = dropped.iter().map(|d| d.idx).collect();
-        drop_idx.sort_unstable();
-        rewrite_without(&sink.dir, &sink.parts, &drop_idx)?;
-        sink.rows_written -= drop_idx.len() as u64;
-    }
 
     let rows_rejected = sink.rejects.count;
     let rows_read = sink.rows_read;
@@ -916,13 +913,136 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
     })
 }
 
-impl Sink {
-    fn files_display(&self, index: u32) -> Arc<str> {
-        self.files
-            .iter()
-            .find(|f| f.index as u32 == index)
-            .map(|f| f.display.clone())
-            .unwrap_or_else(|| Arc::from("?"))
+/// Runs the reader, the cleaning workers and `consume` (on this thread, in source order)
+/// over the source once.
+fn run_pass(
+    req: &IngestRequest,
+    files: &[PathBuf],
+    shared: &Shared,
+    threads: usize,
+    mut consume: impl FnMut(CleanBatch) -> Result<()>,
+) -> Result<SourceStats> {
+    let abort = AtomicBool::new(false);
+    let cancelled =
+        || abort.load(Ordering::Relaxed) || req.cancel.is_some_and(|f| f.load(Ordering::Relaxed));
+    let (produced, consumed) = std::thread::scope(|s| {
+        let (raw_tx, raw_rx) = bounded::<(u64, RawBatch)>(threads + 1);
+        let (out_tx, out_rx) = bounded::<(u64, CleanBatch)>(threads + 1);
+        for _ in 0..threads {
+            let raw_rx = raw_rx.clone();
+            let out_tx = out_tx.clone();
+            s.spawn(move || {
+                for (seq, b) in raw_rx {
+                    if out_tx.send((seq, shared.process(seq, b))).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(raw_rx);
+        drop(out_tx);
+        let producer = s.spawn(|| produce(req, files, shared, raw_tx, &cancelled));
+        let mut pending: BTreeMap<u64, CleanBatch> = BTreeMap::new();
+        let mut next = 0u64;
+        let mut result = Ok(());
+        for (seq, b) in out_rx {
+            if result.is_err() {
+                continue; // drain so that the workers and the reader can stop
+            }
+            pending.insert(seq, b);
+            while let Some(b) = pending.remove(&next) {
+                next += 1;
+                if let Err(e) = consume(b) {
+                    abort.store(true, Ordering::Relaxed);
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        (producer.join().expect("reader thread"), result)
+    });
+    let source = produced?;
+    consumed?;
+    if req.cancel.is_some_and(|f| f.load(Ordering::Relaxed)) {
+        return Err(Error::Interrupted);
+    }
+    Ok(source)
+}
+
+/// The de-duplication pre-pass's state: the winner so far for each key (about 40 bytes per
+/// distinct key), and the rows already superseded.
+struct KeyIndex {
+    winners: HashMap<u64, KeyWinner>,
+    superseded: Vec<(u64, u64)>,
+    keep_latest: bool,
+    source_bytes: u64,
+}
+
+#[derive(Clone, Copy)]
+struct KeyWinner {
+    order: f64,
+    id: u64,
+    line: u64,
+    file: u32,
+    check: u32,
+}
+
+impl KeyIndex {
+    fn new(keep_latest: bool, source_bytes: u64) -> KeyIndex {
+        KeyIndex {
+            winners: HashMap::new(),
+            superseded: Vec::new(),
+            keep_latest,
+            source_bytes,
+        }
+    }
+
+    fn take(&mut self, b: &CleanBatch) {
+        if self.winners.is_empty() && !b.keys.is_empty() {
+            // Size the table once from the first batch's rows per byte: growing by doubling
+            // would hold two tables at once, at the largest size.
+            let per_byte = b.keys.len() as f64 / b.bytes.max(1) as f64;
+            let estimate = (per_byte * self.source_bytes as f64 * 1.05) as usize;
+            self.winners.reserve(estimate.min(1 << 31));
+        }
+        let file = b.file.index as u32;
+        for k in &b.keys {
+            let new = KeyWinner {
+                order: k.order,
+                id: k.id,
+                line: k.line,
+                file,
+                check: k.check,
+            };
+            match self.winners.get_mut(&k.hash) {
+                None => {
+                    self.winners.insert(k.hash, new);
+                }
+                // Two keys sharing 64 bits of hash but not the other 32 are not duplicates;
+                // the later one stays out of the index (odds about n^2 / 2^97).
+                Some(old) if old.check != new.check => {}
+                Some(old) => {
+                    // Latest by the order column wins, the later row on ties; with only a
+                    // unique key the first row stays.
+                    let loser = if self.keep_latest && new.order >= old.order {
+                        std::mem::replace(old, new)
+                    } else {
+                        new
+                    };
+                    self.superseded.push((loser.id, k.hash));
+                }
+            }
+        }
+    }
+
+    /// Each superseded row with the location of the row that won its key.
+    fn finish(self) -> Losers {
+        let mut losers = Losers::with_capacity(self.superseded.len());
+        for (id, hash) in self.superseded {
+            let w = self.winners[&hash];
+            losers.insert(id, (w.file, w.line));
+        }
+        losers
     }
 }
 
@@ -1045,91 +1165,4 @@ fn produce(
         h.finalize().to_hex().to_string()
     };
     Ok(SourceStats { checksum, bytes })
-}
-
-/// Raw text of dropped duplicates: from memory for documents, else re-read from the source
-/// by line number (one sequential pass per file, only when duplicates exist).
-fn fetch_raws(sink: &Sink, dropped: &[Dropped], c: &Contract) -> Result<Vec<String>> {
-    if !readers::is_line_format(c.source.format) {
-        return Ok(dropped
-            .iter()
-            .map(|d| {
-                sink.doc_raws
-                    .get(d.idx as usize)
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .collect());
-    }
-    let mut want: HashMap<(u32, u64), String> = dropped
-        .iter()
-        .map(|d| ((d.file, d.line), String::new()))
-        .collect();
-    for f in &sink.files {
-        let mut lines: Vec<u64> = want
-            .keys()
-            .filter(|k| k.0 == f.index as u32)
-            .map(|k| k.1)
-            .collect();
-        if lines.is_empty() {
-            continue;
-        }
-        lines.sort_unstable();
-        // Stream the file line by line: it may be several GB, and memory must stay bounded.
-        let file = fs::File::open(&f.path)
-            .map_err(|e| Error::input(&f.path, format!("re-reading for duplicates: {e}")))?;
-        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-        let mut buf = Vec::new();
-        let mut it = lines.iter().peekable();
-        let mut line_no = 0u64;
-        while let Some(&&want_line) = it.peek() {
-            buf.clear();
-            let n = std::io::BufRead::read_until(&mut reader, b'\n', &mut buf)
-                .map_err(|e| Error::input(&f.path, format!("re-reading for duplicates: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            line_no += 1;
-            if line_no == want_line {
-                let text = readers::lossy(trim_eol(&buf), c.source.encoding);
-                let text = text
-                    .strip_prefix('\u{feff}')
-                    .map(str::to_string)
-                    .unwrap_or(text);
-                want.insert((f.index as u32, want_line), text);
-                while it.peek() == Some(&&want_line) {
-                    it.next();
-                }
-            }
-        }
-    }
-    Ok(dropped
-        .iter()
-        .map(|d| want.get(&(d.file, d.line)).cloned().unwrap_or_default())
-        .collect())
-}
-
-/// Rewrites the part files that hold dropped rows (global row indexes, sorted).
-fn rewrite_without(dir: &Path, parts: &[(String, u64, u64)], drop_idx: &[u64]) -> Result<()> {
-    for (name, start, rows) in parts {
-        let lo = drop_idx.partition_point(|&i| i < *start);
-        let hi = drop_idx.partition_point(|&i| i < start + rows);
-        if lo == hi {
-            continue;
-        }
-        let path = dir.join(name);
-        let df = crate::warehouse::parquet::read_frame(&path)?;
-        let mut keep = vec![true; df.height()];
-        for &i in &drop_idx[lo..hi] {
-            keep[(i - start) as usize] = false;
-        }
-        let mask = BooleanChunked::from_slice("keep".into(), &keep);
-        let mut filtered = df
-            .filter(&mask)
-            .ctx(|| format!("filtering {}", path.display()))?;
-        let tmp = dir.join(format!(".{name}.tmp"));
-        crate::warehouse::parquet::write_frame(&tmp, &mut filtered, &[])?;
-        fs::rename(&tmp, &path).ctx(|| format!("replacing {}", path.display()))?;
-    }
-    Ok(())
 }
