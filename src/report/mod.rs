@@ -1,9 +1,10 @@
-//! HTML reports with embedded SVG charts. A model report shows the headline metrics (train and
-//! test), ROC, KS curve, score distribution by class, lift and gains by decile, feature
-//! importance, WoE per bin for scorecards, and the tables behind them.
+//! HTML reports with inline SVG charts (drawn with plotters, see [`charts`]). A model report
+//! shows the headline metrics (train and test), ROC, KS curve, score distribution by class,
+//! lift and gains by decile, feature importance, WoE per bin for scorecards, and the tables
+//! behind them.
 
+pub mod charts;
 pub mod score;
-pub mod svg;
 
 pub use score::score_report;
 
@@ -15,7 +16,7 @@ use crate::model::binning::FeatureBinning;
 use crate::model::metrics::{self, BinaryMetrics};
 use crate::model::pipeline::{Evaluation, TrainOutcome};
 use crate::model::FittedModel;
-use svg::{bar_chart, esc, hbar_chart, line_chart, Series};
+use charts::{bar_chart, esc, hbar_chart, line_chart, Series};
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:1000px;margin:24px auto;color:#222}\
 h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}\
@@ -261,7 +262,7 @@ pub fn model_report(
             charts.push(lift_svg(&b.test));
             if !out.importance.is_empty() {
                 let top: Vec<(String, f64)> = out.importance.iter().take(20).cloned().collect();
-                charts.push(hbar_chart("Feature importance (share)", &top));
+                charts.push(hbar_chart("Feature importance (share)", "share", &top));
             }
             h.push_str("<h2>Charts (test split)</h2><div class=\"charts\">");
             for c in &charts {
@@ -385,6 +386,7 @@ pub fn model_report(
             if !out.importance.is_empty() {
                 charts.push(hbar_chart(
                     "Feature importance (share)",
+                    "share",
                     &out.importance.iter().take(20).cloned().collect::<Vec<_>>(),
                 ));
             }
@@ -514,4 +516,141 @@ pub fn write_report(dir: &Path, stem: &str, html: &str) -> Result<PathBuf> {
     std::fs::write(&tmp, html).ctx(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &path).ctx(|| format!("renaming {}", tmp.display()))?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::charts::tests::{hex, polylines, texts};
+    use super::charts::PALETTE;
+    use super::*;
+
+    /// 200 rows whose event probability rises with the score.
+    fn sample() -> (Vec<f64>, Vec<f64>) {
+        let p: Vec<f64> = (0..200).map(|i| (f64::from(i) + 0.5) / 200.0).collect();
+        let y = p
+            .iter()
+            .enumerate()
+            .map(|(i, &p)| f64::from(u8::from((i * 7919) % 100 < (p * 100.0) as usize)))
+            .collect();
+        (y, p)
+    }
+
+    fn has_texts(svg: &str, want: &[&str]) {
+        let t = texts(svg);
+        for w in want {
+            assert!(t.iter().any(|x| x == w), "no text {w:?} in {t:?}");
+        }
+    }
+
+    /// Point counts of the lines drawn in series colour `k` (legend samples have 2 points).
+    fn line_points(svg: &str, k: usize) -> Vec<usize> {
+        polylines(svg)
+            .into_iter()
+            .filter(|l| l.0 == hex(PALETTE[k]))
+            .map(|l| l.1)
+            .collect()
+    }
+
+    #[test]
+    fn roc_and_ks_charts_carry_their_curves_titles_axes_and_legends() {
+        let (y, p) = sample();
+        let roc = roc_svg(&y, &p);
+        let title = format!("ROC (test AUC {:.3})", metrics::auc(&y, &p));
+        has_texts(
+            &roc,
+            &[
+                &title,
+                "false positive rate",
+                "true positive rate",
+                "model",
+                "random",
+            ],
+        );
+        let points = metrics::roc_curve(&y, &p).len();
+        assert_eq!(line_points(&roc, 0), vec![points, 2]);
+        let ks = ks_svg(&y, &p);
+        has_texts(
+            &ks,
+            &[
+                &format!("KS curve (KS {:.3})", metrics::ks(&y, &p)),
+                "share of population (riskiest first)",
+                "cumulative share",
+                "events",
+                "non-events",
+                "difference",
+            ],
+        );
+        assert_eq!(line_points(&ks, 0), vec![points, 2]);
+        assert_eq!(line_points(&ks, 1), vec![points, 2]);
+    }
+
+    #[test]
+    fn distribution_lift_and_woe_charts() {
+        let (y, p) = sample();
+        let d = distribution_svg(&y, &p, "probability");
+        has_texts(
+            &d,
+            &[
+                "probability distribution by class",
+                "probability",
+                "share of class",
+                "non-events",
+                "events",
+            ],
+        );
+        assert_eq!(line_points(&d, 0), vec![20, 2]);
+        assert_eq!(line_points(&d, 1), vec![20, 2]);
+        let m = BinaryMetrics::compute(&y, &p);
+        let l = lift_svg(&m);
+        has_texts(
+            &l,
+            &[
+                "Lift and cumulative gains by decile",
+                "decile (riskiest first)",
+                "lift / gain",
+                "lift",
+                "cumulative gain",
+                "1",
+                "10",
+            ],
+        );
+        let bars = |k: usize| l.matches(&format!(r#"fill="{}""#, hex(PALETTE[k]))).count();
+        assert_eq!(
+            (bars(0), bars(1)),
+            (m.deciles.len() + 1, m.deciles.len() + 1)
+        );
+        let bin = |label: &str, woe: f64| crate::model::binning::Bin {
+            label: label.into(),
+            rule: crate::model::binning::BinRule::Missing,
+            count: 10,
+            events: 1,
+            event_rate: 0.1,
+            woe,
+            iv: 0.01,
+        };
+        let b = FeatureBinning {
+            name: "income <net>".into(),
+            column: 0,
+            kind: crate::model::binning::FeatureKind::Numeric,
+            trend: "descending".into(),
+            bins: vec![
+                bin("(-inf, 1000]", 0.4),
+                bin("(1000, inf]", -0.3),
+                bin("missing", 0.0),
+            ],
+            iv: 0.123,
+        };
+        let w = woe_svg(&b);
+        has_texts(
+            &w,
+            &[
+                "WoE per bin: income &lt;net&gt; (IV 0.123)",
+                "bin",
+                "WoE",
+                "(-inf, 1000]",
+                "(1000, inf]",
+                "missing",
+            ],
+        );
+    }
 }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use polars::prelude::*;
 
-use super::svg::{esc, hbar_chart};
+use super::charts::{esc, hbar_chart};
 use super::{table, STYLE};
 use crate::model::champion::FamilyState;
 use crate::score::ScoreReport;
@@ -104,7 +104,7 @@ pub fn score_report(
             )
         })
         .collect();
-    h.push_str(&hbar_chart("rows by grade", &all));
+    h.push_str(&hbar_chart("rows by grade", "rows", &all));
     h.push_str("<h2>Limits and declines</h2><p>What set each approved limit (the binding cap), and why rows were declined.</p>");
     let mut rows: Vec<Vec<String>> = r
         .stats
