@@ -17,6 +17,7 @@
 # 3. Prints MB/s of input and peak RSS for each.
 #
 # Usage: benches/ingest.sh              (about 1.1 GB of CSV)
+#        SIZE_MB=5000 benches/ingest.sh (the 5 GB bounded-memory check)
 #        SIZE_MB=200 benches/ingest.sh  (quicker)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +31,9 @@ if ! benches/.venv/bin/python -c "import duckdb, polars" 2>/dev/null; then
   benches/.venv/bin/pip install -q duckdb polars
 fi
 cargo build --release --quiet
-BIN=$(pwd)/${CARGO_TARGET_DIR:-target}/release/panorama
+TARGET=${CARGO_TARGET_DIR:-target}
+[[ $TARGET = /* ]] || TARGET=$(pwd)/$TARGET
+BIN=$TARGET/release/panorama
 # ~350 bytes of applications CSV per enterprise.
 N=$(( SIZE_MB * 1000000 / 350 ))
 PROJ="$OUT/apps-$SIZE_MB"

@@ -29,7 +29,9 @@ if ! benches/.venv/bin/python -c "import duckdb" 2>/dev/null; then
   benches/.venv/bin/pip install -q duckdb
 fi
 cargo build --release --quiet
-BIN=$(pwd)/${CARGO_TARGET_DIR:-target}/release/panorama
+TARGET=${CARGO_TARGET_DIR:-target}
+[[ $TARGET = /* ]] || TARGET=$(pwd)/$TARGET
+BIN=$TARGET/release/panorama
 echo "cores: $(nproc); memory: $(free -g | awk '/Mem:/ {print $2}') GB; duckdb $(benches/.venv/bin/python -c 'import duckdb; print(duckdb.__version__)')"
 
 if [ ! -f "$OUT/base-$BASE/warehouse/clean/transactions/dt=$DATE/_SUCCESS" ]; then
