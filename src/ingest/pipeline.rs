@@ -1,9 +1,11 @@
 //! The ingest pipeline: a reader thread cuts the source into batches, worker threads parse
 //! and clean them, and this thread writes them in order into a staged clean partition and a
-//! staged rejects partition, then de-duplicates and commits both.
+//! staged rejects partition, and commits both.
 //!
-//! Memory stays bounded: a few blocks in flight, one row group being assembled, and for
-//! de-duplication about 50 bytes per distinct key.
+//! Memory stays bounded: a few blocks in flight and one row group being assembled. With
+//! de-duplication a key pass runs first and keeps about 41 bytes per hash-table bucket (a
+//! power of two above 8/7 of the distinct keys: 1.37 GB for 17.5M keys), freed before the
+//! cleaning pass.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
