@@ -100,27 +100,99 @@ impl Matrix {
         (0..self.rows).map(|i| self.get(i, j)).collect()
     }
 
-    /// Every column, in one pass over the data (cheaper than `column` per column on big
-    /// row-major buffers, where each call strides through all of memory).
+    /// Every column, in one parallel pass over the data (cheaper than `column` per column on
+    /// big row-major buffers, where each call strides through all of memory).
     pub fn columns(&self) -> Vec<Vec<f64>> {
-        let mut out: Vec<Vec<f64>> = (0..self.cols)
-            .map(|_| Vec::with_capacity(self.rows))
-            .collect();
-        for row in self.data.chunks(self.cols.max(1)) {
-            for (c, v) in out.iter_mut().zip(row) {
-                c.push(*v);
+        use rayon::prelude::*;
+        let (n, p) = (self.rows, self.cols);
+        if n == 0 || p == 0 {
+            return vec![Vec::new(); p];
+        }
+        let mut out: Vec<Vec<f64>> = (0..p).map(|_| Vec::with_capacity(n)).collect();
+        // Blocks of rows in parallel: block b writes the b-th piece of every column (never
+        // zero-filled first: see `build`).
+        const BLOCK: usize = 4096;
+        {
+            let mut pieces: Vec<Vec<&mut [std::mem::MaybeUninit<f64>]>> = (0..n.div_ceil(BLOCK))
+                .map(|_| Vec::with_capacity(p))
+                .collect();
+            for col in out.iter_mut() {
+                for (b, piece) in col.spare_capacity_mut()[..n].chunks_mut(BLOCK).enumerate() {
+                    pieces[b].push(piece);
+                }
             }
+            pieces
+                .into_par_iter()
+                .zip(self.data.par_chunks(BLOCK * p))
+                .for_each(|(mut cols, rows)| {
+                    for (r, row) in rows.chunks_exact(p).enumerate() {
+                        for (c, v) in cols.iter_mut().zip(row) {
+                            c[r].write(*v);
+                        }
+                    }
+                });
+        }
+        for col in out.iter_mut() {
+            // SAFETY: the pieces cover `0..n` of every column (`n` rows in blocks of `BLOCK`,
+            // the same blocks as the rows read), and each row wrote its element of each piece.
+            unsafe { col.set_len(n) };
         }
         out
     }
 
-    /// The rows at `idx`, in that order.
-    pub fn select_rows(&self, idx: &[usize]) -> Matrix {
-        let mut data = Vec::with_capacity(idx.len() * self.cols);
-        for &i in idx {
-            data.extend_from_slice(self.row(i));
+    /// The matrix whose blocks of `block` rows (`cols > 0`) `write(state, first_row, out)`
+    /// initialises, in parallel, with a `state` from `init` per rayon job; the results of
+    /// `write` in block order. It takes the allocation of `data` (whose values are dropped)
+    /// when that is large enough. The matrix is never zero-filled first, and each fresh page of
+    /// it is first touched by the thread that fills it: for a few hundred MB, a zero fill (by
+    /// one thread, page faults included) costs more than the work.
+    ///
+    /// # Safety
+    ///
+    /// `write` must initialise every element of `out`.
+    unsafe fn build<S, R, I, F>(
+        rows: usize,
+        cols: usize,
+        block: usize,
+        mut data: Vec<f64>,
+        init: I,
+        write: F,
+    ) -> (Matrix, Vec<R>)
+    where
+        R: Send,
+        I: Fn() -> S + Sync + Send,
+        F: Fn(&mut S, usize, &mut [std::mem::MaybeUninit<f64>]) -> R + Sync + Send,
+    {
+        use rayon::prelude::*;
+        let len = rows * cols;
+        data.clear();
+        if data.capacity() < len {
+            data = Vec::with_capacity(len);
         }
-        Matrix::new(idx.len(), self.cols, data)
+        let results = data.spare_capacity_mut()[..len]
+            .par_chunks_mut(block * cols)
+            .enumerate()
+            .map_init(init, |state, (b, out)| write(state, b * block, out))
+            .collect();
+        // SAFETY: the chunks cover `0..len` and `write` initialised each (the caller's promise).
+        unsafe { data.set_len(len) };
+        (Matrix::new(rows, cols, data), results)
+    }
+
+    /// The rows at `idx`, in that order (copied in parallel).
+    pub fn select_rows(&self, idx: &[usize]) -> Matrix {
+        let p = self.cols;
+        if p == 0 {
+            return Matrix::new(idx.len(), 0, Vec::new());
+        }
+        let write = |_: &mut (), first: usize, out: &mut [std::mem::MaybeUninit<f64>]| {
+            for (o, &i) in out.chunks_exact_mut(p).zip(&idx[first..]) {
+                o.write_copy_of_slice(self.row(i));
+            }
+        };
+        // SAFETY: `out` holds whole rows (`p > 0` values each) for the rows of `idx` from
+        // `first`, and `idx` has one for each: every row of `out` is copied into.
+        unsafe { Matrix::build(idx.len(), p, 4096, Vec::new(), || (), write) }.0
     }
 
     pub fn has_missing(&self) -> bool {
@@ -216,7 +288,16 @@ pub(crate) fn check_binary(y: &[f64]) -> ModelResult<()> {
 }
 
 pub(crate) fn check_no_missing(algo: &'static str, x: &Matrix) -> ModelResult<()> {
-    if let Some(pos) = x.data.iter().position(|v| !v.is_finite()) {
+    use rayon::prelude::*;
+    // Large blocks in parallel (a per-element parallel search costs far more than the test).
+    const BLOCK: usize = 1 << 16;
+    let bad = |v: &f64| !v.is_finite();
+    let first = x
+        .data
+        .par_chunks(BLOCK)
+        .position_first(|c| c.iter().any(bad))
+        .map(|b| b * BLOCK + x.data[b * BLOCK..].iter().position(bad).unwrap_or(0));
+    if let Some(pos) = first {
         return Err(ModelError::Missing {
             algo,
             column: pos % x.cols,

@@ -362,16 +362,16 @@ pub struct Baseline {
 }
 
 impl Baseline {
-    fn of(x: &Matrix, names: &[String], prediction: &[f64]) -> Baseline {
+    /// From the raw input columns of the `rows` training rows.
+    fn of(columns: &[Vec<f64>], rows: usize, names: &[String], prediction: &[f64]) -> Baseline {
         use rayon::prelude::*;
-        let features = x
-            .columns()
+        let features = columns
             .par_iter()
             .zip(names.par_iter())
             .map(|(c, n)| (n.clone(), metrics::Distribution::of(c, 10)))
             .collect();
         Baseline {
-            rows: x.rows,
+            rows,
             prediction: metrics::Distribution::of(prediction, 10),
             features,
         }
@@ -414,11 +414,15 @@ fn fingerprint(x: &Matrix, y: &[f64]) -> String {
     let mut h = blake3::Hasher::new();
     h.update(&(x.rows as u64).to_le_bytes());
     h.update(&(x.cols as u64).to_le_bytes());
-    for v in &x.data {
-        h.update(&v.to_bits().to_le_bytes());
-    }
-    for v in y {
-        h.update(&v.to_bits().to_le_bytes());
+    // The little-endian bytes of every value, fed in large pieces (the hash of a byte stream
+    // does not depend on how it is cut).
+    let mut buf = Vec::with_capacity(8 * 8192);
+    for part in x.data.chunks(8192).chain(y.chunks(8192)) {
+        buf.clear();
+        for v in part {
+            buf.extend_from_slice(&v.to_bits().to_le_bytes());
+        }
+        h.update(&buf);
     }
     h.finalize().to_hex()[..16].to_string()
 }
@@ -617,8 +621,12 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
         }
     }
     step("typed the columns", &mut clock);
-    let xtr = feats.x.select_rows(&tr);
-    let xte = feats.x.select_rows(&te);
+    // The whole feature matrix is not needed past the split; its allocation (pages already
+    // touched) holds the model inputs next, or is freed before a scorecard's fit.
+    let all_rows = std::mem::take(&mut feats.x);
+    let xtr = all_rows.select_rows(&tr);
+    let xte = all_rows.select_rows(&te);
+    let Matrix { data: spare, .. } = all_rows;
     let ytr: Vec<f64> = tr.iter().map(|&i| y[i]).collect();
     let yte: Vec<f64> = te.iter().map(|&i| y[i]).collect();
     let started = std::time::Instant::now();
@@ -640,6 +648,7 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
     let sup = task != Task::Unsupervised;
     let (prep, model) = match spec.algo {
         Algo::Scorecard => {
+            drop(spare);
             let p: ScorecardParams = params(&spec.params, spec.algo)?;
             (
                 None,
@@ -654,7 +663,7 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
                 _ => PrepMode::Scaled,
             };
             let pp = Preprocessor::fit(&xtr, sup.then_some(ytr.as_slice()), names, kinds, mode);
-            let z = pp.transform(&xtr);
+            let z = pp.transform_into(&xtr, spare);
             step("prepared the inputs", &mut clock);
             let m = match algo {
                 Algo::Logistic => FittedModel::Logistic(
@@ -736,30 +745,44 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
         Task::Binary => {
             // kNN costs a pass over its reference set per row: its training metrics are taken
             // on a seeded sample of at most 20,000 training rows.
-            let (xtr_eval, ytr_eval) = match &trained.model {
+            let sampled = match &trained.model {
                 FittedModel::Knn(_) if xtr.rows > 20_000 => {
                     let mut idx = super::rng::Rng::new(spec.seed ^ 0x5eed).sample(xtr.rows, 20_000);
                     idx.sort_unstable();
-                    (
+                    Some((
                         xtr.select_rows(&idx),
                         idx.iter().map(|&i| ytr[i]).collect::<Vec<_>>(),
-                    )
+                    ))
                 }
-                _ => (xtr.clone(), ytr.clone()),
+                _ => None,
+            };
+            let (xtr_eval, ytr_eval): (&Matrix, &[f64]) = match &sampled {
+                Some((x, y)) => (x, y),
+                None => (&xtr, &ytr),
             };
             let ptr = match &trained.model {
                 FittedModel::Gbdt(m) if m.train_raw.len() == xtr_eval.rows => {
                     m.train_predictions().unwrap_or_default()
                 }
-                _ => trained.predict(&xtr_eval),
+                _ => trained.predict(xtr_eval),
             };
             let pte = trained.predict(&xte);
             step("predicted", &mut clock);
-            let fpsi = metrics::feature_psi(&xtr, &xte, 10);
-            baseline = Some(Baseline::of(&xtr, names, &ptr));
+            // The training distributions serve both the baseline and the feature PSI (the same
+            // bins `metrics::feature_psi` would compute again).
+            let b = Baseline::of(&xtr.columns(), xtr.rows, names, &ptr);
+            let fpsi: Vec<f64> = {
+                use rayon::prelude::*;
+                b.features
+                    .par_iter()
+                    .zip(xte.columns().par_iter())
+                    .map(|((_, d), a)| d.psi(a))
+                    .collect()
+            };
+            baseline = Some(b);
             step("feature PSI", &mut clock);
             Evaluation::Binary(Box::new(BinaryEval {
-                train: BinaryMetrics::compute(&ytr_eval, &ptr),
+                train: BinaryMetrics::compute(ytr_eval, &ptr),
                 test: BinaryMetrics::compute(&yte, &pte),
                 score_psi: metrics::psi(&ptr, &pte, 10),
                 feature_psi: names.iter().cloned().zip(fpsi).collect(),
@@ -775,7 +798,7 @@ pub fn train(df: &DataFrame, spec: &TrainSpec) -> Result<TrainOutcome> {
                 _ => trained.predict(&xtr),
             };
             let pte = trained.predict(&xte);
-            baseline = Some(Baseline::of(&xtr, names, &ptr));
+            baseline = Some(Baseline::of(&xtr.columns(), xtr.rows, names, &ptr));
             Evaluation::Regression {
                 train: RegressionMetrics::compute(&ytr, &ptr),
                 test: RegressionMetrics::compute(&yte, &pte),

@@ -5,6 +5,7 @@
 //! only (winsorising, imputation with missing flags, scaling, target encoding of categories).
 
 use std::collections::HashMap;
+use std::mem::MaybeUninit;
 use std::path::Path;
 
 use polars::prelude::*;
@@ -599,18 +600,261 @@ fn quantile(v: &mut [f64], q: f64) -> f64 {
     a + (b - a) * (pos - lo as f64)
 }
 
+/// Lower and upper clip bounds, median, and whether values are missing.
+type NumericStats = (f64, f64, f64, bool);
+
+/// The quantiles of [`NumericStats`]: clip bounds, then the median.
+const STAT_QUANTILES: [f64; 3] = [0.005, 0.995, 0.5];
+
 /// Clip bounds, median and "has missing" of a numeric column.
-fn numeric_stats(col: &[f64], mode: PrepMode) -> (f64, f64, f64, bool) {
+fn numeric_stats(col: &[f64], mode: PrepMode) -> NumericStats {
     let mut v: Vec<f64> = col.iter().copied().filter(|v| !v.is_nan()).collect();
     let flag = v.len() < col.len();
     if mode == PrepMode::Trees {
         return (0.0, 0.0, 0.0, flag);
     }
-    let lo = quantile(&mut v, 0.005);
-    let hi = quantile(&mut v, 0.995);
-    let median = quantile(&mut v, 0.5);
+    let lo = quantile(&mut v, STAT_QUANTILES[0]);
+    let hi = quantile(&mut v, STAT_QUANTILES[1]);
+    let median = quantile(&mut v, STAT_QUANTILES[2]);
     (lo, hi, median, flag)
 }
+
+/// From this many rows, numeric statistics come from one pass over the row-major matrix
+/// ([`numeric_stats_pass`]) instead of a copy of every column.
+const STATS_PASS_ROWS: usize = 50_000;
+
+/// Rows of the strided sample that places the quantile brackets of [`numeric_stats_pass`].
+const STATS_SAMPLE_ROWS: usize = 20_000;
+
+/// [`numeric_stats`] of the columns `numeric` of a row-major matrix, exactly, in one parallel
+/// pass over the rows and without copying the columns out: an evenly strided sample of
+/// `sample_rows` rows places, for each quantile, a bracket `[lo, hi]` of values that holds it
+/// with overwhelming probability; the pass counts each column's missing values, the values
+/// below each bracket and those equal to either end, and keeps those strictly inside it (a
+/// few percent of the rows, however many ties the column has), among which the quantile is
+/// selected. The rare column whose bracket missed falls back to the copy.
+///
+/// Equal values are told apart only by the sign of zero, which `quantile`'s interpolation
+/// between its two order statistics never shows (it adds a non-zero or a `+0` term).
+fn numeric_stats_pass(x: &Matrix, numeric: &[usize], sample_rows: usize) -> Vec<NumericStats> {
+    use rayon::prelude::*;
+    const Q: usize = STAT_QUANTILES.len();
+    let (n, p) = (x.rows, x.cols);
+    if numeric.is_empty() || n == 0 {
+        return numeric.iter().map(|_| (0.0, 0.0, 0.0, false)).collect();
+    }
+    let stride = (n / sample_rows.max(1)).max(1);
+    let sample = x.select_rows(&(0..n).step_by(stride).collect::<Vec<_>>());
+    // Inclusive brackets of values per column and quantile. Compared as floats (free of
+    // branches, NaN on no side): -0 and +0 are on the same side of any bound, so the values
+    // below a bracket still precede, in `total_cmp` order, those inside it.
+    let brackets: Vec<[(f64, f64); Q]> = numeric
+        .par_iter()
+        .map(|&j| {
+            let mut s: Vec<f64> = (0..sample.rows)
+                .map(|i| sample.get(i, j))
+                .filter(|v| !v.is_nan())
+                .collect();
+            s.sort_unstable_by(|a, b| a.total_cmp(b));
+            let m = s.len();
+            STAT_QUANTILES.map(|q| {
+                if m == 0 {
+                    return (f64::NEG_INFINITY, f64::INFINITY);
+                }
+                // The sample rank of the quantile has a standard deviation of about
+                // sqrt(m q (1 - q)): a margin of 6 of them (and a few ranks) around it.
+                let pos = q * (m - 1) as f64;
+                let d = 6.0 * (m as f64 * q * (1.0 - q)).sqrt() + 4.0;
+                let lo = (pos - d).floor();
+                let hi = (pos + d).ceil() + 1.0;
+                (
+                    if lo < 0.0 {
+                        f64::NEG_INFINITY
+                    } else {
+                        s[lo as usize]
+                    },
+                    if hi >= m as f64 {
+                        f64::INFINITY
+                    } else {
+                        s[hi as usize]
+                    },
+                )
+            })
+        })
+        .collect();
+    struct Part {
+        missing: Vec<usize>,
+        /// Per column and bracket: values below `lo`, equal to `lo`, equal to `hi`.
+        counts: Vec<[[usize; 3]; Q]>,
+        /// Per column and bracket: the values strictly between `lo` and `hi`.
+        inside: Vec<[Vec<f64>; Q]>,
+    }
+    let k = numeric.len();
+    let empty = || Part {
+        missing: vec![0; k],
+        counts: vec![[[0; 3]; Q]; k],
+        inside: (0..k)
+            .map(|_| std::array::from_fn(|_| Vec::new()))
+            .collect(),
+    };
+    let parts: Vec<Part> = x
+        .data
+        .par_chunks(p.max(1) * 8192)
+        .map(|chunk| {
+            let mut part = empty();
+            // Column by column over a few rows at a time (in cache), without branches on
+            // the values (a value is below the median's bracket at random): counts that
+            // vectorise, and the values inside a bracket kept by a branch-free compaction.
+            const SUB: usize = 256;
+            let (mut vals, mut kept) = ([0.0f64; SUB], [0.0f64; SUB]);
+            for rows in chunk.chunks(p * SUB) {
+                let len = rows.len() / p;
+                for (c, &j) in numeric.iter().enumerate() {
+                    for (v, row) in vals.iter_mut().zip(rows.chunks_exact(p)) {
+                        *v = row[j];
+                    }
+                    let vals = &vals[..len];
+                    part.missing[c] += vals.iter().filter(|v| v.is_nan()).count();
+                    for (q, &(lo, hi)) in brackets[c].iter().enumerate() {
+                        let [mut below, mut at_lo, mut at_hi] = [0usize; 3];
+                        for &v in vals {
+                            below += usize::from(v < lo);
+                            at_lo += usize::from(v == lo);
+                            at_hi += usize::from(v == hi);
+                        }
+                        let counts = &mut part.counts[c][q];
+                        counts[0] += below;
+                        counts[1] += at_lo;
+                        counts[2] += at_hi;
+                        let mut n = 0;
+                        for &v in vals {
+                            kept[n] = v;
+                            n += usize::from((v > lo) & (v < hi));
+                        }
+                        part.inside[c][q].extend_from_slice(&kept[..n]);
+                    }
+                }
+            }
+            part
+        })
+        .collect();
+    let mut all = empty();
+    for part in parts {
+        for c in 0..k {
+            all.missing[c] += part.missing[c];
+            for q in 0..Q {
+                for e in 0..3 {
+                    all.counts[c][q][e] += part.counts[c][q][e];
+                }
+                all.inside[c][q].extend_from_slice(&part.inside[c][q]);
+            }
+        }
+    }
+    numeric
+        .par_iter()
+        .zip(all.inside.par_iter_mut())
+        .enumerate()
+        .map(|(c, (&j, inside))| {
+            let present = n - all.missing[c];
+            let flag = all.missing[c] > 0;
+            if present == 0 {
+                return (0.0, 0.0, 0.0, flag);
+            }
+            let mut out = [0.0; Q];
+            for q in 0..Q {
+                // `quantile` over the column's present values: the order statistics `rank`
+                // and (when interpolating) `rank + 1`, from the bracket, which holds, in
+                // order, `at_lo` values equal to `lo`, those strictly inside and `at_hi`
+                // equal to `hi` (none apart when `lo == hi`).
+                let (lo, hi) = brackets[c][q];
+                let [below, at_lo, at_hi] = all.counts[c][q];
+                let at_hi = if lo == hi { 0 } else { at_hi };
+                let strict = &mut inside[q];
+                let pos = STAT_QUANTILES[q] * (present - 1) as f64;
+                let rank = pos.floor() as usize;
+                let interpolate = pos > rank as f64;
+                let last = rank + usize::from(interpolate);
+                if rank < below || last >= below + at_lo + strict.len() + at_hi {
+                    return numeric_stats(&x.column(j), PrepMode::Scaled);
+                }
+                let r = rank - below;
+                let (a, b) = if r < at_lo {
+                    // `rank + 1` is `lo` again, the smallest strictly inside, or `hi`.
+                    let next = if r + 1 < at_lo {
+                        lo
+                    } else if !strict.is_empty() {
+                        strict.iter().copied().fold(f64::INFINITY, f64::min)
+                    } else {
+                        hi
+                    };
+                    (lo, next)
+                } else if r < at_lo + strict.len() {
+                    let (_, a, right) =
+                        strict.select_nth_unstable_by(r - at_lo, |x, y| x.total_cmp(y));
+                    let next = if right.is_empty() {
+                        hi
+                    } else {
+                        right.iter().copied().fold(f64::INFINITY, f64::min)
+                    };
+                    (*a, next)
+                } else {
+                    (hi, hi)
+                };
+                let b = if interpolate { b } else { a };
+                out[q] = a + (b - a) * (pos - rank as f64);
+            }
+            (out[0], out[1], out[2], flag)
+        })
+        .collect()
+}
+
+/// [`numeric_stats`] of every numeric column of `x` (None for the others).
+fn all_numeric_stats(
+    x: &Matrix,
+    kinds: &[FeatureKind],
+    mode: PrepMode,
+) -> Vec<Option<NumericStats>> {
+    use rayon::prelude::*;
+    let numeric: Vec<usize> = (0..x.cols)
+        .filter(|&j| matches!(kinds[j], FeatureKind::Numeric))
+        .collect();
+    let stats: Vec<NumericStats> = if mode == PrepMode::Trees {
+        // Only whether each column has missing values.
+        let missing = x
+            .data
+            .par_chunks(x.cols.max(1) * 8192)
+            .map(|chunk| {
+                let mut m = vec![false; numeric.len()];
+                for row in chunk.chunks_exact(x.cols) {
+                    for (c, &j) in numeric.iter().enumerate() {
+                        m[c] |= row[j].is_nan();
+                    }
+                }
+                m
+            })
+            .reduce(
+                || vec![false; numeric.len()],
+                |a, b| a.iter().zip(&b).map(|(a, b)| *a || *b).collect(),
+            );
+        missing.into_iter().map(|m| (0.0, 0.0, 0.0, m)).collect()
+    } else if x.rows >= STATS_PASS_ROWS {
+        numeric_stats_pass(x, &numeric, STATS_SAMPLE_ROWS)
+    } else {
+        numeric
+            .par_iter()
+            .map(|&j| numeric_stats(&x.column(j), mode))
+            .collect()
+    };
+    let mut out = vec![None; x.cols];
+    for (&j, s) in numeric.iter().zip(stats) {
+        out[j] = Some(s);
+    }
+    out
+}
+
+/// Rows per chunk of the preparation passes; the sums behind the scaling are taken per chunk
+/// and reduced in order, so the result does not depend on the number of threads.
+const PREP_ROWS: usize = 4096;
 
 impl Preprocessor {
     /// Fits on training rows. `y` (0/1 or continuous) drives the category encodings; with
@@ -626,17 +870,7 @@ impl Preprocessor {
         let ybar = y.map_or(0.0, |y| y.iter().sum::<f64>() / n);
         let mut columns = Vec::new();
         let mut output_names = Vec::new();
-        let all_columns = x.columns();
-        let stats: Vec<Option<(f64, f64, f64, bool)>> = {
-            use rayon::prelude::*;
-            (0..x.cols)
-                .into_par_iter()
-                .map(|j| match kinds[j] {
-                    FeatureKind::Numeric => Some(numeric_stats(&all_columns[j], mode)),
-                    _ => None,
-                })
-                .collect()
-        };
+        let stats = all_numeric_stats(x, kinds, mode);
         for (j, kind) in kinds.iter().enumerate() {
             match kind {
                 FeatureKind::Numeric => {
@@ -653,7 +887,7 @@ impl Preprocessor {
                     }
                 }
                 FeatureKind::Categorical { levels } => {
-                    let col = &all_columns[j];
+                    let col = x.column(j);
                     // Smoothed mean target per level (m-estimate, m = 20); levels seen fewer
                     // than 10 times share `other`.
                     let k = levels.len();
@@ -726,122 +960,137 @@ impl Preprocessor {
             mean: Vec::new(),
             scale: Vec::new(),
         };
-        if mode == PrepMode::Scaled {
-            use rayon::prelude::*;
-            let t = p.transform_unscaled(x);
-            let n = t.rows as f64;
-            // Sums in fixed chunks reduced in order: the same result on any number of threads.
-            let parts: Vec<(Vec<f64>, Vec<f64>)> = t
-                .data
-                .par_chunks(t.cols.max(1) * 4096)
-                .map(|chunk| {
-                    let mut mean = vec![0.0; t.cols];
-                    let mut sq = vec![0.0; t.cols];
-                    for row in chunk.chunks(t.cols.max(1)) {
-                        for (j, v) in row.iter().enumerate() {
-                            mean[j] += v;
-                            sq[j] += v * v;
-                        }
-                    }
-                    (mean, sq)
-                })
-                .collect();
-            let mut mean = vec![0.0; t.cols];
-            let mut sq = vec![0.0; t.cols];
-            for (pm, ps) in parts {
-                mean.iter_mut().zip(&pm).for_each(|(a, b)| *a += b);
-                sq.iter_mut().zip(&ps).for_each(|(a, b)| *a += b);
-            }
-            p.mean = mean.iter().map(|m| m / n).collect();
-            p.scale = sq
-                .iter()
-                .zip(&p.mean)
-                .map(|(s, m)| {
-                    let sd = (s / n - m * m).max(0.0).sqrt();
-                    if sd > 1e-12 {
-                        sd
-                    } else {
-                        1.0
-                    }
-                })
-                .collect();
+        if mode != PrepMode::Scaled {
+            return p;
         }
+        use rayon::prelude::*;
+        let cols = p.output_names.len();
+        // The scaling statistics in one pass that prepares the values without keeping them
+        // (`transform` writes them, standardised, in one more): sums per chunk of rows,
+        // reduced in order, each row's values added in column order, as a pass over the
+        // prepared matrix would.
+        let parts: Vec<(Vec<f64>, Vec<f64>)> = (0..x.rows.div_ceil(PREP_ROWS))
+            .into_par_iter()
+            .map(|c| {
+                let mut mean = vec![0.0; cols];
+                let mut sq = vec![0.0; cols];
+                let mut row = vec![0.0; cols];
+                for i in c * PREP_ROWS..((c + 1) * PREP_ROWS).min(x.rows) {
+                    let mut k = 0;
+                    p.prepare_row(x.row(i), |v| {
+                        row[k] = v;
+                        k += 1;
+                    });
+                    for ((m, s), v) in mean.iter_mut().zip(sq.iter_mut()).zip(&row) {
+                        *m += v;
+                        *s += v * v;
+                    }
+                }
+                (mean, sq)
+            })
+            .collect();
+        let mut mean = vec![0.0; cols];
+        let mut sq = vec![0.0; cols];
+        for (pm, ps) in parts {
+            mean.iter_mut().zip(&pm).for_each(|(a, b)| *a += b);
+            sq.iter_mut().zip(&ps).for_each(|(a, b)| *a += b);
+        }
+        p.mean = mean.iter().map(|m| m / n).collect();
+        p.scale = sq
+            .iter()
+            .zip(&p.mean)
+            .map(|(s, m)| {
+                let sd = (s / n - m * m).max(0.0).sqrt();
+                if sd > 1e-12 {
+                    sd
+                } else {
+                    1.0
+                }
+            })
+            .collect();
         p
     }
 
-    fn transform_unscaled(&self, x: &Matrix) -> Matrix {
-        use rayon::prelude::*;
-        let cols = self.output_names.len();
-        let mut out = vec![0.0; x.rows * cols];
-        if cols == 0 {
-            return Matrix::new(x.rows, 0, out);
-        }
-        const ROWS: usize = 4096;
-        out.par_chunks_mut(cols * ROWS)
-            .enumerate()
-            .for_each(|(chunk_no, chunk)| {
-                for (r, orow) in chunk.chunks_mut(cols).enumerate() {
-                    let row = x.row(chunk_no * ROWS + r);
-                    let mut k = 0;
-                    for (j, c) in self.columns.iter().enumerate() {
-                        let v = row[j];
-                        match c {
-                            ColumnPrep::Numeric {
-                                lo,
-                                hi,
-                                median,
-                                flag_missing,
-                            } => match self.mode {
-                                PrepMode::Scaled => {
-                                    orow[k] = if v.is_nan() {
-                                        *median
-                                    } else {
-                                        v.clamp(*lo, *hi)
-                                    };
-                                    k += 1;
-                                    if *flag_missing {
-                                        orow[k] = if v.is_nan() { 1.0 } else { 0.0 };
-                                        k += 1;
-                                    }
-                                }
-                                PrepMode::Trees => {
-                                    orow[k] = v;
-                                    k += 1;
-                                }
-                            },
-                            ColumnPrep::Categorical {
-                                values,
-                                other,
-                                missing,
-                            } => {
-                                orow[k] = if v.is_nan() {
-                                    *missing
-                                } else {
-                                    values.get(v as usize).copied().unwrap_or(*other)
-                                };
-                                k += 1;
-                            }
+    /// The prepared values, before standardisation, of one raw row, in output column order.
+    #[inline(always)]
+    fn prepare_row(&self, row: &[f64], mut put: impl FnMut(f64)) {
+        for (j, c) in self.columns.iter().enumerate() {
+            let v = row[j];
+            match c {
+                ColumnPrep::Numeric {
+                    lo,
+                    hi,
+                    median,
+                    flag_missing,
+                } => match self.mode {
+                    PrepMode::Scaled => {
+                        put(if v.is_nan() {
+                            *median
+                        } else {
+                            v.clamp(*lo, *hi)
+                        });
+                        if *flag_missing {
+                            put(if v.is_nan() { 1.0 } else { 0.0 });
                         }
                     }
-                }
-            });
-        Matrix::new(x.rows, cols, out)
+                    PrepMode::Trees => put(v),
+                },
+                ColumnPrep::Categorical {
+                    values,
+                    other,
+                    missing,
+                } => put(if v.is_nan() {
+                    *missing
+                } else {
+                    values.get(v as usize).copied().unwrap_or(*other)
+                }),
+            }
+        }
     }
 
+    /// The model inputs of raw feature rows: one parallel pass, each value prepared and, in
+    /// scaled mode, standardised as it is written.
     pub fn transform(&self, x: &Matrix) -> Matrix {
-        let mut t = self.transform_unscaled(x);
-        if self.mode == PrepMode::Scaled && t.cols > 0 {
-            use rayon::prelude::*;
-            let p = t.cols;
-            t.data.par_chunks_mut(p * 4096).for_each(|chunk| {
-                for row in chunk.chunks_mut(p) {
-                    for (j, v) in row.iter_mut().enumerate() {
-                        *v = (*v - self.mean[j]) / self.scale[j];
-                    }
-                }
-            });
+        self.transform_into(x, Vec::new())
+    }
+
+    /// [`Preprocessor::transform`] into the allocation of `buf` (its values are dropped) when it
+    /// is large enough: memory already touched costs no page fault (on a fresh buffer of a few
+    /// hundred MB, those take longer than the transform itself).
+    pub fn transform_into(&self, x: &Matrix, buf: Vec<f64>) -> Matrix {
+        let cols = self.output_names.len();
+        if cols == 0 {
+            return Matrix::zeros(x.rows, 0);
         }
-        t
+        let scaled = self.mode == PrepMode::Scaled;
+        if scaled {
+            assert!(
+                self.mean.len() == cols && self.scale.len() == cols,
+                "scaling width"
+            );
+        }
+        let write = |row: &mut Vec<f64>, first: usize, out: &mut [MaybeUninit<f64>]| {
+            for (r, orow) in out.chunks_exact_mut(cols).enumerate() {
+                let mut k = 0;
+                self.prepare_row(x.row(first + r), |v| {
+                    row[k] = v;
+                    k += 1;
+                });
+                assert_eq!(k, cols, "prepared row width");
+                if scaled {
+                    let scaling = self.mean.iter().zip(&self.scale);
+                    for ((o, v), (m, s)) in orow.iter_mut().zip(row.iter()).zip(scaling) {
+                        o.write((v - m) / s);
+                    }
+                } else {
+                    orow.write_copy_of_slice(row);
+                }
+            }
+        };
+        // SAFETY: `out` holds whole rows of `cols` values, and `write` writes the `cols`
+        // values of each (the assertions stop it otherwise: a row of `cols` prepared values,
+        // and as many scaling terms).
+        unsafe { Matrix::build(x.rows, cols, PREP_ROWS, buf, || vec![0.0; cols], write) }.0
     }
 }
 
@@ -890,6 +1139,147 @@ mod tests {
         assert_eq!(f.x.get(3, 1), 3000.0);
         let dropped: Vec<&str> = f.dropped.iter().map(|d| d.column.as_str()).collect();
         assert_eq!(dropped, vec!["ID", "name", "const"]);
+    }
+
+    #[test]
+    fn stats_pass_equals_column_copies() {
+        use crate::model::rng::Rng;
+        let mut rng = Rng::new(11);
+        let n = 30_000;
+        let cols: Vec<Vec<f64>> = vec![
+            (0..n).map(|_| rng.normal()).collect(),
+            // Missing values, ties and a heavy tail.
+            (0..n)
+                .map(|i| match i % 7 {
+                    0 => f64::NAN,
+                    1 | 2 => 3.0,
+                    _ => rng.normal().exp() * 1e3,
+                })
+                .collect(),
+            // Two values; zeros of both signs.
+            (0..n).map(|i| [0.0, -0.0, 1.0][i % 3]).collect(),
+            // Two levels half and half (the median between them), a few levels of different
+            // weights, and a heavy level with a continuous tail.
+            (0..n).map(|i| (i % 2) as f64).collect(),
+            (0..n)
+                .map(|i| [0.0, 0.0, 0.0, 1.0, 1.0, 2.0][i % 6])
+                .collect(),
+            (0..n)
+                .map(|i| {
+                    if i % 5 < 3 {
+                        7.0
+                    } else {
+                        7.0 + rng.normal().abs()
+                    }
+                })
+                .collect(),
+            // The strided sample of 1,000 rows (every 30th) sees only the large values: its
+            // brackets miss, and the column falls back to the copy.
+            (0..n)
+                .map(|i| {
+                    if i % 30 == 0 {
+                        1e6 + i as f64
+                    } else {
+                        i as f64
+                    }
+                })
+                .collect(),
+            vec![f64::NAN; n],
+            vec![5.0; n],
+            (0..n)
+                .map(|i| if i < 10 { i as f64 } else { f64::NAN })
+                .collect(),
+        ];
+        let x = Matrix::from_columns(&cols);
+        let numeric: Vec<usize> = (0..cols.len()).collect();
+        // Wide brackets from a large sample, narrow ones from a tiny sample (some miss and
+        // fall back to the copy): always the same statistics.
+        for sample in [20_000, 1_000, 10] {
+            let pass = numeric_stats_pass(&x, &numeric, sample);
+            for (j, c) in cols.iter().enumerate() {
+                let (a, b) = (pass[j], numeric_stats(c, PrepMode::Scaled));
+                assert_eq!(
+                    (a.0.to_bits(), a.1.to_bits(), a.2.to_bits(), a.3),
+                    (b.0.to_bits(), b.1.to_bits(), b.2.to_bits(), b.3),
+                    "column {j}, sample {sample}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn scaling_and_transform_match_a_prepared_matrix() {
+        // The scaling statistics (summed while preparing, never materialised) and the fused
+        // transform match, bit for bit, the prepared matrix summed in chunks of rows and then
+        // standardised value by value.
+        use crate::model::rng::Rng;
+        let mut rng = Rng::new(5);
+        let n = 60_000;
+        let a: Vec<f64> = (0..n)
+            .map(|i| if i % 11 == 0 { f64::NAN } else { rng.normal() })
+            .collect();
+        let b: Vec<f64> = (0..n).map(|_| rng.normal() * 100.0 + 7.0).collect();
+        let c: Vec<f64> = (0..n)
+            .map(|i| {
+                if i % 13 == 0 {
+                    f64::NAN
+                } else {
+                    (i % 4) as f64
+                }
+            })
+            .collect();
+        let y: Vec<f64> = (0..n).map(|i| (i % 9 == 0) as u8 as f64).collect();
+        let x = Matrix::from_columns(&[a, b, c]);
+        let names: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let kinds = vec![
+            FeatureKind::Numeric,
+            FeatureKind::Numeric,
+            FeatureKind::Categorical {
+                levels: (0..4).map(|l| l.to_string()).collect(),
+            },
+        ];
+        for mode in [PrepMode::Scaled, PrepMode::Trees] {
+            let p = Preprocessor::fit(&x, Some(&y), &names, &kinds, mode);
+            let cols = p.output_names.len();
+            let mut prepared = Vec::new();
+            for i in 0..n {
+                p.prepare_row(x.row(i), |v| prepared.push(v));
+            }
+            assert_eq!(prepared.len(), n * cols);
+            let mut expected = prepared.clone();
+            if mode == PrepMode::Scaled {
+                assert_eq!(cols, 4, "a, its missing flag, b, c");
+                let (mut mean, mut sq) = (vec![0.0; cols], vec![0.0; cols]);
+                for chunk in prepared.chunks(cols * PREP_ROWS) {
+                    let (mut m, mut s) = (vec![0.0; cols], vec![0.0; cols]);
+                    for row in chunk.chunks(cols) {
+                        for (j, v) in row.iter().enumerate() {
+                            m[j] += v;
+                            s[j] += v * v;
+                        }
+                    }
+                    (0..cols).for_each(|j| (mean[j], sq[j]) = (mean[j] + m[j], sq[j] + s[j]));
+                }
+                let mean: Vec<f64> = mean.iter().map(|m| m / n as f64).collect();
+                let sd: Vec<f64> = (0..cols)
+                    .map(|j| (sq[j] / n as f64 - mean[j] * mean[j]).max(0.0).sqrt())
+                    .collect();
+                assert_eq!(p.mean, mean);
+                assert_eq!(p.scale, sd);
+                for row in expected.chunks_mut(cols) {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v = (*v - mean[j]) / sd[j];
+                    }
+                }
+            }
+            let t = p.transform(&x);
+            assert_eq!((t.rows, t.cols), (n, cols));
+            assert!(t
+                .data
+                .iter()
+                .zip(&expected)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
     }
 
     #[test]
