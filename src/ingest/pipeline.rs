@@ -115,7 +115,7 @@ struct CleanBatch {
     rows: usize,
     rows_read: u64,
     rejects: Vec<Reject>,
-    /// Per good row, with de-duplication on: key hash, check hash, order value, location.
+    /// Key pass only: per row whose key and order clean, its key hash, order and location.
     keys: Vec<RowKey>,
     file: Arc<FileCtx>,
     /// Bytes of source text in the batch (line formats).
@@ -135,7 +135,7 @@ struct RowKey {
     id: u64,
 }
 
-/// Which pass the workers run over a line-oriented source.
+/// Which pass the workers run over the source.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Pass {
     /// De-duplication pre-pass: only the key and order columns are cleaned.
@@ -148,6 +148,41 @@ enum Pass {
 /// the row that supersedes it.
 type Losers = HashMap<u64, (u32, u64)>;
 
+/// A contract's de-duplication rule, resolved once against its columns.
+struct DedupeSpec {
+    /// Column indexes of the key, and of the order column (`keep_latest_by`).
+    key_cols: Vec<usize>,
+    order_col: Option<usize>,
+    /// `dedupe` keeps the latest row; `unique_key` the first.
+    keep_latest: bool,
+    /// For the rejects: the first key column, and the reason's `(k1, k2)` and ` (latest by X)`.
+    reject_column: String,
+    key_list: String,
+    order_note: String,
+}
+
+impl DedupeSpec {
+    fn new(c: &Contract) -> Option<DedupeSpec> {
+        let (keys, order) = c.dedupe_key()?;
+        let position = |name: &str| {
+            c.columns
+                .iter()
+                .position(|x| x.name == name)
+                .expect("validated with the contract")
+        };
+        Some(DedupeSpec {
+            key_cols: keys.iter().map(|k| position(k)).collect(),
+            order_col: order.map(position),
+            keep_latest: c.rules.dedupe.is_some(),
+            reject_column: keys[0].clone(),
+            key_list: keys.join(", "),
+            order_note: order
+                .map(|o| format!(" (latest by {o})"))
+                .unwrap_or_default(),
+        })
+    }
+}
+
 /// What the workers share.
 struct Shared<'a> {
     contract: &'a Contract,
@@ -155,14 +190,12 @@ struct Shared<'a> {
     tokenizer: Option<Tokenizer>,
     delimiter: u8,
     layout: Vec<FixedField>,
-    dedupe: Option<(Vec<usize>, Option<usize>)>,
+    dedupe: Option<DedupeSpec>,
     /// De-duplication runs a pre-pass over the key columns first.
     pass: Pass,
     losers: Option<Losers>,
     /// Source paths as written into rejects, by file index.
     file_names: Vec<Arc<str>>,
-    /// `(key columns, " (latest by X)")` for duplicate reasons.
-    dedupe_note: (String, String),
 }
 
 /// Seeded SipHash of key bytes; two seeds give 96 bits against collisions.
@@ -206,8 +239,9 @@ impl Shared<'_> {
             self.record_key(out, line, id, fields);
             return;
         }
-        if let Some(&(file, at)) = self.losers.as_ref().and_then(|l| l.get(&id)) {
-            let (keys, note) = &self.dedupe_note;
+        if let (Some(&(file, at)), Some(d)) =
+            (self.losers.as_ref().and_then(|l| l.get(&id)), &self.dedupe)
+        {
             let by = self
                 .file_names
                 .get(file as usize)
@@ -216,8 +250,11 @@ impl Shared<'_> {
             out.rejects.push(Reject {
                 file: out.file.display.clone(),
                 record: line,
-                column: self.contract.dedupe_key().map(|(k, _)| k[0].clone()),
-                reason: format!("duplicate key ({keys}); kept {by} record {at}{note}"),
+                column: Some(d.reject_column.clone()),
+                reason: format!(
+                    "duplicate key ({}); kept {by} record {at}{}",
+                    d.key_list, d.order_note
+                ),
                 raw: raw(),
             });
             return;
@@ -258,21 +295,21 @@ impl Shared<'_> {
     /// Pre-pass: the row's key and order, when they clean; a row whose key or order does not
     /// clean takes no part in de-duplication (the full pass rejects it for that reason).
     fn record_key(&self, out: &mut CleanBatch, line: u64, id: u64, fields: &[Option<&str>]) {
-        let Some((key_cols, order_col)) = &self.dedupe else {
+        let Some(d) = &self.dedupe else {
             return;
         };
         let clean = |i: usize| {
             self.columns[i].clean(fields.get(i).copied().flatten(), self.tokenizer.as_ref())
         };
         let mut bytes = Vec::with_capacity(64);
-        for &k in key_cols {
+        for &k in &d.key_cols {
             match clean(k) {
                 Ok(v) => v.key_bytes(&mut bytes),
                 Err(_) => return,
             }
         }
-        let order = match order_col {
-            Some(o) => match clean(*o) {
+        let order = match d.order_col {
+            Some(o) => match clean(o) {
                 Ok(v) => v.as_order().unwrap_or(f64::NEG_INFINITY),
                 Err(_) => return,
             },
@@ -368,9 +405,9 @@ impl Shared<'_> {
         let block_is_utf8 = enc == Encoding::Utf8 && std::str::from_utf8(bytes).is_ok();
         // The key pass decodes only the fields it cleans.
         let wanted: Option<Vec<bool>> = match (self.pass, &self.dedupe) {
-            (Pass::Keys, Some((keys, order))) => {
-                let mut w = vec![false; rec.len().max(n_fields)];
-                for &k in keys.iter().chain(order.iter()) {
+            (Pass::Keys, Some(d)) => {
+                let mut w = vec![false; n_fields];
+                for &k in d.key_cols.iter().chain(d.order_col.iter()) {
                     if let Some(Some(j)) = mapping.get(k) {
                         if *j >= w.len() {
                             w.resize(*j + 1, false);
@@ -545,7 +582,7 @@ fn trim_eol(b: &[u8]) -> &[u8] {
     &b[..e]
 }
 
-/// Consumes cleaned batches in order: data parts, rejects, de-duplication state.
+/// Consumes cleaned batches in order: data parts and rejects.
 struct Sink {
     dir: PathBuf,
     schema: Schema,
@@ -756,16 +793,6 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
     } else {
         Vec::new()
     };
-    let names: Vec<&str> = c.columns.iter().map(|x| x.name.as_str()).collect();
-    let dedupe = c.dedupe_key().map(|(keys, order)| {
-        (
-            keys.iter()
-                .map(|k| names.iter().position(|n| n == k).expect("validated"))
-                .collect::<Vec<_>>(),
-            order.map(|o| names.iter().position(|n| *n == o).expect("validated")),
-        )
-    });
-    let keep_latest = c.rules.dedupe.is_some();
     let mut shared = Shared {
         contract: c,
         columns: c
@@ -782,21 +809,10 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
             .copied()
             .unwrap_or(b','),
         layout,
-        dedupe,
+        dedupe: DedupeSpec::new(c),
         pass: Pass::Rows,
         losers: None,
         file_names: files.iter().map(|f| display_path(root, f)).collect(),
-        dedupe_note: (
-            c.dedupe_key()
-                .map(|(k, _)| k.join(", "))
-                .unwrap_or_default(),
-            c.rules
-                .dedupe
-                .as_ref()
-                .and_then(|d| d.keep_latest_by.as_ref())
-                .map(|o| format!(" (latest by {o})"))
-                .unwrap_or_default(),
-        ),
     };
 
     let wh = Warehouse::new(&req.project.warehouse_root);
@@ -824,10 +840,10 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
         },
     };
 
-    // De-duplication of a line-oriented source: a pre-pass over the key columns decides
-    // which rows lose, so that the full pass writes only survivors (no rewrite of parts).
+    // De-duplication: a pre-pass over the key columns decides which rows lose, so that the
+    // cleaning pass writes only survivors (no rewrite of written parts).
     let mut pre_checksum = None;
-    if shared.dedupe.is_some() {
+    if let Some(keep_latest) = shared.dedupe.as_ref().map(|d| d.keep_latest) {
         shared.pass = Pass::Keys;
         let total: u64 = files
             .iter()
@@ -1062,12 +1078,11 @@ fn produce(
     cancelled: &dyn Fn() -> bool,
 ) -> Result<SourceStats> {
     let c = req.contract;
-    let root = &req.project.root;
     let mut seq = 0u64;
     let mut sums = Vec::new();
     let mut bytes = 0u64;
     for (index, path) in files.iter().enumerate() {
-        let display = display_path(root, path);
+        let display = shared.file_names[index].clone();
         match c.source.format {
             Format::Csv | Format::Ndjson | Format::FixedWidth => {
                 let is_csv = c.source.format == Format::Csv;
