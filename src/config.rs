@@ -9,6 +9,8 @@
 //! key_file = "keys/pii.key"     # PANORAMA_PII_KEY (the key itself) overrides
 //! [run]
 //! threads = 2                   # PANORAMA_THREADS or --threads override
+//! [ingest]
+//! dedupe_memory_mb = 512        # the de-duplication key index spills to disk beyond this
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -64,6 +66,28 @@ pub struct RunSection {
     pub pools: std::collections::BTreeMap<String, usize>,
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IngestSection {
+    /// Memory for the de-duplication key index, in MB; beyond it the index spills its
+    /// winners to disk in hash partitions, so a source of any size de-duplicates in bounded
+    /// memory.
+    #[serde(default = "default_dedupe_memory_mb")]
+    pub dedupe_memory_mb: usize,
+}
+
+impl Default for IngestSection {
+    fn default() -> Self {
+        IngestSection {
+            dedupe_memory_mb: default_dedupe_memory_mb(),
+        }
+    }
+}
+
+fn default_dedupe_memory_mb() -> usize {
+    512
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
@@ -75,6 +99,8 @@ pub struct ConfigFile {
     pub pii: PiiSection,
     #[serde(default)]
     pub run: RunSection,
+    #[serde(default)]
+    pub ingest: IngestSection,
 }
 
 /// A project folder and its resolved configuration.

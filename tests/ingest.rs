@@ -915,3 +915,92 @@ required = true
         "{why}"
     );
 }
+
+/// Regression for the key index's memory bound: with `dedupe_memory_mb = 0` (a table of 14
+/// keys) the index spills to disk on a source with hundreds of keys, and the night's clean
+/// and rejected rows are exactly those of an index that fits in memory.
+#[test]
+fn dedupe_spilled_to_disk_matches_in_memory() {
+    let w = Workdir::new();
+    w.write(
+        "jobs/ingest/events.toml",
+        r#"kind = "ingest"
+name = "events"
+[source]
+path = "src/events.csv"
+format = "csv"
+[rules]
+max_reject_rate = 1.0
+dedupe = { key = ["account", "kind"], keep_latest_by = "version" }
+[[columns]]
+name = "account"
+type = "string"
+required = true
+[[columns]]
+name = "kind"
+type = "string"
+[[columns]]
+name = "version"
+type = "int"
+required = true
+[[columns]]
+name = "row"
+type = "int"
+"#,
+    );
+    // 3,000 rows over about 700 keys, versions with ties, a few rows without a version.
+    let mut csv = String::from("account,kind,version,row\n");
+    let mut state = 12345u64;
+    for row in 0..3000 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let account = (state >> 33) % 350;
+        let kind = ["a", "b"][((state >> 20) & 1) as usize];
+        let version = if (state >> 40).is_multiple_of(97) {
+            String::new()
+        } else {
+            ((state >> 45) % 6).to_string()
+        };
+        csv.push_str(&format!("acct{account},{kind},{version},{row}\n"));
+    }
+    w.write("src/events.csv", &csv);
+    let frames = |w: &Workdir| {
+        let out = w.run_code(&["-v", "ingest", "events", "--date", "2024-03-31"], 0);
+        let sort = |df: DataFrame, by: &str| df.sort([by], Default::default()).unwrap();
+        (
+            sort(
+                w.read_parquet("warehouse/clean/events/dt=2024-03-31"),
+                "row",
+            ),
+            sort(
+                w.read_parquet("warehouse/rejects/events/dt=2024-03-31"),
+                "record",
+            ),
+            stderr(&out).contains("spilled to disk"),
+        )
+    };
+    let (clean, rejects, spilled) = frames(&w);
+    assert!(!spilled);
+    let config = std::fs::read_to_string(w.path("panorama.toml")).unwrap();
+    w.write(
+        "panorama.toml",
+        format!("{config}\n[ingest]\ndedupe_memory_mb = 0\n"),
+    );
+    let (spilled_clean, spilled_rejects, spilled) = frames(&w);
+    assert!(spilled);
+    assert!(clean.height() > 500 && rejects.height() > 2000, "{clean}");
+    assert_eq!(clean.height() + rejects.height(), 3000);
+    assert!(
+        clean.equals_missing(&spilled_clean),
+        "{clean}\n{spilled_clean}"
+    );
+    assert!(rejects.equals_missing(&spilled_rejects));
+    let leftovers: Vec<_> = std::fs::read_dir(w.path("warehouse/clean/events/dt=2024-03-31"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| !n.to_string_lossy().ends_with(".parquet") && n != "_SUCCESS")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

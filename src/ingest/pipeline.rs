@@ -3,11 +3,11 @@
 //! staged rejects partition, and commits both.
 //!
 //! Memory stays bounded: a few blocks in flight and one row group being assembled. With
-//! de-duplication a key pass runs first and keeps about 41 bytes per hash-table bucket (a
-//! power of two above 8/7 of the distinct keys: 1.37 GB for 17.5M keys), freed before the
-//! cleaning pass.
+//! de-duplication a key pass runs first; its key index (`dedupe.rs`) stays within
+//! `[ingest] dedupe_memory_mb` and spills to disk beyond, and only the superseded rows
+//! (24 bytes each) are kept for the cleaning pass.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs;
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
@@ -20,6 +20,7 @@ use polars::prelude::*;
 
 use super::clean::{CompiledColumn, Value};
 use super::contract::{ColumnType, Contract, Encoding, FixedField, Format};
+use super::dedupe::{KeyIndex, Losers, RowKey};
 use super::pii::Tokenizer;
 use super::readers::{self, FileCtx, RawBatch, RawRow};
 use super::{IngestReport, IngestRequest};
@@ -125,16 +126,6 @@ struct CleanBatch {
     seq: u64,
 }
 
-#[derive(Clone, Copy)]
-struct RowKey {
-    hash: u64,
-    check: u32,
-    order: f64,
-    line: u64,
-    /// `seq << 32 | ordinal in the batch`.
-    id: u64,
-}
-
 /// Which pass the workers run over the source.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Pass {
@@ -143,10 +134,6 @@ enum Pass {
     /// Full cleaning.
     Rows,
 }
-
-/// For each row a de-duplication pre-pass dropped (by row id): the file index and line of
-/// the row that supersedes it.
-type Losers = HashMap<u64, (u32, u64)>;
 
 /// A contract's de-duplication rule, resolved once against its columns.
 struct DedupeSpec {
@@ -239,8 +226,8 @@ impl Shared<'_> {
             self.record_key(out, line, id, fields);
             return;
         }
-        if let (Some(&(file, at)), Some(d)) =
-            (self.losers.as_ref().and_then(|l| l.get(&id)), &self.dedupe)
+        if let (Some((file, at)), Some(d)) =
+            (self.losers.as_ref().and_then(|l| l.get(id)), &self.dedupe)
         {
             let by = self
                 .file_names
@@ -849,13 +836,22 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
             .iter()
             .map(|f| fs::metadata(f).map(|m| m.len()).unwrap_or(0))
             .sum();
-        let mut index = KeyIndex::new(keep_latest, total);
+        let budget = req.project.config.ingest.dedupe_memory_mb << 20;
+        let mut index = KeyIndex::new(keep_latest, total, budget, staged.dir().join("_keys"));
         let stats = run_pass(req, &files, &shared, threads, |b| {
-            index.take(&b);
-            Ok(())
+            index.take(&b.keys, b.file.index as u32, b.bytes)
         })?;
         pre_checksum = Some(stats.checksum);
-        shared.losers = Some(index.finish());
+        if index.spilled > 0 {
+            crate::log::debug(
+                "the de-duplication key index spilled to disk",
+                &[
+                    ("table", c.table.as_str().into()),
+                    ("keys", index.spilled.into()),
+                ],
+            );
+        }
+        shared.losers = Some(index.finish()?);
         shared.pass = Pass::Rows;
     }
 
@@ -985,83 +981,6 @@ fn run_pass(
         return Err(Error::Interrupted);
     }
     Ok(source)
-}
-
-/// The de-duplication pre-pass's state: the winner so far for each key (about 40 bytes per
-/// distinct key), and the rows already superseded.
-struct KeyIndex {
-    winners: HashMap<u64, KeyWinner>,
-    superseded: Vec<(u64, u64)>,
-    keep_latest: bool,
-    source_bytes: u64,
-}
-
-#[derive(Clone, Copy)]
-struct KeyWinner {
-    order: f64,
-    id: u64,
-    line: u64,
-    file: u32,
-    check: u32,
-}
-
-impl KeyIndex {
-    fn new(keep_latest: bool, source_bytes: u64) -> KeyIndex {
-        KeyIndex {
-            winners: HashMap::new(),
-            superseded: Vec::new(),
-            keep_latest,
-            source_bytes,
-        }
-    }
-
-    fn take(&mut self, b: &CleanBatch) {
-        if self.winners.is_empty() && !b.keys.is_empty() {
-            // Size the table once from the first batch's rows per byte: growing by doubling
-            // would hold two tables at once, at the largest size.
-            let per_byte = b.keys.len() as f64 / b.bytes.max(1) as f64;
-            let estimate = (per_byte * self.source_bytes as f64 * 1.05) as usize;
-            self.winners.reserve(estimate.min(1 << 31));
-        }
-        let file = b.file.index as u32;
-        for k in &b.keys {
-            let new = KeyWinner {
-                order: k.order,
-                id: k.id,
-                line: k.line,
-                file,
-                check: k.check,
-            };
-            match self.winners.get_mut(&k.hash) {
-                None => {
-                    self.winners.insert(k.hash, new);
-                }
-                // Two keys sharing 64 bits of hash but not the other 32 are not duplicates;
-                // the later one stays out of the index (odds about n^2 / 2^97).
-                Some(old) if old.check != new.check => {}
-                Some(old) => {
-                    // Latest by the order column wins, the later row on ties; with only a
-                    // unique key the first row stays.
-                    let loser = if self.keep_latest && new.order >= old.order {
-                        std::mem::replace(old, new)
-                    } else {
-                        new
-                    };
-                    self.superseded.push((loser.id, k.hash));
-                }
-            }
-        }
-    }
-
-    /// Each superseded row with the location of the row that won its key.
-    fn finish(self) -> Losers {
-        let mut losers = Losers::with_capacity(self.superseded.len());
-        for (id, hash) in self.superseded {
-            let w = self.winners[&hash];
-            losers.insert(id, (w.file, w.line));
-        }
-        losers
-    }
 }
 
 struct SourceStats {
