@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use chrono::{NaiveDate, NaiveDateTime};
+use chrono::{Datelike, NaiveDate, NaiveDateTime};
 
 use super::contract::{CleanRule, Column, ColumnType, IdCheck, Pii};
 use super::pii::Tokenizer;
@@ -258,10 +258,7 @@ impl CompiledColumn {
             // Dates compare as YYYYMMDD numbers, as the contract writes them.
             Value::Date(d) => {
                 let date = days_to_date(*d);
-                date.format("%Y%m%d")
-                    .to_string()
-                    .parse::<f64>()
-                    .unwrap_or(0.0)
+                f64::from(date.year() * 10_000 + date.month() as i32 * 100 + date.day() as i32)
             }
             _ => return Ok(()),
         };

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
 
@@ -53,6 +54,27 @@ impl Losers {
     }
 }
 
+/// The table's keys are seeded SipHash values already: they need mixing (one multiply spreads
+/// the low bits into the top ones hashbrown probes with), not hashing again.
+#[derive(Default)]
+struct Premixed(u64);
+
+impl Hasher for Premixed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = x.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type Table = HashMap<u64, Winner, BuildHasherDefault<Premixed>>;
+
 #[derive(Clone, Copy, Debug)]
 struct Winner {
     order: f64,
@@ -70,7 +92,7 @@ const PARTITIONS: usize = 256;
 const RECORD_BYTES: usize = 40;
 
 pub(super) struct KeyIndex {
-    winners: HashMap<u64, Winner>,
+    winners: Table,
     /// Most keys the table holds before it spills (its bucket count stays within the budget).
     limit: usize,
     /// Rows superseded inside one run, with their key hash; resolved at the end.
@@ -91,7 +113,7 @@ impl KeyIndex {
         let buckets = (budget / BUCKET_BYTES).max(16);
         let buckets = 1usize << (usize::BITS - 1 - buckets.leading_zeros());
         KeyIndex {
-            winners: HashMap::new(),
+            winners: Table::default(),
             limit: buckets / 8 * 7,
             superseded: Vec::new(),
             keep_latest,
@@ -183,7 +205,7 @@ impl KeyIndex {
                 f.flush()
                     .ctx(|| format!("writing {}", self.spill_dir.display()))?;
             }
-            self.winners = HashMap::new();
+            self.winners = Table::default();
             let mut superseded = std::mem::take(&mut self.superseded);
             superseded.sort_unstable_by_key(|&(_, hash)| hash >> 56);
             let mut rest = &superseded[..];
@@ -215,7 +237,7 @@ impl KeyIndex {
             1 << 16,
             File::open(&path).ctx(|| format!("reading {}", path.display()))?,
         );
-        let mut table: HashMap<u64, Winner> = HashMap::with_capacity(len / RECORD_BYTES);
+        let mut table = Table::with_capacity_and_hasher(len / RECORD_BYTES, Default::default());
         let mut across: Vec<(u64, u64)> = Vec::new();
         let mut rec = [0u8; RECORD_BYTES];
         for _ in 0..len / RECORD_BYTES {
@@ -252,12 +274,7 @@ impl KeyIndex {
 /// returns the row that lost, if any. Latest by the order column wins, the later row on ties;
 /// with only a unique key the first row stays. Two keys sharing 64 bits of hash but not the
 /// other 32 are not duplicates: the later one stays out (odds about n^2 / 2^97).
-fn merge(
-    table: &mut HashMap<u64, Winner>,
-    hash: u64,
-    new: Winner,
-    keep_latest: bool,
-) -> Option<Winner> {
+fn merge(table: &mut Table, hash: u64, new: Winner, keep_latest: bool) -> Option<Winner> {
     match table.get_mut(&hash) {
         None => {
             table.insert(hash, new);

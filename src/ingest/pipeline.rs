@@ -389,7 +389,7 @@ impl Shared<'_> {
         let mapping = out.file.mapping.clone();
         // One validation of the whole block instead of one per field; a block that is not
         // valid UTF-8 falls back to field by field, to name the bad field.
-        let block_is_utf8 = enc == Encoding::Utf8 && std::str::from_utf8(bytes).is_ok();
+        let block_is_utf8 = enc == Encoding::Utf8 && simdutf8::basic::from_utf8(bytes).is_ok();
         // The key pass decodes only the fields it cleans.
         let wanted: Option<Vec<bool>> = match (self.pass, &self.dedupe) {
             (Pass::Keys, Some(d)) => {
