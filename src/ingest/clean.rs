@@ -243,7 +243,7 @@ impl CompiledColumn {
     }
 
     fn is_null(&self, v: &str) -> bool {
-        let t = v.trim_matches(is_space);
+        let t = trim_space(v);
         self.null_values.iter().any(|n| n == t)
     }
 
@@ -276,7 +276,7 @@ impl CompiledColumn {
     }
 
     fn parse_date(&self, v: &str) -> Result<i32, String> {
-        let t = v.trim_matches(is_space);
+        let t = trim_space(v);
         for f in &self.formats {
             let parsed = match f {
                 DateFormat::YmdSep(sep) => parse_ymd_sep(t, *sep),
@@ -295,7 +295,7 @@ impl CompiledColumn {
     }
 
     fn parse_datetime(&self, v: &str) -> Result<i64, String> {
-        let t = v.trim_matches(is_space);
+        let t = trim_space(v);
         for f in &self.formats {
             if let DateFormat::Chrono(fmt) = f {
                 // The common core-system form, without chrono's format interpreter.
@@ -342,6 +342,16 @@ pub fn is_space(c: char) -> bool {
     c.is_whitespace() || c == '\u{3000}' || c == '\u{feff}'
 }
 
+/// `s` without leading and trailing `is_space` characters. Most values start and end with a
+/// visible ASCII character: those are returned without decoding a character.
+pub fn trim_space(s: &str) -> &str {
+    let b = s.as_bytes();
+    match (b.first(), b.last()) {
+        (Some(f), Some(l)) if f.is_ascii_graphic() && l.is_ascii_graphic() => s,
+        _ => s.trim_matches(is_space),
+    }
+}
+
 fn shorten(s: &str) -> String {
     if s.chars().count() > 40 {
         let mut t: String = s.chars().take(40).collect();
@@ -355,9 +365,9 @@ fn shorten(s: &str) -> String {
 pub fn apply_rule(rule: CleanRule, v: Cow<'_, str>) -> Result<Cow<'_, str>, String> {
     Ok(match rule {
         CleanRule::Trim => match v {
-            Cow::Borrowed(b) => Cow::Borrowed(b.trim_matches(is_space)),
+            Cow::Borrowed(b) => Cow::Borrowed(trim_space(b)),
             Cow::Owned(o) => {
-                let t = o.trim_matches(is_space);
+                let t = trim_space(&o);
                 if t.len() == o.len() {
                     Cow::Owned(o)
                 } else {
@@ -488,7 +498,7 @@ pub fn parse_money(v: &str) -> Result<f64, String> {
 
 pub fn parse_percent(v: &str) -> Result<f64, String> {
     let h = halfwidth(Cow::Borrowed(v));
-    let t = h.trim_matches(is_space);
+    let t = trim_space(&h);
     if let Some(p) = t.strip_suffix('%') {
         p.trim()
             .parse::<f64>()
@@ -501,7 +511,7 @@ pub fn parse_percent(v: &str) -> Result<f64, String> {
 }
 
 fn parse_int(v: &str) -> Result<i64, String> {
-    let t = v.trim_matches(is_space);
+    let t = trim_space(v);
     if let Ok(x) = t.parse::<i64>() {
         return Ok(x);
     }
@@ -513,7 +523,7 @@ fn parse_int(v: &str) -> Result<i64, String> {
 }
 
 fn parse_float(v: &str) -> Result<f64, String> {
-    let t = v.trim_matches(is_space);
+    let t = trim_space(v);
     match t.parse::<f64>() {
         Ok(f) if f.is_finite() => Ok(f),
         _ => Err(format!("{:?} is not a number", shorten(t))),
@@ -521,7 +531,7 @@ fn parse_float(v: &str) -> Result<f64, String> {
 }
 
 fn parse_bool(v: &str) -> Result<bool, String> {
-    match v.trim_matches(is_space).to_ascii_lowercase().as_str() {
+    match trim_space(v).to_ascii_lowercase().as_str() {
         "true" | "t" | "1" | "yes" | "y" | "是" => Ok(true),
         "false" | "f" | "0" | "no" | "n" | "否" => Ok(false),
         other => Err(format!("{:?} is not a boolean", shorten(other))),
@@ -630,6 +640,26 @@ pub fn days_to_date(days: i32) -> NaiveDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trim_space_matches_the_full_trim() {
+        for v in [
+            "",
+            " ",
+            "a",
+            "ab",
+            " a",
+            "a ",
+            "\u{3000}x\u{3000}",
+            "\u{feff}12",
+            "x\t",
+            "中文",
+            " 中 ",
+            "\u{a0}7",
+        ] {
+            assert_eq!(trim_space(v), v.trim_matches(is_space), "{v:?}");
+        }
+    }
 
     fn col(toml_text: &str) -> CompiledColumn {
         let c: Column = toml::from_str(toml_text).unwrap();
