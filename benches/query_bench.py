@@ -14,9 +14,12 @@
       Runs the five analyst queries with Panorama (`panorama query`, one process per query, wall
       time) and DuckDB (in process, views over the same Parquet files, 2 threads), REPEAT times
       each, and prints a table: first run and best run of each, the ratio, and the bars
-      (< 3 s, <= 1.5x DuckDB). Results are compared (row counts) so both answer the same query.
+      (< 3 s, <= 1.5x DuckDB). Results are compared (row counts, then every value: floats to a
+      relative 1e-9, as parallel sums differ in the last digits) so both answer the same query.
 """
 
+import csv
+import datetime
 import json
 import math
 import os
@@ -133,6 +136,38 @@ def duck_sql(sql):
         "clean.enterprises", "enterprises").replace("clean.transactions", "transactions")
 
 
+def same_value(cell, v):
+    """A CSV cell of Panorama's output against DuckDB's value of the same cell."""
+    if v is None:
+        return cell == ""
+    if isinstance(v, bool):
+        return cell.lower() == str(v).lower()
+    if isinstance(v, (int, float)):
+        try:
+            x = float(cell)
+        except ValueError:
+            return False
+        return math.isclose(x, float(v), rel_tol=1e-9, abs_tol=1e-9)
+    if isinstance(v, datetime.datetime):
+        # DuckDB's DATE_TRUNC gives a timestamp where polars keeps a date.
+        if v.time() == datetime.time() and cell == v.date().isoformat():
+            return True
+        return cell.replace("T", " ").rstrip("0").rstrip(".") == str(v).rstrip("0").rstrip(".")
+    return cell == str(v)
+
+
+def compare(path, res):
+    """The first difference between Panorama's CSV result and DuckDB's rows, or None."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))[1:]
+    if len(rows) != len(res):
+        return f"panorama {len(rows)} rows, duckdb {len(res)} rows"
+    for i, (a, b) in enumerate(zip(rows, res)):
+        if len(a) != len(b) or not all(same_value(c, v) for c, v in zip(a, b)):
+            return f"row {i}: panorama {a}, duckdb {list(b)}"
+    return None
+
+
 def run(project, date, panorama, repeat):
     con = duckdb.connect()
     con.execute("SET threads = 2")
@@ -143,7 +178,8 @@ def run(project, date, panorama, repeat):
     rows = []
     for name, sql in QUERIES:
         pano, duck = [], []
-        pano_rows = duck_rows = None
+        pano_rows = None
+        diff = None
         for _ in range(repeat):
             t0 = time.perf_counter()
             p = subprocess.run([panorama, "-C", project, "-q", "query", sql, "--format", "csv", "--out", out],
@@ -156,9 +192,9 @@ def run(project, date, panorama, repeat):
             t0 = time.perf_counter()
             res = con.execute(duck_sql(sql)).fetchall()
             duck.append(time.perf_counter() - t0)
-            duck_rows = len(res)
-        if pano_rows != duck_rows:
-            print(f"WARNING {name}: panorama {pano_rows} rows, duckdb {duck_rows} rows", flush=True)
+            diff = diff or compare(out, res)
+        if diff:
+            print(f"WARNING {name}: results differ: {diff}", flush=True)
         rows.append((name, pano[0], min(pano), duck[0], min(duck), pano_rows))
         print(f"  {name:<42} panorama first {pano[0]:6.2f} s best {min(pano):6.2f} s | "
               f"duckdb first {duck[0]:6.2f} s best {min(duck):6.2f} s", flush=True)
