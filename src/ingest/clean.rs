@@ -79,7 +79,7 @@ impl Value<'_> {
 }
 
 /// A column ready for the hot path: lookups prepared once per ingest.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct CompiledColumn {
     pub col: Column,
     null_values: Vec<String>,

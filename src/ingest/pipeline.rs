@@ -136,6 +136,7 @@ enum Pass {
 }
 
 /// A contract's de-duplication rule, resolved once against its columns.
+#[derive(Clone)]
 struct DedupeSpec {
     /// Column indexes of the key, and of the order column (`keep_latest_by`).
     key_cols: Vec<usize>,
@@ -170,7 +171,9 @@ impl DedupeSpec {
     }
 }
 
-/// What the workers share.
+/// What the workers share. Each worker runs on its own clone, so that the columns' regexes
+/// have a cache per thread (one shared regex made the two workers contend for its cache pool).
+#[derive(Clone)]
 struct Shared<'a> {
     contract: &'a Contract,
     columns: Vec<CompiledColumn>,
@@ -180,7 +183,7 @@ struct Shared<'a> {
     dedupe: Option<DedupeSpec>,
     /// De-duplication runs a pre-pass over the key columns first.
     pass: Pass,
-    losers: Option<Losers>,
+    losers: Option<Arc<Losers>>,
     /// Source paths as written into rejects, by file index.
     file_names: Vec<Arc<str>>,
 }
@@ -851,7 +854,7 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
                 ],
             );
         }
-        shared.losers = Some(index.finish()?);
+        shared.losers = Some(Arc::new(index.finish()?));
         shared.pass = Pass::Rows;
     }
 
@@ -945,9 +948,10 @@ fn run_pass(
         for _ in 0..threads {
             let raw_rx = raw_rx.clone();
             let out_tx = out_tx.clone();
+            let worker = shared.clone();
             s.spawn(move || {
                 for (seq, b) in raw_rx {
-                    if out_tx.send((seq, shared.process(seq, b))).is_err() {
+                    if out_tx.send((seq, worker.process(seq, b))).is_err() {
                         break;
                     }
                 }
