@@ -28,7 +28,7 @@ use crate::error::{Context, Error, Result};
 use crate::warehouse::parquet::{PartWriter, ROW_GROUP_ROWS};
 use crate::warehouse::{Layer, PartitionKey, Success, Warehouse};
 
-/// Rows per part file: few files for analysts, and a bounded de-duplication rewrite.
+/// Rows per part file: a few files of a few row groups each rather than one huge file.
 const PART_ROWS: u64 = 1_000_000;
 
 /// A rejected row: where it came from, what it said, and why it was refused.
