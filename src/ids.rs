@@ -28,8 +28,10 @@ pub fn is_valid_id_card(s: &str) -> bool {
     if id_card_check_char(&b[..17]) != Some(last) {
         return false;
     }
-    let birth = &s[6..14];
-    chrono::NaiveDate::parse_from_str(birth, "%Y%m%d").is_ok()
+    // The check above saw 17 digits, so the birth date (YYYYMMDD) needs no format parser.
+    let number =
+        |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+    chrono::NaiveDate::from_ymd_opt(number(6..10) as i32, number(10..12), number(12..14)).is_some()
 }
 
 const USCC_CHARS: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
@@ -103,6 +105,22 @@ mod tests {
         assert!(!is_valid_id_card("110105194912310021"));
         assert!(!is_valid_id_card("11010519491331002X")); // month 13 passes no calendar
         assert_eq!(id_card_check_char(b"44052418800101001"), Some(b'4'));
+        // A valid check character does not save an impossible birth date.
+        let with_check = |first17: &str| {
+            let c = id_card_check_char(first17.as_bytes()).unwrap() as char;
+            format!("{first17}{c}")
+        };
+        for (birth, valid) in [
+            ("19960229", true),
+            ("19490229", false),
+            ("19490230", false),
+            ("19491301", false),
+            ("19490100", false),
+            ("20001231", true),
+        ] {
+            let id = with_check(&format!("110105{birth}002"));
+            assert_eq!(is_valid_id_card(&id), valid, "{id}");
+        }
     }
 
     #[test]
