@@ -390,9 +390,15 @@ impl Shared<'_> {
         let mut rec = csv::ByteRecord::new();
         let n_fields = out.file.n_fields;
         let mapping = out.file.mapping.clone();
-        // One validation of the whole block instead of one per field; a block that is not
-        // valid UTF-8 falls back to field by field, to name the bad field.
-        let block_is_utf8 = enc == Encoding::Utf8 && simdutf8::basic::from_utf8(bytes).is_ok();
+        // One validation of the whole block instead of one per field: it finds where the
+        // bytes that are not UTF-8 are, and only the records holding some are decoded field
+        // by field (to name the bad field). A block without them is the common case.
+        let not_utf8 = if enc == Encoding::Utf8 {
+            invalid_utf8_at(bytes)
+        } else {
+            Vec::new()
+        };
+        let mut next_bad = 0;
         // The key pass decodes only the fields it cleans.
         let wanted: Option<Vec<bool>> = match (self.pass, &self.dedupe) {
             (Pass::Keys, Some(d)) => {
@@ -429,6 +435,14 @@ impl Shared<'_> {
             let line = first_line + pos.line() - 1;
             let end = (rdr.position().byte() as usize).min(bytes.len());
             let raw_bytes = trim_eol(&bytes[pos.byte() as usize..end]);
+            while not_utf8
+                .get(next_bad)
+                .is_some_and(|&p| p < pos.byte() as usize)
+            {
+                next_bad += 1;
+            }
+            let record_is_utf8 =
+                enc == Encoding::Utf8 && not_utf8.get(next_bad).is_none_or(|&p| p >= end);
             if rec.len() != n_fields && n_fields > 0 {
                 self.reject_whole(
                     out,
@@ -451,9 +465,11 @@ impl Shared<'_> {
                     decoded.push(std::borrow::Cow::Borrowed(""));
                     continue;
                 }
-                if block_is_utf8 {
-                    // SAFETY: the block is valid UTF-8 and the CSV parser splits it only at
-                    // ASCII delimiters and quotes, so every field is valid UTF-8 too.
+                if record_is_utf8 {
+                    // SAFETY: the record's bytes are valid UTF-8 (no invalid sequence starts
+                    // in them, and none crosses the ASCII line end before them) and the CSV
+                    // parser splits them only at ASCII delimiters and quotes, so every field
+                    // is valid UTF-8 too.
                     decoded.push(std::borrow::Cow::Borrowed(unsafe {
                         std::str::from_utf8_unchecked(f)
                     }));
@@ -562,6 +578,24 @@ impl Shared<'_> {
             self.record(out, line, &fields, &|| text.to_string());
         }
     }
+}
+
+/// Offsets in `block` where a sequence that is not UTF-8 starts, in order (empty when the
+/// whole block is UTF-8). An invalid sequence never spans an ASCII byte.
+fn invalid_utf8_at(block: &[u8]) -> Vec<usize> {
+    let mut bad = Vec::new();
+    let mut at = 0;
+    while at < block.len() {
+        match simdutf8::compat::from_utf8(&block[at..]) {
+            Ok(_) => break,
+            Err(e) => {
+                let p = at + e.valid_up_to();
+                bad.push(p);
+                at = p + e.error_len().unwrap_or(block.len() - p).max(1);
+            }
+        }
+    }
+    bad
 }
 
 fn trim_eol(b: &[u8]) -> &[u8] {
@@ -1105,4 +1139,19 @@ fn produce(
         h.finalize().to_hex().to_string()
     };
     Ok(SourceStats { checksum, bytes })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::invalid_utf8_at;
+
+    #[test]
+    fn invalid_utf8_positions() {
+        assert!(invalid_utf8_at("a,中文\nb,c\n".as_bytes()).is_empty());
+        // A lone continuation byte, a truncated 3-byte sequence before a line end, and a
+        // truncated sequence at the very end.
+        let block = b"ok\n\x80x\n\xe4\xb8\nfine\n\xe4";
+        assert_eq!(invalid_utf8_at(block), [3, 6, 14]);
+        assert_eq!(invalid_utf8_at(b"\xff\xfe"), [0, 1]);
+    }
 }
