@@ -87,6 +87,9 @@ impl Value<'_> {
 pub struct CompiledColumn {
     pub col: Column,
     null_values: Vec<String>,
+    /// Bit `n` set when a null value is `n` bytes long (63 stands for 63 and more): most
+    /// values are ruled out by their length alone.
+    null_lengths: u64,
     pattern: Option<regex::Regex>,
     formats: Vec<DateFormat>,
 }
@@ -134,6 +137,7 @@ impl CompiledColumn {
         CompiledColumn {
             col: col.clone(),
             null_values: null_values.to_vec(),
+            null_lengths: null_values.iter().fold(0, |m, n| m | 1 << n.len().min(63)),
             // Validated when the contract was read.
             pattern: col
                 .pattern
@@ -248,7 +252,7 @@ impl CompiledColumn {
 
     fn is_null(&self, v: &str) -> bool {
         let t = trim_space(v);
-        self.null_values.iter().any(|n| n == t)
+        self.null_lengths & 1 << t.len().min(63) != 0 && self.null_values.iter().any(|n| n == t)
     }
 
     fn check_range(&self, value: &Value) -> Result<(), String> {
