@@ -36,7 +36,6 @@ impl Value<'_> {
             // words instead of a UTF-8 validation per token (27M tokens per GB of source).
             // SAFETY: ASCII bytes are valid UTF-8.
             Value::Token(t) if t.is_ascii() => Some(unsafe { std::str::from_utf8_unchecked(t) }),
-            Value::Token(_) => None,
             _ => None,
         }
     }

@@ -191,14 +191,7 @@ impl KeyIndex {
     pub fn finish(mut self) -> Result<Losers> {
         let mut losers = Vec::with_capacity(self.superseded.len());
         if self.spill.is_none() {
-            for &(id, hash) in &self.superseded {
-                let w = self.winners[&hash];
-                losers.push(Loser {
-                    id,
-                    line: w.line,
-                    file: w.file,
-                });
-            }
+            resolve(&self.winners, &self.superseded, &mut losers);
         } else {
             self.spill_run()?;
             for f in self.spill.take().expect("spilled").iter_mut() {
@@ -258,16 +251,22 @@ impl KeyIndex {
                 across.push((loser.id, hash));
             }
         }
-        for &(id, hash) in superseded.iter().chain(&across) {
-            let w = table[&hash];
-            losers.push(Loser {
-                id,
-                line: w.line,
-                file: w.file,
-            });
-        }
+        resolve(&table, superseded, losers);
+        resolve(&table, &across, losers);
         Ok(())
     }
+}
+
+/// Each superseded `(row id, key hash)` with the location of its key's final winner.
+fn resolve(winners: &Table, superseded: &[(u64, u64)], losers: &mut Vec<Loser>) {
+    losers.extend(superseded.iter().map(|&(id, hash)| {
+        let w = winners[&hash];
+        Loser {
+            id,
+            line: w.line,
+            file: w.file,
+        }
+    }));
 }
 
 /// Puts `new` (later in the source than what `table` holds) against the winner of its key;

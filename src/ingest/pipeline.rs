@@ -613,7 +613,9 @@ struct Sink {
     acc: Vec<DataFrame>,
     acc_rows: usize,
     writer: Option<PartWriter>,
-    parts: Vec<(String, u64, u64)>,
+    /// Part files started, and rows in the one being written.
+    parts: usize,
+    part_rows: u64,
     rows_written: u64,
     rows_read: u64,
     rejects: RejectWriter,
@@ -650,22 +652,21 @@ impl Sink {
         // One row group per flush, not one per worker batch.
         df.rechunk_mut_par();
         if self.writer.is_none() {
-            let name = format!("part-{:05}.parquet", self.parts.len());
+            let name = format!("part-{:05}.parquet", self.parts);
             self.writer = Some(PartWriter::create(
                 &self.dir.join(&name),
                 &self.schema,
                 &[],
             )?);
-            self.parts.push((name, self.rows_written, 0));
+            self.parts += 1;
+            self.part_rows = 0;
         }
         let w = self.writer.as_mut().expect("writer");
         w.write(&df)?;
         self.rows_written += self.acc_rows as u64;
+        self.part_rows += self.acc_rows as u64;
         self.acc_rows = 0;
-        if let Some(p) = self.parts.last_mut() {
-            p.2 = self.rows_written - p.1;
-        }
-        if self.parts.last().map(|p| p.2).unwrap_or(0) >= PART_ROWS {
+        if self.part_rows >= PART_ROWS {
             self.writer.take().expect("writer").finish()?;
         }
         Ok(())
@@ -676,7 +677,7 @@ impl Sink {
         if let Some(w) = self.writer.take() {
             w.finish()?;
         }
-        if self.parts.is_empty() {
+        if self.parts == 0 {
             // An empty source still yields a readable, typed, empty table.
             let mut df = DataFrame::empty_with_schema(&self.schema);
             crate::warehouse::parquet::write_frame(
@@ -684,7 +685,7 @@ impl Sink {
                 &mut df,
                 &[],
             )?;
-            self.parts.push(("part-00000.parquet".into(), 0, 0));
+            self.parts = 1;
         }
         Ok(())
     }
@@ -853,7 +854,8 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
         acc: Vec::new(),
         acc_rows: 0,
         writer: None,
-        parts: Vec::new(),
+        parts: 0,
+        part_rows: 0,
         rows_written: 0,
         rows_read: 0,
         rejects: RejectWriter {
