@@ -2,7 +2,7 @@
 //! and clean them, and this thread writes them in order into a staged clean partition and a
 //! staged rejects partition, and commits both.
 //!
-//! Memory stays bounded: a few blocks in flight and one row group being assembled. With
+//! Memory stays bounded: a few dozen blocks in flight and one row group being assembled. With
 //! de-duplication a key pass runs first; its key index (`dedupe.rs`) stays within
 //! `[ingest] dedupe_memory_mb` and spills to disk beyond, and only the superseded rows
 //! (24 bytes each) are kept for the cleaning pass.
@@ -881,6 +881,13 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
             index.take(&b.keys, b.file.index as u32, b.bytes)
         })?;
         pre_checksum = Some(stats.checksum);
+        crate::log::debug(
+            "the de-duplication pass finished",
+            &[
+                ("table", c.table.as_str().into()),
+                ("seconds", started.elapsed().as_secs_f64().into()),
+            ],
+        );
         if index.spilled > 0 {
             crate::log::debug(
                 "the de-duplication key index spilled to disk",
@@ -980,7 +987,10 @@ fn run_pass(
         || abort.load(Ordering::Relaxed) || req.cancel.is_some_and(|f| f.load(Ordering::Relaxed));
     let (produced, consumed) = std::thread::scope(|s| {
         let (raw_tx, raw_rx) = bounded::<(u64, RawBatch)>(threads + 1);
-        let (out_tx, out_rx) = bounded::<(u64, CleanBatch)>(threads + 1);
+        // Room for the batches the workers clean while this thread encodes a row group
+        // (about 8 per worker): with `threads + 1` they stalled, and the 2-core bench ran at
+        // 1.7 cores instead of 2 (17.5 -> 14.6 s for 1.1 GB).
+        let (out_tx, out_rx) = bounded::<(u64, CleanBatch)>(threads * 8);
         for _ in 0..threads {
             let raw_rx = raw_rx.clone();
             let out_tx = out_tx.clone();
