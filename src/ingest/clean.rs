@@ -17,7 +17,7 @@ pub enum Value<'a> {
     /// Borrowed from the source text or the contract when no rule changed it.
     Str(Cow<'a, str>),
     /// A PII token (32 ASCII hex characters), built without an allocation.
-    Token([u8; 32]),
+    Token(super::pii::TokenText),
     Int(i64),
     Float(f64),
     Bool(bool),
@@ -35,7 +35,9 @@ impl Value<'_> {
             // Hex digits by construction (`Tokenizer::token_bytes`): an ASCII check of four
             // words instead of a UTF-8 validation per token (27M tokens per GB of source).
             // SAFETY: ASCII bytes are valid UTF-8.
-            Value::Token(t) if t.is_ascii() => Some(unsafe { std::str::from_utf8_unchecked(t) }),
+            Value::Token(t) if t.0.is_ascii() => {
+                Some(unsafe { std::str::from_utf8_unchecked(&t.0) })
+            }
             _ => None,
         }
     }
@@ -61,7 +63,7 @@ impl Value<'_> {
             }
             Value::Token(t) => {
                 out.push(1);
-                out.extend_from_slice(t);
+                out.extend_from_slice(&t.0);
             }
             Value::Int(v) | Value::Datetime(v) => {
                 out.push(2);

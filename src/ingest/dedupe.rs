@@ -39,13 +39,39 @@ pub(super) struct Loser {
 #[derive(Debug, Default)]
 pub(super) struct Losers(Vec<Loser>);
 
+/// Where a batch's walk over `Losers` stands.
+#[derive(Default)]
+pub(super) struct LoserCursor {
+    at: usize,
+    end: usize,
+}
+
 impl Losers {
     /// The winner's (file index, line) when row `id` was superseded.
+    #[cfg(test)]
     pub fn get(&self, id: u64) -> Option<(u32, u64)> {
         self.0
             .binary_search_by_key(&id, |l| l.id)
             .ok()
             .map(|i| (self.0[i].file, self.0[i].line))
+    }
+
+    /// A cursor over the superseded rows of batch `seq` (row ids `seq << 32 ..`).
+    pub fn batch(&self, seq: u64) -> LoserCursor {
+        LoserCursor {
+            at: self.0.partition_point(|l| l.id < seq << 32),
+            end: self.0.partition_point(|l| l.id < (seq + 1) << 32),
+        }
+    }
+
+    /// As `get`, for rows asked in increasing order: the cursor walks the batch's losers
+    /// instead of a binary search per row (a cache miss or two each, 5M rows per GB).
+    pub fn next(&self, cursor: &mut LoserCursor, id: u64) -> Option<(u32, u64)> {
+        while cursor.at < cursor.end && self.0[cursor.at].id < id {
+            cursor.at += 1;
+        }
+        let l = self.0.get(cursor.at).filter(|_| cursor.at < cursor.end)?;
+        (l.id == id).then_some((l.file, l.line))
     }
 
     #[cfg(test)]

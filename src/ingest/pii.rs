@@ -25,20 +25,27 @@ impl Tokenizer {
     /// 32 hex characters (128 bits): collision-free at warehouse scale.
     pub fn token(&self, value: &str) -> String {
         let t = self.token_bytes(value);
-        String::from_utf8_lossy(&t).into_owned()
+        String::from_utf8_lossy(&t.0).into_owned()
     }
 
     /// The token as ASCII bytes, without an allocation (the ingest hot path).
-    pub fn token_bytes(&self, value: &str) -> [u8; 32] {
+    pub fn token_bytes(&self, value: &str) -> TokenText {
         let h = blake3::keyed_hash(&self.key, value.as_bytes());
-        let mut out = [0u8; 32];
+        let mut out = TokenText([0u8; 32]);
         for (i, b) in h.as_bytes()[..16].iter().enumerate() {
-            out[2 * i] = HEX[(b >> 4) as usize];
-            out[2 * i + 1] = HEX[(b & 15) as usize];
+            out.0[2 * i] = HEX[(b >> 4) as usize];
+            out.0[2 * i + 1] = HEX[(b & 15) as usize];
         }
         out
     }
 }
+
+/// A token's 32 hex characters. Aligned so that a `Value` holding one is copied with aligned
+/// moves: at offset 1 after the enum's tag, each copy stalled on store forwarding (a quarter
+/// of the cleaning function's own time on the ingest bench).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C, align(8))]
+pub struct TokenText(pub [u8; 32]);
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 

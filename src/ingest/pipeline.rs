@@ -20,7 +20,7 @@ use polars::prelude::*;
 
 use super::clean::{CompiledColumn, Value};
 use super::contract::{ColumnType, Contract, Encoding, FixedField, Format};
-use super::dedupe::{KeyIndex, Losers, RowKey};
+use super::dedupe::{KeyIndex, LoserCursor, Losers, RowKey};
 use super::pii::Tokenizer;
 use super::readers::{self, FileCtx, RawBatch, RawRow};
 use super::{IngestReport, IngestRequest};
@@ -51,15 +51,15 @@ enum Builder {
 }
 
 impl Builder {
-    fn new(ty: ColumnType) -> Builder {
+    fn new(ty: ColumnType, rows: usize) -> Builder {
         match ty {
             // Strings go straight into Arrow views: no String per value.
-            ColumnType::String => Builder::Str(StringChunkedBuilder::new(PlSmallStr::EMPTY, 0)),
-            ColumnType::Int => Builder::Int(Vec::new()),
-            ColumnType::Float => Builder::Float(Vec::new()),
-            ColumnType::Bool => Builder::Bool(Vec::new()),
-            ColumnType::Date => Builder::Date(Vec::new()),
-            ColumnType::Datetime => Builder::Datetime(Vec::new()),
+            ColumnType::String => Builder::Str(StringChunkedBuilder::new(PlSmallStr::EMPTY, rows)),
+            ColumnType::Int => Builder::Int(Vec::with_capacity(rows)),
+            ColumnType::Float => Builder::Float(Vec::with_capacity(rows)),
+            ColumnType::Bool => Builder::Bool(Vec::with_capacity(rows)),
+            ColumnType::Date => Builder::Date(Vec::with_capacity(rows)),
+            ColumnType::Datetime => Builder::Datetime(Vec::with_capacity(rows)),
         }
     }
 
@@ -124,6 +124,8 @@ struct CleanBatch {
     /// Position of the batch in the source (the reader's sequence number): with the row's
     /// ordinal in the batch it names a row identically in both passes.
     seq: u64,
+    /// Cleaning pass: the batch's superseded rows, walked in row order.
+    losers: LoserCursor,
 }
 
 /// Which pass the workers run over the source.
@@ -197,12 +199,15 @@ fn key_hash(bytes: &[u8], seed: u64) -> u64 {
 }
 
 impl Shared<'_> {
-    fn new_batch(&self, file: Arc<FileCtx>) -> CleanBatch {
+    /// An empty batch for about `rows` rows (builders sized once: growing them row by row
+    /// copied every column's values about log2(rows) times).
+    fn new_batch(&self, file: Arc<FileCtx>, seq: u64, rows: usize) -> CleanBatch {
+        let rows = if self.pass == Pass::Keys { 0 } else { rows };
         CleanBatch {
             builders: self
                 .columns
                 .iter()
-                .map(|c| Builder::new(c.col.ty))
+                .map(|c| Builder::new(c.col.ty, rows))
                 .collect(),
             frame: None,
             rows: 0,
@@ -211,7 +216,12 @@ impl Shared<'_> {
             keys: Vec::new(),
             file,
             bytes: 0,
-            seq: 0,
+            seq,
+            losers: self
+                .losers
+                .as_ref()
+                .map(|l| l.batch(seq))
+                .unwrap_or_default(),
         }
     }
 
@@ -229,9 +239,12 @@ impl Shared<'_> {
             self.record_key(out, line, id, fields);
             return;
         }
-        if let (Some((file, at)), Some(d)) =
-            (self.losers.as_ref().and_then(|l| l.get(id)), &self.dedupe)
-        {
+        if let (Some((file, at)), Some(d)) = (
+            self.losers
+                .as_ref()
+                .and_then(|l| l.next(&mut out.losers, id)),
+            &self.dedupe,
+        ) {
             let by = self
                 .file_names
                 .get(file as usize)
@@ -344,8 +357,7 @@ impl Shared<'_> {
     fn parse(&self, seq: u64, batch: RawBatch) -> CleanBatch {
         match batch {
             RawBatch::Rows { file, rows } => {
-                let mut out = self.new_batch(file);
-                out.seq = seq;
+                let mut out = self.new_batch(file, seq, rows.len());
                 for r in rows {
                     self.process_row(&mut out, r);
                 }
@@ -356,8 +368,8 @@ impl Shared<'_> {
                 first_line,
                 bytes,
             } => {
-                let mut out = self.new_batch(file);
-                out.seq = seq;
+                // Rows of about 100 bytes or more: an estimate on the generous side.
+                let mut out = self.new_batch(file, seq, bytes.len() / 100 + 16);
                 out.bytes = bytes.len();
                 match self.contract.source.format {
                     Format::Csv => self.process_csv(&mut out, first_line, &bytes),
