@@ -386,15 +386,28 @@ pub fn apply_rule(rule: CleanRule, v: Cow<'_, str>) -> Result<Cow<'_, str>, Stri
         },
         CleanRule::Halfwidth => halfwidth(v),
         // Most text (digits, Chinese) has no case: no copy then.
+        // ASCII text (codes, identifiers) is checked bytewise, without Unicode tables.
         CleanRule::Upper => {
-            if v.chars().any(char::is_lowercase) {
+            if v.is_ascii() {
+                if v.bytes().any(|b| b.is_ascii_lowercase()) {
+                    Cow::Owned(v.to_ascii_uppercase())
+                } else {
+                    v
+                }
+            } else if v.chars().any(char::is_lowercase) {
                 Cow::Owned(v.to_uppercase())
             } else {
                 v
             }
         }
         CleanRule::Lower => {
-            if v.chars().any(char::is_uppercase) {
+            if v.is_ascii() {
+                if v.bytes().any(|b| b.is_ascii_uppercase()) {
+                    Cow::Owned(v.to_ascii_lowercase())
+                } else {
+                    v
+                }
+            } else if v.chars().any(char::is_uppercase) {
                 Cow::Owned(v.to_lowercase())
             } else {
                 v
@@ -714,6 +727,23 @@ mod tests {
             c.clean(Some("\u{3000}ａｂｃ１ "), None).unwrap(),
             Value::Str("ABC1".into())
         );
+    }
+
+    #[test]
+    fn case_rules_ascii_and_not() {
+        fn up(s: &str) -> Cow<'_, str> {
+            apply_rule(CleanRule::Upper, Cow::Borrowed(s)).unwrap()
+        }
+        fn low(s: &str) -> Cow<'_, str> {
+            apply_rule(CleanRule::Lower, Cow::Borrowed(s)).unwrap()
+        }
+        assert_eq!(up("91110000ma01abcd2x"), "91110000MA01ABCD2X");
+        assert!(matches!(up("AP2024"), Cow::Borrowed(_)));
+        assert_eq!(up("张三abc"), "张三ABC");
+        assert_eq!(up("ａｂ"), "ＡＢ");
+        assert_eq!(low("App"), "app");
+        assert!(matches!(low("ebank"), Cow::Borrowed(_)));
+        assert_eq!(low("手机APP"), "手机app");
     }
 
     #[test]

@@ -126,6 +126,15 @@ struct CleanBatch {
     seq: u64,
     /// Cleaning pass: the batch's superseded rows, walked in row order.
     losers: LoserCursor,
+    /// A row's values between cleaning and the builders (kept for its allocation).
+    values: Vec<Value<'static>>,
+}
+
+/// An emptied vector's allocation for values of another lifetime (same layout): per-row
+/// buffers are reused instead of allocated once per row.
+fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().map(|_| unreachable!("emptied")).collect()
 }
 
 /// Which pass the workers run over the source.
@@ -222,6 +231,7 @@ impl Shared<'_> {
                 .as_ref()
                 .map(|l| l.batch(seq))
                 .unwrap_or_default(),
+            values: Vec::with_capacity(self.columns.len()),
         }
     }
 
@@ -262,7 +272,7 @@ impl Shared<'_> {
             });
             return;
         }
-        let mut values = Vec::with_capacity(self.columns.len());
+        let mut values: Vec<Value> = recycle(std::mem::take(&mut out.values));
         let mut failures: Vec<(usize, String)> = Vec::new();
         for (i, c) in self.columns.iter().enumerate() {
             match c.clean(fields.get(i).copied().flatten(), self.tokenizer.as_ref()) {
@@ -287,11 +297,13 @@ impl Shared<'_> {
                 reason,
                 raw: raw(),
             });
+            out.values = recycle(values);
             return;
         }
-        for (b, v) in out.builders.iter_mut().zip(values) {
+        for (b, v) in out.builders.iter_mut().zip(values.drain(..)) {
             b.push(v);
         }
+        out.values = recycle(values);
         out.rows += 1;
     }
 
@@ -411,6 +423,8 @@ impl Shared<'_> {
             Vec::new()
         };
         let mut next_bad = 0;
+        let mut decoded_buf: Vec<std::borrow::Cow<'static, str>> = Vec::new();
+        let mut fields_buf: Vec<Option<&'static str>> = Vec::new();
         // The key pass decodes only the fields it cleans.
         let wanted: Option<Vec<bool>> = match (self.pass, &self.dedupe) {
             (Pass::Keys, Some(d)) => {
@@ -467,7 +481,7 @@ impl Shared<'_> {
                 );
                 continue;
             }
-            let mut decoded: Vec<std::borrow::Cow<str>> = Vec::with_capacity(rec.len());
+            let mut decoded: Vec<std::borrow::Cow<str>> = recycle(std::mem::take(&mut decoded_buf));
             let mut bad = None;
             for (j, f) in rec.iter().enumerate() {
                 if wanted
@@ -508,11 +522,15 @@ impl Shared<'_> {
                 );
                 continue;
             }
-            let fields: Vec<Option<&str>> = mapping
-                .iter()
-                .map(|m| m.and_then(|j| decoded.get(j).map(|c| c.as_ref())))
-                .collect();
+            let mut fields: Vec<Option<&str>> = recycle(std::mem::take(&mut fields_buf));
+            fields.extend(
+                mapping
+                    .iter()
+                    .map(|m| m.and_then(|j| decoded.get(j).map(|c| c.as_ref()))),
+            );
             self.record(out, line, &fields, &|| readers::lossy(raw_bytes, enc));
+            fields_buf = recycle(fields);
+            decoded_buf = recycle(decoded);
         }
     }
 
