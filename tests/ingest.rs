@@ -290,7 +290,8 @@ fn csv_cleaning_accounting_dedupe_and_pii() {
 #[test]
 fn every_reader_format_and_encoding() {
     let w = Workdir::new();
-    // GBK CSV with one undecodable line.
+    // GBK CSV with one undecodable line, CRLF line ends and a blank line: rejects name the
+    // record's own line and hold its text without the line ends.
     w.write(
         "jobs/persons.toml",
         r#"kind = "ingest"
@@ -319,10 +320,10 @@ accepted = ["M", "F"]
 "#,
     );
     let mut gbk = encoding_rs::GBK
-        .encode("person_id|name|gender\n1|张三|男\n2|李四|女\n2|李四|女\n")
+        .encode("person_id|name|gender\r\n1|张三|男\r\n2|李四|女\r\n2|李四|女\r\n\r\n")
         .0
         .into_owned();
-    gbk.extend_from_slice(b"3|\x81\x20|M\n");
+    gbk.extend_from_slice(b"3|\x81\x20|M\r\n");
     w.write("src/persons.csv", gbk);
 
     // NDJSON with a nested array exploded into rows, and one truncated line.
@@ -493,6 +494,29 @@ min = 0
         reasons.iter().any(|r| r.contains("duplicate")),
         "{reasons:?}"
     );
+    let records: Vec<i64> = prej
+        .column("record")
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    assert_eq!(records, [4, 6], "{reasons:?}");
+    assert!(
+        reasons[0].ends_with("kept src/persons.csv record 3"),
+        "{reasons:?}"
+    );
+    let raws: Vec<&str> = prej
+        .column("raw")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    assert_eq!(raws[0], "2|李四|女");
+    assert!(raws[1].starts_with("3|"), "{raws:?}");
 
     let tel = w.read_parquet(&format!("warehouse/clean/telecom/{dt}"));
     assert_eq!(

@@ -447,24 +447,18 @@ impl Shared<'_> {
                 Ok(false) => break,
                 Ok(true) => {}
                 Err(e) => {
-                    let line = first_line + start.line() - 1;
-                    let end = rdr.position().byte() as usize;
-                    let raw = readers::lossy(
-                        trim_eol(&bytes[start.byte() as usize..end.min(bytes.len())]),
-                        enc,
-                    );
+                    let end = (rdr.position().byte() as usize).min(bytes.len());
+                    let (at, line) = record_start(bytes, &start, end, first_line);
+                    let raw = readers::lossy(trim_eol(&bytes[at..end]), enc);
                     self.reject_whole(out, line, format!("unreadable CSV record: {e}"), raw);
                     continue;
                 }
             }
             let pos = rec.position().cloned().unwrap_or(start);
-            let line = first_line + pos.line() - 1;
             let end = (rdr.position().byte() as usize).min(bytes.len());
-            let raw_bytes = trim_eol(&bytes[pos.byte() as usize..end]);
-            while not_utf8
-                .get(next_bad)
-                .is_some_and(|&p| p < pos.byte() as usize)
-            {
+            let (at, line) = record_start(bytes, &pos, end, first_line);
+            let raw_bytes = trim_eol(&bytes[at..end]);
+            while not_utf8.get(next_bad).is_some_and(|&p| p < at) {
                 next_bad += 1;
             }
             let record_is_utf8 =
@@ -626,6 +620,22 @@ fn invalid_utf8_at(block: &[u8]) -> Vec<usize> {
         }
     }
     bad
+}
+
+/// Where a CSV record really starts, and its line: the reader's record position is where the
+/// previous record ended, before the `\n` of a CRLF line end and before any blank lines, which
+/// the record does not include.
+fn record_start(bytes: &[u8], pos: &csv::Position, end: usize, first_line: u64) -> (usize, u64) {
+    let from = (pos.byte() as usize).min(end);
+    let skipped = bytes[from..end]
+        .iter()
+        .take_while(|b| **b == b'\n' || **b == b'\r')
+        .count();
+    let newlines = bytes[from..from + skipped]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count() as u64;
+    (from + skipped, first_line + pos.line() - 1 + newlines)
 }
 
 fn trim_eol(b: &[u8]) -> &[u8] {
