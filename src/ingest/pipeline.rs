@@ -1099,7 +1099,7 @@ fn produce(
                     path,
                     c.source.skip_lines,
                     is_csv && c.source.header,
-                    is_csv,
+                    is_csv.then_some(shared.delimiter),
                 )?;
                 let (mapping, n_fields) = match c.source.format {
                     Format::Csv => match header {

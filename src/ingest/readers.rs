@@ -154,8 +154,10 @@ pub struct BlockReader {
     file: File,
     carry: Vec<u8>,
     eof: bool,
-    /// CSV: newlines inside quotes do not end a record.
-    quote_aware: bool,
+    /// CSV (its delimiter): line ends inside quoted fields do not end a record.
+    csv_delimiter: Option<u8>,
+    /// Bytes read at a time (a test makes it small to cut many blocks).
+    block_bytes: usize,
     pub next_line: u64,
     pub hasher: blake3::Hasher,
     pub bytes_read: u64,
@@ -168,14 +170,15 @@ impl BlockReader {
         path: &Path,
         skip_lines: usize,
         header: bool,
-        quote_aware: bool,
+        csv_delimiter: Option<u8>,
     ) -> Result<(BlockReader, Option<Vec<u8>>)> {
         let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
         let mut r = BlockReader {
             file,
             carry: Vec::new(),
             eof: false,
-            quote_aware,
+            csv_delimiter,
+            block_bytes: BLOCK_BYTES,
             next_line: 1,
             hasher: blake3::Hasher::new(),
             bytes_read: 0,
@@ -205,9 +208,9 @@ impl BlockReader {
         }
         let start = self.carry.len();
         // read_to_end fills spare capacity without zeroing it first.
-        self.carry.reserve(BLOCK_BYTES);
+        self.carry.reserve(self.block_bytes);
         let got = (&mut self.file)
-            .take(BLOCK_BYTES as u64)
+            .take(self.block_bytes as u64)
             .read_to_end(&mut self.carry)
             .map_err(|e| Error::input(path, format!("read error: {e}")))?;
         if got == 0 {
@@ -243,7 +246,7 @@ impl BlockReader {
     /// The next block of whole records and the line number of its first line.
     pub fn next_block(&mut self, path: &Path) -> Result<Option<(u64, Vec<u8>)>> {
         loop {
-            if self.carry.len() >= BLOCK_BYTES || self.eof {
+            if self.carry.len() >= self.block_bytes || self.eof {
                 break;
             }
             if self.fill(path)? == 0 {
@@ -276,26 +279,63 @@ impl BlockReader {
         Ok(Some((first, block)))
     }
 
-    /// Index of the last newline that ends a record.
+    /// Index of the last line end that ends a record (the carry starts at a record start).
     fn record_boundary(&self) -> Option<usize> {
-        if !self.quote_aware || memchr::memchr(b'"', &self.carry).is_none() {
-            return memchr::memrchr(b'\n', &self.carry);
-        }
-        let mut in_quotes = false;
-        let mut last = None;
-        for i in memchr::memchr2_iter(b'"', b'\n', &self.carry) {
-            if self.carry[i] == b'"' {
-                in_quotes = !in_quotes;
-            } else if !in_quotes {
-                last = Some(i);
+        match self.csv_delimiter {
+            Some(d) if memchr::memchr(b'"', &self.carry).is_some() => {
+                csv_record_boundary(&self.carry, d)
             }
+            _ => memchr::memrchr(b'\n', &self.carry),
         }
-        last
+    }
+
+    #[cfg(test)]
+    fn with_block_bytes(mut self, n: usize) -> Self {
+        self.block_bytes = n;
+        self
     }
 
     pub fn checksum(&self) -> String {
         self.hasher.finalize().to_hex().to_string()
     }
+}
+
+/// The last line end in `buf` (which starts at a record start) that ends a CSV record, read
+/// as the `csv` crate reads: a quote opens a quoted field only at the start of a field (a
+/// quote inside an unquoted field, as in `5" pipe`, is text), `""` inside quotes is a quote,
+/// and a lone `\r` ends a record too. Counting every quote instead put the cut inside a
+/// quoted field after such a stray quote, splitting a record in two.
+fn csv_record_boundary(buf: &[u8], delimiter: u8) -> Option<usize> {
+    let mut in_quotes = false;
+    let mut last = None;
+    let mut skip_to = 0;
+    for i in memchr::memchr3_iter(b'"', b'\n', b'\r', buf) {
+        if i < skip_to {
+            continue;
+        }
+        match buf[i] {
+            b'"' if in_quotes => {
+                if buf.get(i + 1) == Some(&b'"') {
+                    skip_to = i + 2; // an escaped quote
+                } else {
+                    in_quotes = false;
+                }
+            }
+            b'"' => {
+                in_quotes =
+                    i == 0 || matches!(buf[i - 1], b'\n' | b'\r') || buf[i - 1] == delimiter;
+            }
+            _ if in_quotes => {}
+            b'\n' => last = Some(i),
+            // A lone CR; a CR before LF waits for the LF (and one at the end for the next read).
+            _ => {
+                if buf.get(i + 1).is_some_and(|b| *b != b'\n') {
+                    last = Some(i);
+                }
+            }
+        }
+    }
+    last
 }
 
 /// Maps contract columns to field positions from a CSV header. Lists every missing column.
@@ -788,7 +828,7 @@ mod tests {
             text.push_str(&format!("{i},\"multi\nline {i}\"\n"));
         }
         std::fs::write(&p, &text).unwrap();
-        let (mut r, header) = BlockReader::open(&p, 0, true, true).unwrap();
+        let (mut r, header) = BlockReader::open(&p, 0, true, Some(b',')).unwrap();
         assert_eq!(header.unwrap(), b"id,note");
         let mut total = 0;
         let mut expected_line = 2;
@@ -805,6 +845,68 @@ mod tests {
             }
         }
         assert_eq!(total, 200_000);
+    }
+
+    /// Records of `bytes` as the csv crate reads them in one piece.
+    fn csv_records(bytes: &[u8], delimiter: u8) -> Vec<Vec<Vec<u8>>> {
+        csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .delimiter(delimiter)
+            .from_reader(bytes)
+            .byte_records()
+            .map(|r| r.unwrap().iter().map(<[u8]>::to_vec).collect())
+            .collect()
+    }
+
+    #[test]
+    fn blocks_cut_where_the_csv_crate_ends_records() {
+        // Random text dense in quotes (stray ones too), delimiters and line ends of all
+        // kinds, cut into small blocks: the blocks hold exactly the records of the whole.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet: &[u8] = b"ab5 \";;\"\n\n\r\"x,,;\"";
+        for case in 0..2000 {
+            let delimiter = if case % 2 == 0 { b',' } else { b';' };
+            let len = (next() % 400) as usize;
+            let text: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            std::fs::write(&p, &text).unwrap();
+            let block = 1 + (next() % 40) as usize;
+            let (r, _) = BlockReader::open(&p, 0, false, Some(delimiter)).unwrap();
+            let mut r = r.with_block_bytes(block);
+            let mut got = Vec::new();
+            let mut line = 1;
+            while let Some((first, bytes)) = r.next_block(&p).unwrap() {
+                assert_eq!(first, line, "case {case}");
+                line += memchr::memchr_iter(b'\n', &bytes).count() as u64;
+                got.extend(csv_records(&bytes, delimiter));
+            }
+            assert_eq!(
+                got,
+                csv_records(&text, delimiter),
+                "case {case}, block {block}: {:?}",
+                String::from_utf8_lossy(&text)
+            );
+        }
+    }
+
+    #[test]
+    fn a_stray_quote_does_not_split_a_later_quoted_record() {
+        let text = b"1,5\" pipe,1\n2,\"multi\nline\",2\n3,x,3\n";
+        let cut = csv_record_boundary(text, b',').unwrap();
+        assert_eq!(&text[..=cut], text.as_slice());
+        // Cut before the end only where a record ends.
+        let cut = csv_record_boundary(&text[..20], b',').unwrap();
+        assert_eq!(cut, 11);
     }
 
     #[test]
