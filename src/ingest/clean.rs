@@ -271,6 +271,10 @@ impl CompiledColumn {
             }
             _ => return Ok(()),
         };
+        // NaN compares false with everything: it would pass any range.
+        if !x.is_finite() {
+            return Err(format!("value {x} is not a finite number"));
+        }
         if let Some(lo) = c.min {
             if x < lo {
                 return Err(format!("value {x} is below the minimum {lo}"));
@@ -467,69 +471,153 @@ pub fn normalize_phone(v: &str) -> Result<String, String> {
     }
 }
 
-/// Amounts in the forms core systems and humans write them.
+/// Amounts in the forms core systems and humans write them: `1298633`, `1,298,633`,
+/// `¥1,298,633.00`, `1298633 CNY` (or RMB, yuan, 元, before or after), `129.8万`, `1.2亿`,
+/// compound `1亿2000万` and `1万5千`, a leading minus or accounting parentheses.
+///
+/// Anything else is refused rather than guessed: commas must group thousands, each unit
+/// takes one number and units decrease (`1万2` and `1万5千万` are refused), no text between
+/// digits. The value is rounded half away from zero to the fen in decimal (`1.005` is 1.01).
 pub fn parse_money(v: &str) -> Result<f64, String> {
+    let bad = || format!("{:?} is not an amount", shorten(v));
     let h = halfwidth(Cow::Borrowed(v));
-    // Digits and letters gather in stack buffers: this runs once per row of a large source.
-    let mut digits = [0u8; 48];
-    let mut n = 0;
-    let mut letters = [0u8; 4];
-    let mut n_letters = 0;
-    let mut mult = 1.0;
+    let mut t = trim_space(&h);
     let mut negative = false;
-    for c in h.chars() {
-        match c {
-            '0'..='9' | '.' => {
-                if n == digits.len() {
-                    return Err(format!("{:?} is not an amount", shorten(v)));
-                }
-                digits[n] = c as u8;
-                n += 1;
+    if let Some(inner) = t.strip_prefix('(').and_then(|x| x.strip_suffix(')')) {
+        negative = true;
+        t = trim_space(inner);
+    }
+    let mut sign = |t: &mut &str| {
+        if let Some(rest) = t.strip_prefix(['-', '\u{2212}']) {
+            if negative {
+                return false;
             }
-            '-' | '−' if n == 0 => negative = true,
-            '(' if n == 0 => negative = true,
-            ',' | ' ' | '_' | '\'' | '¥' | '￥' | '$' | '元' | ')' => {}
-            '万' => mult *= 1e4,
-            '亿' => mult *= 1e8,
-            '千' => mult *= 1e3,
-            // CNY, RMB, yuan
-            _ if c.is_ascii_alphabetic() => {
-                if n_letters < letters.len() {
-                    letters[n_letters] = c.to_ascii_uppercase() as u8;
-                }
-                n_letters += 1;
-            }
-            _ => return Err(format!("{:?} is not an amount", shorten(v))),
+            negative = true;
+            *t = trim_space(rest);
+        }
+        true
+    };
+    if !sign(&mut t) {
+        return Err(bad());
+    }
+    let mut currency = false;
+    if let Some(rest) = t.strip_prefix(['¥', '￥']).or_else(|| strip_code(t, true)) {
+        currency = true;
+        t = trim_space(rest);
+        if !sign(&mut t) {
+            return Err(bad());
         }
     }
-    if n_letters > 0
-        && (n_letters > letters.len()
-            || !matches!(&letters[..n_letters], b"CNY" | b"RMB" | b"YUAN"))
-    {
+    if let Some(rest) = t.strip_suffix('元').or_else(|| strip_code(t, false)) {
+        t = trim_space(rest);
+    } else if !currency && t.ends_with(|c: char| c.is_ascii_alphabetic()) {
         return Err(format!("{:?} is not an amount in CNY", shorten(v)));
     }
-    let x: f64 = std::str::from_utf8(&digits[..n])
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("{:?} is not an amount", shorten(v)))?;
-    let x = x * mult;
-    // Round to the fen so that 129.8万 is 1298000, not 1297999.9999999998.
-    let x = (x * 100.0).round() / 100.0;
+    let mut fen: i128 = 0;
+    let mut last_unit = i128::MAX;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let (mantissa, scale, after) = take_decimal(rest).ok_or_else(bad)?;
+        let after = trim_space(after);
+        let (unit, after) = match after.chars().next() {
+            Some('亿') => (100_000_000, &after['亿'.len_utf8()..]),
+            Some('万') => (10_000, &after['万'.len_utf8()..]),
+            Some('千') => (1_000, &after['千'.len_utf8()..]),
+            _ => (1, after),
+        };
+        // Units decrease, and a bare number may only stand alone (`1万2` is ambiguous).
+        if unit >= last_unit || (unit == 1 && last_unit != i128::MAX) {
+            return Err(bad());
+        }
+        let den = 10i128.pow(scale);
+        fen += (mantissa * unit * 100 + den / 2) / den;
+        last_unit = unit;
+        rest = trim_space(after);
+        if unit == 1 && !rest.is_empty() {
+            return Err(bad());
+        }
+    }
+    if last_unit == i128::MAX {
+        return Err(bad());
+    }
+    let x = fen as f64 / 100.0;
     Ok(if negative { -x } else { x })
+}
+
+/// `CNY`, `RMB` or `yuan` (any case) at the start (`prefix`) or end of `t`, and what remains.
+fn strip_code(t: &str, prefix: bool) -> Option<&str> {
+    ["CNY", "RMB", "YUAN"].iter().find_map(|code| {
+        let n = code.len();
+        if prefix {
+            let head = t.get(..n)?;
+            head.eq_ignore_ascii_case(code).then(|| &t[n..])
+        } else {
+            let tail = t.get(t.len().checked_sub(n)?..)?;
+            tail.eq_ignore_ascii_case(code).then(|| &t[..t.len() - n])
+        }
+    })
+}
+
+/// A decimal number at the start of `t`: digits, optionally grouped in thousands by commas
+/// (`1,298,633`), optionally a fraction. Returns its digits as an integer, the number of
+/// fraction digits, and what follows. At most 20 digits.
+fn take_decimal(t: &str) -> Option<(i128, u32, &str)> {
+    let b = t.as_bytes();
+    let mut i = 0;
+    let mut mantissa: i128 = 0;
+    let mut digits = 0;
+    let mut group = 0; // digits since the start or the last comma
+    let mut grouped = false;
+    while i < b.len() {
+        match b[i] {
+            d @ b'0'..=b'9' => {
+                mantissa = mantissa * 10 + i128::from(d - b'0');
+                digits += 1;
+                group += 1;
+            }
+            b',' if i + 1 < b.len() && b[i + 1].is_ascii_digit() => {
+                if (grouped && group != 3) || (!grouped && !(1..=3).contains(&group)) {
+                    return None;
+                }
+                grouped = true;
+                group = 0;
+            }
+            _ => break,
+        }
+        i += 1;
+    }
+    if grouped && group != 3 {
+        return None;
+    }
+    let mut scale = 0;
+    if b.get(i) == Some(&b'.') && b.get(i + 1).is_some_and(u8::is_ascii_digit) {
+        i += 1;
+        while let Some(d @ b'0'..=b'9') = b.get(i).copied() {
+            mantissa = mantissa * 10 + i128::from(d - b'0');
+            digits += 1;
+            scale += 1;
+            i += 1;
+        }
+    }
+    if digits == 0 || digits > 20 {
+        return None;
+    }
+    Some((mantissa, scale, &t[i..]))
 }
 
 pub fn parse_percent(v: &str) -> Result<f64, String> {
     let h = halfwidth(Cow::Borrowed(v));
     let t = trim_space(&h);
-    if let Some(p) = t.strip_suffix('%') {
-        p.trim()
-            .parse::<f64>()
-            .map(|x| x / 100.0)
-            .map_err(|_| format!("{:?} is not a percentage", shorten(v)))
-    } else {
-        t.parse::<f64>()
-            .map_err(|_| format!("{:?} is not a percentage", shorten(v)))
-    }
+    let (number, scale) = match t.strip_suffix('%') {
+        Some(p) => (trim_space(p), 100.0),
+        None => (t, 1.0),
+    };
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite())
+        .map(|x| x / scale)
+        .ok_or_else(|| format!("{:?} is not a percentage", shorten(v)))
 }
 
 fn parse_int(v: &str) -> Result<i64, String> {
@@ -703,6 +791,58 @@ mod tests {
         assert_eq!(parse_money("3 yuan").unwrap(), 3.0);
         assert!(parse_money("5 CNYY").is_err());
         assert!(parse_money("5 RMBCNY").is_err());
+        // More forms people write.
+        assert_eq!(parse_money("1亿2000万").unwrap(), 120_000_000.0);
+        assert_eq!(parse_money("1万5千").unwrap(), 15_000.0);
+        assert_eq!(parse_money("1.5万元").unwrap(), 15_000.0);
+        assert_eq!(parse_money("CNY 1,000").unwrap(), 1_000.0);
+        assert_eq!(parse_money("RMB1000.5").unwrap(), 1_000.5);
+        assert_eq!(parse_money("(1,234.50)").unwrap(), -1_234.5);
+        assert_eq!(parse_money("¥-5").unwrap(), -5.0);
+        assert_eq!(parse_money("−5元").unwrap(), -5.0);
+        assert_eq!(parse_money("0.5").unwrap(), 0.5);
+        // Rounded to the fen in decimal, half away from zero.
+        assert_eq!(parse_money("1.005").unwrap(), 1.01);
+        assert_eq!(parse_money("2.675").unwrap(), 2.68);
+        assert_eq!(parse_money("-1.005").unwrap(), -1.01);
+        // Refused rather than guessed.
+        for bad in [
+            "1万2",
+            "1万5千万",
+            "12,34",
+            "1,2345",
+            "1298,633",
+            "1,298,",
+            "100 200",
+            "5CNY10",
+            "(5",
+            "5)",
+            "--5",
+            "1.2.3",
+            "$5",
+            "¥",
+            "",
+            "NaN",
+            "inf",
+            "1e5",
+            "5 USD",
+            "万5",
+            "123456789012345678901",
+            "1,298,633.00.1",
+            "¥5¥",
+        ] {
+            assert!(parse_money(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn percent_forms() {
+        assert_eq!(parse_percent("12.5%").unwrap(), 0.125);
+        assert_eq!(parse_percent(" 0.3 ").unwrap(), 0.3);
+        assert_eq!(parse_percent("５０％").unwrap(), 0.5);
+        for bad in ["NaN", "inf%", "-infinity", "x%", ""] {
+            assert!(parse_percent(bad).is_err(), "{bad:?} should be refused");
+        }
     }
 
     #[test]
