@@ -453,6 +453,49 @@ clean = ["money"]
 "#,
     );
 
+    // CSV without a header: records must have the contract's columns, or reach the last
+    // field a column names by number.
+    w.write(
+        "jobs/ledger.toml",
+        r#"kind = "ingest"
+name = "ledger"
+[source]
+path = "src/ledger.csv"
+format = "csv"
+header = false
+delimiter = "|"
+[rules]
+max_reject_rate = 0.9
+[[columns]]
+name = "id"
+type = "int"
+[[columns]]
+name = "who"
+type = "string"
+[[columns]]
+name = "amt"
+type = "float"
+"#,
+    );
+    w.write("src/ledger.csv", "1|a|10\n2|b\n3|c|6|7\n4|d|8\n");
+    w.write(
+        "jobs/ledger_picked.toml",
+        r#"kind = "ingest"
+name = "ledger_picked"
+[source]
+path = "src/ledger.csv"
+format = "csv"
+header = false
+delimiter = "|"
+[rules]
+max_reject_rate = 0.9
+[[columns]]
+name = "amt"
+from = "3"
+type = "float"
+"#,
+    );
+
     // Parquet.
     {
         let mut df = df!("loan_id" => ["L1", "L2"], "overdue_days" => [0i64, 95]).unwrap();
@@ -556,6 +599,40 @@ min = 0
         Some(3),
         "Excel row number"
     );
+    let ledger = w.read_parquet(&format!("warehouse/clean/ledger/{dt}"));
+    assert_eq!(ledger.height(), 2);
+    let lrej = w.read_parquet(&format!("warehouse/rejects/ledger/{dt}"));
+    let lreasons: Vec<&str> = lrej
+        .column("reason")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect();
+    assert_eq!(lreasons.len(), 2, "{lreasons:?}");
+    assert!(
+        lreasons
+            .iter()
+            .all(|r| r.contains("expected 3 fields as the contract has columns")),
+        "{lreasons:?}"
+    );
+    let picked = w.read_parquet(&format!("warehouse/clean/ledger_picked/{dt}"));
+    assert_eq!(
+        picked.height(),
+        3,
+        "extra fields are fine when columns name their field"
+    );
+    let prej = w.read_parquet(&format!("warehouse/rejects/ledger_picked/{dt}"));
+    let reason = prej
+        .column("reason")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .to_string();
+    assert!(reason.contains("expected at least 3 fields"), "{reason}");
     let repay = w.read_parquet(&format!("warehouse/clean/repayments/{dt}"));
     assert_eq!(repay.height(), 2);
 

@@ -463,16 +463,23 @@ impl Shared<'_> {
             }
             let record_is_utf8 =
                 enc == Encoding::Utf8 && not_utf8.get(next_bad).is_none_or(|&p| p >= end);
-            if rec.len() != n_fields && n_fields > 0 {
-                self.reject_whole(
-                    out,
-                    line,
-                    format!(
-                        "expected {n_fields} fields as in the header, found {}",
-                        rec.len()
-                    ),
-                    readers::lossy(raw_bytes, enc),
-                );
+            let count_problem = if rec.len() != n_fields && n_fields > 0 {
+                Some(format!(
+                    "expected {n_fields} fields {}, found {}",
+                    out.file.n_fields_from,
+                    rec.len()
+                ))
+            } else if rec.len() < out.file.min_fields {
+                Some(format!(
+                    "expected at least {} fields (the contract reads field {0}), found {}",
+                    out.file.min_fields,
+                    rec.len()
+                ))
+            } else {
+                None
+            };
+            if let Some(reason) = count_problem {
+                self.reject_whole(out, line, reason, readers::lossy(raw_bytes, enc));
                 continue;
             }
             let mut decoded: Vec<std::borrow::Cow<str>> = recycle(std::mem::take(&mut decoded_buf));
@@ -1101,7 +1108,7 @@ fn produce(
                     is_csv && c.source.header,
                     is_csv.then_some(shared.delimiter),
                 )?;
-                let (mapping, n_fields) = match c.source.format {
+                let (mapping, mut n_fields) = match c.source.format {
                     Format::Csv => match header {
                         Some(h) => {
                             let line = c.source.skip_lines as u64 + 1;
@@ -1119,12 +1126,26 @@ fn produce(
                     Format::FixedWidth => (readers::map_fixed(c, &shared.layout)?, 0),
                     _ => (Vec::new(), 0),
                 };
+                // Without a header, records have the contract's columns, or at least reach
+                // the last field a column names by number.
+                let mut n_fields_from = "as in the header";
+                let mut min_fields = 0;
+                if is_csv && !c.source.header {
+                    if c.columns.iter().all(|x| x.from.is_none()) {
+                        n_fields = c.columns.len();
+                        n_fields_from = "as the contract has columns (the file has no header)";
+                    } else {
+                        min_fields = mapping.iter().flatten().max().map_or(0, |m| m + 1);
+                    }
+                }
                 let ctx = Arc::new(FileCtx {
                     index,
                     path: path.clone(),
                     display,
                     mapping,
                     n_fields,
+                    n_fields_from,
+                    min_fields,
                 });
                 while let Some((first_line, block)) = reader.next_block(path)? {
                     if cancelled() {
@@ -1157,6 +1178,8 @@ fn produce(
                     display,
                     mapping: Vec::new(),
                     n_fields: 0,
+                    n_fields_from: "",
+                    min_fields: 0,
                 });
                 let mut rows = rows.into_iter().peekable();
                 while rows.peek().is_some() {

@@ -25,8 +25,12 @@ pub struct FileCtx {
     pub display: Arc<str>,
     /// For each contract column, the field index in the source (CSV, fixed-width order).
     pub mapping: Vec<Option<usize>>,
-    /// Number of fields the header declares (CSV).
+    /// CSV: the number of fields every record must have (0: no such rule), and where that
+    /// number comes from (for the reject reason).
     pub n_fields: usize,
+    pub n_fields_from: &'static str,
+    /// CSV without a header whose columns name field numbers: records must reach the last.
+    pub min_fields: usize,
 }
 
 /// A record split into fields aligned with the contract's columns.
