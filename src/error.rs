@@ -14,6 +14,8 @@ pub enum ExitCode {
     Usage = 2,
     DataRejected = 3,
     Locked = 4,
+    /// A bug: the process hit an internal error (a panic), reported in one line.
+    Internal = 5,
 }
 
 #[derive(Debug, thiserror::Error)]

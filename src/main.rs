@@ -18,15 +18,32 @@ fn disable_transparent_huge_pages() {
     }
 }
 
+/// A panic (a bug, here or in a library) is reported in one line, with a backtrace only when
+/// `RUST_BACKTRACE` asks for one; a job's panic fails that job (the scheduler catches it),
+/// any other ends the command with exit code 5.
+fn report_panics_briefly() {
+    std::panic::set_hook(Box::new(|info| {
+        let trace = std::backtrace::Backtrace::capture();
+        eprintln!(
+            "error: internal error (a bug in panorama, not a problem with your input): {info}"
+        );
+        if trace.status() == std::backtrace::BacktraceStatus::Captured {
+            eprintln!("{trace}");
+        }
+    }));
+}
+
 fn main() {
     disable_transparent_huge_pages();
+    report_panics_briefly();
     let cli = panorama::cli::Cli::parse();
-    let code = match panorama::cli::dispatch(cli) {
-        Ok(code) => code,
-        Err(err) => {
+    let code = match std::panic::catch_unwind(|| panorama::cli::dispatch(cli)) {
+        Ok(Ok(code)) => code,
+        Ok(Err(err)) => {
             panorama::cli::print_error(&err);
             err.exit_code()
         }
+        Err(_) => panorama::error::ExitCode::Internal,
     };
     std::process::exit(code as i32);
 }

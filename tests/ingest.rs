@@ -498,7 +498,12 @@ type = "float"
 
     // Parquet.
     {
+        // A timestamp column, read with a contract format of whole seconds.
+        let paid_at = Series::new("paid_at".into(), [1_700_000_000_000i64, 1_700_000_060_000])
+            .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+            .unwrap();
         let mut df = df!("loan_id" => ["L1", "L2"], "overdue_days" => [0i64, 95]).unwrap();
+        df.with_column(paid_at.into()).unwrap();
         panorama::warehouse::parquet::write_frame(&w.path("src/repay.parquet"), &mut df, &[])
             .unwrap();
     }
@@ -516,6 +521,10 @@ type = "string"
 name = "overdue_days"
 type = "int"
 min = 0
+[[columns]]
+name = "paid_at"
+type = "datetime"
+formats = ["%Y-%m-%d %H:%M:%S"]
 "#,
     );
 
@@ -634,7 +643,21 @@ min = 0
         .to_string();
     assert!(reason.contains("expected at least 3 fields"), "{reason}");
     let repay = w.read_parquet(&format!("warehouse/clean/repayments/{dt}"));
-    assert_eq!(repay.height(), 2);
+    assert_eq!(
+        repay.height(),
+        2,
+        "Parquet timestamps read with a whole-second format"
+    );
+    let paid: Vec<Option<i64>> = repay
+        .column("paid_at")
+        .unwrap()
+        .cast(&DataType::Int64)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(paid, [Some(1_700_000_000_000), Some(1_700_000_060_000)]);
 
     let out = w.run_code(&["tables", "--format", "json"], 0);
     let tables: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();

@@ -369,6 +369,29 @@ fn query_formats_partitions_and_errors() {
         0,
     );
     assert_eq!(stdout(&out), "n\n3\n", "--date hides later partitions");
+    // Regressions: counting a join on `dt` panicked inside polars (exit 101); a date text
+    // left of `dt`, or against the second table's `dt`, failed to compare.
+    for (q, want) in [
+        (
+            "SELECT count(*) AS n FROM clean.payments a JOIN clean.payments b \
+             ON a.payment_id = b.payment_id AND a.dt = b.dt",
+            "n\n7\n",
+        ),
+        (
+            &*format!("SELECT count(*) AS n FROM clean.payments WHERE '{D1}' = dt"),
+            "n\n3\n",
+        ),
+        (
+            &*format!(
+                "SELECT count(*) AS n FROM clean.accounts a JOIN clean.payments p \
+                 ON p.account_id = a.account_id WHERE a.dt = '{D1}' AND p.dt IN ('{D1}')"
+            ),
+            "n\n3\n",
+        ),
+    ] {
+        let out = w.run_code(&["query", q, "--format", "csv"], 0);
+        assert_eq!(stdout(&out), want, "{q}");
+    }
     let out = w.run_code(
         &[
             "query",
@@ -399,6 +422,15 @@ fn query_formats_partitions_and_errors() {
         assert!(stderr(&out).contains(kw), "{sql}: {}", stderr(&out));
         assert!(stderr(&out).contains("read-only"), "{}", stderr(&out));
     }
+    // Files (raw sources, the PII key) only with --allow-files.
+    let read_file = format!("SELECT * FROM read_csv('data/{D1}/payments.csv')");
+    let out = w.run_code(&["query", &read_file], 2);
+    assert!(stderr(&out).contains("--allow-files"), "{}", stderr(&out));
+    let out = w.run_code(
+        &["query", &read_file, "--allow-files", "--format", "csv"],
+        0,
+    );
+    assert!(stdout(&out).starts_with("payment_id,"), "{}", stdout(&out));
     assert!(w.path("warehouse/clean/payments").exists());
 
     // Errors point at the problem.

@@ -29,6 +29,14 @@ pub struct Args {
     pub format: ListFormat,
 }
 
+/// Whether a contract file declares `[[checks]]` (they belong to the job, not to the contract).
+fn declares_checks(file: &Path) -> bool {
+    std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+        .is_some_and(|t| t.contains_key("checks"))
+}
+
 fn parse_var(s: &str) -> std::result::Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -156,6 +164,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                         ("seconds", ((r.seconds * 1000.0).round() / 1000.0).into()),
                     ],
                 );
+                if declares_checks(&c.file) {
+                    crate::log::info(
+                        &format!(
+                            "clean.{0} declares checks, which `panorama ingest` does not run: \
+                             `panorama check clean.{0} --date {1}` runs them (`panorama run` \
+                             runs them inside the ingest job)",
+                            r.table, args.date
+                        ),
+                        &[],
+                    );
+                }
                 reports.push(r);
             }
             Err(e) => {

@@ -39,6 +39,10 @@ pub struct Args {
     /// Print the partitions each table reads and the optimised plan instead of running.
     #[arg(long)]
     pub explain: bool,
+    /// Allow table functions that read files (`read_csv('…')`, `read_parquet('…')`). Off by
+    /// default: a query reads warehouse tables, not raw sources (raw PII) or the PII key.
+    #[arg(long)]
+    pub allow_files: bool,
 }
 
 fn read_sql(args: &Args) -> Result<String> {
@@ -82,7 +86,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         params: Params::for_date(date),
         as_of: args.date,
         all_partitions: args.all_partitions,
-        allow_table_functions: true,
+        allow_table_functions: args.allow_files,
         partition: Vec::new(),
     };
     let mut compiled = query::compile(&wh, &catalog, &sql, &opts)?;

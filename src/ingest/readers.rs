@@ -770,15 +770,22 @@ pub fn read_parquet(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, St
     let mapping = map_header(contract, &names, path, 0)?;
     let mut text_cols = Vec::with_capacity(names.len());
     for c in df.columns() {
-        let s = c
-            .as_materialized_series()
-            .cast(&DataType::String)
-            .map_err(|e| {
-                Error::input(
-                    path,
-                    format!("column {:?}: cannot read as text: {e}", c.name()),
-                )
-            })?;
+        let series = c.as_materialized_series();
+        // Timestamps as `2026-01-02 03:04:05` (a fraction only when there is one), the form
+        // of the default formats and of `%Y-%m-%d %H:%M:%S`; a plain cast wrote `.000000`.
+        let text = match series.dtype() {
+            DataType::Datetime(_, _) => series
+                .datetime()
+                .and_then(|d| d.to_string("%Y-%m-%d %H:%M:%S%.f"))
+                .map(|ca| ca.into_series()),
+            _ => series.cast(&DataType::String),
+        };
+        let s = text.map_err(|e| {
+            Error::input(
+                path,
+                format!("column {:?}: cannot read as text: {e}", c.name()),
+            )
+        })?;
         text_cols.push(s);
     }
     let cas: Vec<&StringChunked> = text_cols

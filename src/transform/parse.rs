@@ -1100,6 +1100,7 @@ pub fn rewrite(
         }
 
         fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            date_literals_against_dt(e);
             match e {
                 Expr::CompoundIdentifier(ids) if ids.len() >= 3 => {
                     let l = ident_name(&ids[0]);
@@ -1132,6 +1133,51 @@ pub fn rewrite(
         return Err(e);
     }
     Ok(stmt.to_string())
+}
+
+/// `dt` itself, bare or qualified (not a cast of it, which may compare as text).
+fn is_plain_dt(e: &Expr) -> bool {
+    match e {
+        Expr::Nested(inner) => is_plain_dt(inner),
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_) => is_dt(e),
+        _ => false,
+    }
+}
+
+/// A `'YYYY-MM-DD'` text literal compared with `dt` becomes `DATE 'YYYY-MM-DD'`: polars casts
+/// such a literal only when it stands right of the first table's `dt`, and failed with
+/// "cannot compare date to a string" for `'…' = dt`, `b.dt = '…'`, `IN` lists and `BETWEEN`.
+fn date_literals_against_dt(e: &mut Expr) {
+    fn as_date(x: &mut Expr) {
+        if let Expr::Value(v) = &*x {
+            if let Value::SingleQuotedString(text) = &v.value {
+                let date = parse_date_text(text)
+                    .filter(|d| d.format("%Y-%m-%d").to_string() == text.trim());
+                if let Some(d) = date {
+                    if let Ok(lit) = parse_expr(&format!("DATE '{}'", d.format("%Y-%m-%d"))) {
+                        *x = lit;
+                    }
+                }
+            }
+        }
+    }
+    match e {
+        Expr::BinaryOp { left, op, right } if cmp_op(op).is_some() => {
+            if is_plain_dt(left) {
+                as_date(right);
+            } else if is_plain_dt(right) {
+                as_date(left);
+            }
+        }
+        Expr::Between {
+            expr, low, high, ..
+        } if is_plain_dt(expr) => {
+            as_date(low);
+            as_date(high);
+        }
+        Expr::InList { expr, list, .. } if is_plain_dt(expr) => list.iter_mut().for_each(as_date),
+        _ => {}
+    }
 }
 
 fn parse_expr(text: &str) -> Result<Expr, SqlError> {

@@ -226,7 +226,8 @@ pub fn compile(
             return Err(sql_error(
                 SqlError::at(
                     format!(
-                        "table function {f}(…) is not allowed here: read warehouse tables by name"
+                        "table function {f}(…) is not allowed here: read warehouse tables by \
+                         name (`panorama query --allow-files` reads files in an ad hoc query)"
                     ),
                     Some(*p),
                 ),
