@@ -1253,9 +1253,30 @@ fn alias_clashing_projections(s: &mut Select) {
         *count.entry(n.as_str()).or_default() += 1;
     }
     let mut taken: BTreeSet<String> = names.iter().flatten().cloned().collect();
+    let mut columns_seen: BTreeSet<String> = BTreeSet::new();
     let mut new_items = Vec::with_capacity(s.projection.len());
     for (item, name) in s.projection.drain(..).zip(&names) {
         match item {
+            // The same column name twice (`a.id, b.id`): the first keeps it, a later one is
+            // named by its text (`b.id`), as DuckDB does.
+            SelectItem::UnnamedExpr(e @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_)))
+                if name
+                    .as_deref()
+                    .is_some_and(|n| !columns_seen.insert(n.to_string())) =>
+            {
+                let base = e.to_string();
+                let mut alias = base.clone();
+                let mut k = 2;
+                while taken.contains(&alias) {
+                    alias = format!("{base}_{k}");
+                    k += 1;
+                }
+                taken.insert(alias.clone());
+                new_items.push(SelectItem::ExprWithAlias {
+                    expr: e,
+                    alias: Ident::with_quote('"', alias),
+                });
+            }
             SelectItem::UnnamedExpr(e)
                 if !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
                     && name
@@ -1581,6 +1602,12 @@ mod tests {
         assert_eq!(
             sql,
             "SELECT k, MIN(x) AS \"MIN(x)\", MAX(x) AS \"MAX(x)\", MAX(x) + 1 AS y, COUNT(*) FROM t GROUP BY k"
+        );
+        // The same column twice: the first keeps its name.
+        let a = analyze("SELECT a.id, b.id, id FROM t a JOIN u b ON a.id = b.id").unwrap();
+        assert_eq!(
+            rewrite(&a, &HashMap::new(), &clock).unwrap(),
+            "SELECT a.id, b.id AS \"b.id\", id AS \"id_2\" FROM t a JOIN u b ON a.id = b.id"
         );
         // Nothing clashes: nothing is renamed.
         let a = analyze("SELECT CAST(x AS DOUBLE), SUM(y) FROM t").unwrap();
