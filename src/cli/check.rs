@@ -70,7 +70,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let mut outcomes = Vec::new();
     let mut dates = Vec::new();
     for (table, checks) in &selected {
-        let (layer, name) = quality::resolve_table(&catalog, table).map_err(Error::Config)?;
+        let (layer, name) = quality::resolve_table(&catalog, table).map_err(|m| {
+            let mut origins: Vec<&str> = checks.iter().map(|c| c.origin.as_str()).collect();
+            origins.dedup();
+            Error::Config(format!("{}: {m}", origins.join(", ")))
+        })?;
         let date = match args.date {
             Some(d) => d,
             None => match transform::scan::partitions(&wh, layer, &name).last() {

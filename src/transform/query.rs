@@ -119,8 +119,9 @@ impl Catalog {
             .collect();
         close.sort();
         let mut s = String::new();
-        if let Some((_, best)) = close.first() {
-            s.push_str(&format!("; did you mean {best}?"));
+        match close.first() {
+            Some((_, best)) => s.push_str(&format!("; did you mean {best}?")),
+            None => s.push(';'),
         }
         const MAX: usize = 40;
         let shown: Vec<&str> = names.iter().take(MAX).map(String::as_str).collect();
