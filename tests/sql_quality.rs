@@ -388,6 +388,13 @@ fn query_formats_partitions_and_errors() {
             ),
             "n\n3\n",
         ),
+        // A LEFT JOIN keeps its unmatched rows when ON has a condition on the joined table
+        // (polars applied it after the join, as an inner join would).
+        (
+            "SELECT count(*) AS n, count(p.payment_id) AS matched FROM clean.accounts a \
+             LEFT JOIN clean.payments p ON p.account_id = a.account_id AND p.amount > 50",
+            "n,matched\n3,1\n",
+        ),
     ] {
         let out = w.run_code(&["query", q, "--format", "csv"], 0);
         assert_eq!(stdout(&out), want, "{q}");

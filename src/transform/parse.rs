@@ -1073,6 +1073,12 @@ pub fn rewrite(
         type Break = ();
         fn pre_visit_select(&mut self, s: &mut Select) -> ControlFlow<()> {
             alias_clashing_projections(s);
+            for twj in &mut s.from {
+                if let Err(e) = push_left_join_conditions(twj) {
+                    self.error = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
             ControlFlow::Continue(())
         }
 
@@ -1133,6 +1139,151 @@ pub fn rewrite(
         return Err(e);
     }
     Ok(stmt.to_string())
+}
+
+/// The tables a condition's columns name (`a.x` → `a`, `clean.t.x` → `t`), and whether it
+/// has unqualified columns; subqueries are not looked into.
+fn qualifiers(e: &Expr) -> (BTreeSet<String>, bool) {
+    struct V(BTreeSet<String>, bool, usize);
+    impl Visitor for V {
+        type Break = ();
+        fn pre_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
+            self.2 += 1;
+            ControlFlow::Continue(())
+        }
+        fn post_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
+            self.2 -= 1;
+            ControlFlow::Continue(())
+        }
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if self.2 == 0 {
+                match e {
+                    Expr::Identifier(_) => self.1 = true,
+                    Expr::CompoundIdentifier(ids) if ids.len() >= 2 => {
+                        self.0.insert(ident_name(&ids[ids.len() - 2]));
+                    }
+                    _ => {}
+                }
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut v = V(BTreeSet::new(), false, 0);
+    let _ = e.visit(&mut v);
+    (v.0, v.1)
+}
+
+/// polars applies the conditions of a `LEFT JOIN … ON` beyond its key equalities after the
+/// join, as a filter: `ON a.k = e.k AND a.amount > 100` dropped the unmatched rows, as an
+/// inner join would. Conditions on the joined (right) table alone move into a subquery,
+/// `LEFT JOIN (SELECT * FROM t AS a WHERE a.amount > 100) AS a ON a.k = e.k`, which is what
+/// the SQL means; a condition mixing both sides (other than an equality) is refused.
+fn push_left_join_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError> {
+    use sqlparser::ast::{JoinConstraint, JoinOperator as J, SetExpr};
+    for join in &mut twj.joins {
+        let (J::Left(JoinConstraint::On(on)) | J::LeftOuter(JoinConstraint::On(on))) =
+            &mut join.join_operator
+        else {
+            continue;
+        };
+        let right = match &join.relation {
+            TableFactor::Table { alias: Some(a), .. }
+            | TableFactor::Derived { alias: Some(a), .. } => ident_name(&a.name),
+            TableFactor::Table {
+                name, alias: None, ..
+            } => name_parts(name).last().cloned().unwrap_or_default(),
+            _ => continue,
+        };
+        let mut conjuncts = Vec::new();
+        split_and(on, &mut conjuncts);
+        let mut keep: Vec<Expr> = Vec::new();
+        let mut pushed: Vec<Expr> = Vec::new();
+        for c in conjuncts {
+            let (quals, bare) = qualifiers(c);
+            let is_equality = matches!(
+                c,
+                Expr::BinaryOp {
+                    op: BinaryOperator::Eq,
+                    ..
+                }
+            );
+            if !bare && quals.len() == 1 && quals.contains(&right) {
+                pushed.push(c.clone());
+            } else if quals.contains(&right) && !is_equality {
+                return Err(SqlError::at(
+                    format!(
+                        "LEFT JOIN … ON {c}: a condition that mixes the joined table {right} \
+                         with the others (other than an equality) is not supported: the engine \
+                         would apply it after the join and drop the unmatched rows; move it \
+                         into the WHERE clause (if that is what is meant) or into a subquery"
+                    ),
+                    None,
+                ));
+            } else {
+                keep.push(c.clone());
+            }
+        }
+        if pushed.is_empty() {
+            continue;
+        }
+        let condition = pushed
+            .into_iter()
+            .reduce(|a, b| Expr::BinaryOp {
+                left: Box::new(a),
+                op: BinaryOperator::And,
+                right: Box::new(b),
+            })
+            .expect("one condition or more");
+        let mut sub = match Parser::new(&GenericDialect)
+            .try_with_sql("SELECT * FROM __panorama_placeholder")
+            .and_then(|mut p| p.parse_query())
+        {
+            Ok(q) => q,
+            Err(e) => return Err(SqlError::at(e.to_string(), None)),
+        };
+        let relation = std::mem::replace(
+            &mut join.relation,
+            TableFactor::Table {
+                name: ObjectName::from(vec![Ident::new("__panorama_placeholder")]),
+                alias: None,
+                args: None,
+                with_hints: Vec::new(),
+                version: None,
+                with_ordinality: false,
+                partitions: Vec::new(),
+                json_path: None,
+                sample: None,
+                index_hints: Vec::new(),
+            },
+        );
+        // The condition and the table move as they are (their positions name the bindings).
+        if let SetExpr::Select(sel) = sub.body.as_mut() {
+            if let Some(from) = sel.from.first_mut() {
+                from.relation = relation;
+            }
+            sel.selection = Some(condition);
+        }
+        join.relation = TableFactor::Derived {
+            lateral: false,
+            subquery: sub,
+            alias: Some(TableAlias {
+                explicit: true,
+                name: Ident::new(right),
+                columns: Vec::new(),
+                at: None,
+            }),
+            sample: None,
+        };
+        *on = keep
+            .into_iter()
+            .reduce(|a, b| Expr::BinaryOp {
+                left: Box::new(a),
+                op: BinaryOperator::And,
+                right: Box::new(b),
+            })
+            .unwrap_or(Expr::Value(Value::Boolean(true).into()));
+    }
+    Ok(())
 }
 
 /// `dt` itself, bare or qualified (not a cast of it, which may compare as text).
@@ -1608,6 +1759,23 @@ mod tests {
         assert_eq!(
             rewrite(&a, &HashMap::new(), &clock).unwrap(),
             "SELECT a.id, b.id AS \"b.id\", id AS \"id_2\" FROM t a JOIN u b ON a.id = b.id"
+        );
+        // LEFT JOIN: conditions on the joined table alone move into a subquery; mixed ones
+        // are refused.
+        let a = analyze(
+            "SELECT * FROM e LEFT JOIN a ON a.k = e.k AND a.amount > 100 AND e.s = 'x' WHERE a.k IS NULL",
+        )
+        .unwrap();
+        assert_eq!(
+            rewrite(&a, &HashMap::new(), &clock).unwrap(),
+            "SELECT * FROM e LEFT JOIN (SELECT * FROM a WHERE a.amount > 100) AS a ON a.k = e.k AND e.s = 'x' WHERE a.k IS NULL"
+        );
+        let a = analyze("SELECT * FROM e LEFT JOIN a ON a.k = e.k AND a.d > e.d").unwrap();
+        let err = rewrite(&a, &HashMap::new(), &clock).unwrap_err();
+        assert!(
+            err.message.contains("mixes the joined table a"),
+            "{}",
+            err.message
         );
         // Nothing clashes: nothing is renamed.
         let a = analyze("SELECT CAST(x AS DOUBLE), SUM(y) FROM t").unwrap();
