@@ -792,3 +792,29 @@ fn branch_families_of_ingest_sql_and_check_stay_in_their_branch() {
         }
     }
 }
+
+/// Regression: a model's own checks (its config) ran only when a check job listed its table;
+/// now its job runs them after the commit, and a failing `error` check skips its readers.
+#[test]
+fn a_models_own_checks_run_in_its_job() {
+    let w = shop();
+    std::fs::remove_file(w.path("jobs/checks/features.toml")).unwrap();
+    let sql = std::fs::read_to_string(w.path("sql/account_totals.sql")).unwrap();
+    let planted = sql.replace(
+        "min = 0\n*/",
+        "min = 0\n[[checks]]\ntype = \"range\"\ncolumn = \"payments\"\nmax = 1\n*/",
+    );
+    assert_ne!(sql, planted);
+    w.write("sql/account_totals.sql", &planted);
+    let out = w.run_code(&["run", "--date", D1], 1);
+    let summary = last_json_line(&out);
+    let failures = summary["failures"].to_string();
+    assert!(failures.contains("sql.account_totals"), "{summary}");
+    assert!(failures.contains("range(payments)"), "{failures}");
+    assert_eq!(summary["counts"]["failed"], 1, "{summary}");
+    assert_eq!(summary["counts"]["skipped"], 1, "region_totals: {summary}");
+    let results = w.read_parquet(&format!(
+        "warehouse/quality/check_results/dt={D1}/table=feature.account_totals"
+    ));
+    assert_eq!(results.height(), 3, "the model's three checks");
+}

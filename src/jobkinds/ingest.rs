@@ -98,10 +98,6 @@ impl Ingest {
     fn clean_table(&self) -> String {
         format!("{}.{}", Layer::Clean.as_str(), self.contract.table)
     }
-
-    fn partition(vars: &Vars) -> Vec<(String, String)> {
-        vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
-    }
 }
 
 impl PreparedJob for Ingest {
@@ -112,13 +108,7 @@ impl PreparedJob for Ingest {
             TableRef::new(Layer::Rejects.as_str(), t, vars),
         ];
         if !self.checks.is_empty() {
-            let mut partition = vec![("table".to_string(), self.clean_table())];
-            partition.extend(Self::partition(vars));
-            writes.push(TableRef {
-                layer: Layer::Quality.as_str().to_string(),
-                table: quality::RESULTS_TABLE.to_string(),
-                partition,
-            });
+            writes.push(super::own_checks_output(&self.clean_table(), vars));
         }
         Io {
             reads: Vec::new(),
@@ -168,34 +158,13 @@ impl PreparedJob for Ingest {
                     "{} rows read, {} written, {} rejected",
                     r.rows_read, r.rows_written, r.rows_rejected
                 );
-                let mut warnings = Vec::new();
-                if !self.checks.is_empty() {
-                    let o = quality::run_table(
-                        ctx.project,
-                        &self.clean_table(),
-                        &self.checks,
-                        ctx.date,
-                        job.name,
-                        ctx.run_id,
-                        &Self::partition(job.vars),
-                    )
-                    .map_err(|e| super::sql::job_error(&e))?;
-                    let failed: Vec<String> = o.failure_lines();
-                    message.push_str(&format!(
-                        "; {} checks: {} passed, {} warning(s), {} failed",
-                        o.results.len(),
-                        o.results.iter().filter(|r| !r.failed()).count(),
-                        o.warnings(),
-                        failed.len()
-                    ));
-                    if !failed.is_empty() {
-                        return Err(JobError::permanent(format!(
-                            "{message}: {}",
-                            failed.join("; ")
-                        )));
-                    }
-                    warnings = o.warning_lines();
-                }
+                let warnings = super::run_own_checks(
+                    ctx,
+                    job,
+                    &self.clean_table(),
+                    &self.checks,
+                    &mut message,
+                )?;
                 Ok(JobOutcome {
                     rows_in: r.rows_read,
                     rows_out: r.rows_written,
@@ -228,19 +197,18 @@ impl PreparedJob for Ingest {
         if s.job != job.name {
             return None;
         }
-        if !self.checks.is_empty() {
-            // Committed, but not done until its checks ran and passed in the same run.
-            let rkey =
-                quality::results_key_in(date, &self.clean_table(), &Self::partition(job.vars));
-            let r = wh.read_success(Layer::Quality, quality::RESULTS_TABLE, &rkey)?;
-            let blocking = r
-                .extra
-                .get("blocking")
-                .and_then(|v| v.as_u64())
-                .unwrap_or(1);
-            if r.job != job.name || r.run_id != s.run_id || blocking != 0 {
-                return None;
-            }
+        // Committed, but not done until its checks ran and passed in the same run.
+        if !self.checks.is_empty()
+            && !super::own_checks_passed(
+                &wh,
+                date,
+                &self.clean_table(),
+                job.vars,
+                job.name,
+                &s.run_id,
+            )
+        {
+            return None;
         }
         Some(Committed {
             run_id: s.run_id,

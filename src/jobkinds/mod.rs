@@ -52,3 +52,90 @@ pub(crate) fn own_config<T: serde::de::DeserializeOwned>(
         .try_into()
         .map_err(|e: toml::de::Error| vec![e.message().to_string()])
 }
+
+/// Runs the checks a job declares for the table it just wrote (a contract's or a model's
+/// `checks`, when no `check` job checks that table): appends their summary to `message`;
+/// a failing `error` check fails the job; returns the warnings.
+pub(crate) fn run_own_checks(
+    ctx: &crate::schedule::JobCtx<'_>,
+    job: &crate::schedule::JobRef<'_>,
+    table: &str,
+    checks: &[crate::quality::Check],
+    message: &mut String,
+) -> Result<Vec<String>, crate::schedule::JobError> {
+    if checks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let partition: Vec<(String, String)> = job
+        .vars
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let o = crate::quality::run_table(
+        ctx.project,
+        table,
+        checks,
+        ctx.date,
+        job.name,
+        ctx.run_id,
+        &partition,
+    )
+    .map_err(|e| sql::job_error(&e))?;
+    let failed: Vec<String> = o.failure_lines();
+    message.push_str(&format!(
+        "; {} checks: {} passed, {} warning(s), {} failed",
+        o.results.len(),
+        o.results.iter().filter(|r| !r.failed()).count(),
+        o.warnings(),
+        failed.len()
+    ));
+    if !failed.is_empty() {
+        return Err(crate::schedule::JobError::permanent(format!(
+            "{message}: {}",
+            failed.join("; ")
+        )));
+    }
+    Ok(o.warning_lines())
+}
+
+/// Whether the checks a job runs itself passed in the run that committed `run_id` (a job whose
+/// table is committed is not done until then: a run killed in between runs it again).
+pub(crate) fn own_checks_passed(
+    wh: &crate::warehouse::Warehouse,
+    date: chrono::NaiveDate,
+    table: &str,
+    vars: &crate::schedule::Vars,
+    job: &str,
+    run_id: &str,
+) -> bool {
+    let partition: Vec<(String, String)> =
+        vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let key = crate::quality::results_key_in(date, table, &partition);
+    let Some(r) = wh.read_success(
+        crate::warehouse::Layer::Quality,
+        crate::quality::RESULTS_TABLE,
+        &key,
+    ) else {
+        return false;
+    };
+    let blocking = r
+        .extra
+        .get("blocking")
+        .and_then(|v| v.as_u64())
+        .unwrap_or(1);
+    r.job == job && r.run_id == run_id && blocking == 0
+}
+
+/// The quality results partition a job that runs its own checks writes.
+pub(crate) fn own_checks_output(
+    table: &str,
+    vars: &crate::schedule::Vars,
+) -> crate::schedule::TableRef {
+    let mut partition = vec![("table".to_string(), table.to_string())];
+    partition.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+    crate::schedule::TableRef {
+        layer: crate::warehouse::Layer::Quality.as_str().to_string(),
+        table: crate::quality::RESULTS_TABLE.to_string(),
+        partition,
+    }
+}

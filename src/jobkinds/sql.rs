@@ -15,7 +15,9 @@
 //!
 //! Reads: every table the SQL names. When a table has a `check` job, the model also reads that
 //! job's results partition (`quality.check_results[table=<layer.table>]`), so it runs after the
-//! checks of its inputs and is skipped when one of them fails. Writes `feature.<name>`.
+//! checks of its inputs and is skipped when one of them fails. Writes `feature.<name>`, and,
+//! when its config declares `checks` that no `check` job runs, their results (a failing
+//! `error` check fails the job, so the models reading it are skipped).
 
 use std::sync::Arc;
 
@@ -36,6 +38,9 @@ struct SqlJob {
     model: Model,
     /// Inputs (`layer.table`) that have a check job.
     gated: Vec<String>,
+    /// The model's own checks (its config's `checks`), run right after the commit when no
+    /// `check` job checks `feature.<name>` (that job runs them then, with its own).
+    checks: Vec<crate::quality::Check>,
 }
 
 /// Tables checked by a `check` job of the project.
@@ -90,22 +95,37 @@ impl JobKind for SqlKind {
                 return Err(problems);
             }
         };
+        let mut checks = Vec::new();
         if !model.config.checks.is_empty() {
-            if let Err(p) = crate::quality::parse_checks(&model.config.checks, &model.rel) {
-                problems.extend(p);
+            match crate::quality::parse_checks(&model.config.checks, &model.rel) {
+                Ok(c) => checks = c,
+                Err(p) => problems.extend(p),
             }
         }
         if !problems.is_empty() {
             return Err(problems);
         }
         let checked = checked_tables(project);
+        if checked.contains(&format!("{}.{}", Layer::Feature.as_str(), model.name)) {
+            checks.clear();
+        }
         let gated = model
             .reads
             .iter()
             .map(|(l, t)| format!("{l}.{t}"))
             .filter(|t| checked.contains(t))
             .collect();
-        Ok(Arc::new(SqlJob { model, gated }))
+        Ok(Arc::new(SqlJob {
+            model,
+            gated,
+            checks,
+        }))
+    }
+}
+
+impl SqlJob {
+    fn table(&self) -> String {
+        format!("{}.{}", Layer::Feature.as_str(), self.model.name)
     }
 }
 
@@ -126,14 +146,15 @@ impl PreparedJob for SqlJob {
                 partition,
             });
         }
-        Io {
-            reads,
-            writes: vec![TableRef::new(
-                Layer::Feature.as_str(),
-                &self.model.name,
-                vars,
-            )],
+        let mut writes = vec![TableRef::new(
+            Layer::Feature.as_str(),
+            &self.model.name,
+            vars,
+        )];
+        if !self.checks.is_empty() {
+            writes.push(super::own_checks_output(&self.table(), vars));
         }
+        Io { reads, writes }
     }
 
     fn run(&self, job: &JobRef<'_>, ctx: &JobCtx<'_>) -> Result<JobOutcome, JobError> {
@@ -147,13 +168,19 @@ impl PreparedJob for SqlJob {
             cancel: Some(ctx.cancel),
         };
         match transform::build(&req) {
-            Ok(r) => Ok(JobOutcome {
-                rows_in: r.rows_in,
-                rows_out: r.rows,
-                bytes: r.bytes,
-                message: format!("{} rows × {} columns into {}", r.rows, r.columns, r.table),
-                warnings: Vec::new(),
-            }),
+            Ok(r) => {
+                let mut message =
+                    format!("{} rows × {} columns into {}", r.rows, r.columns, r.table);
+                let warnings =
+                    super::run_own_checks(ctx, job, &self.table(), &self.checks, &mut message)?;
+                Ok(JobOutcome {
+                    rows_in: r.rows_in,
+                    rows_out: r.rows,
+                    bytes: r.bytes,
+                    message,
+                    warnings,
+                })
+            }
             Err(e) => Err(job_error(&e)),
         }
     }
@@ -171,6 +198,11 @@ impl PreparedJob for SqlJob {
         }
         let s = wh.read_success(Layer::Feature, &self.model.name, &key)?;
         if s.job != job.name {
+            return None;
+        }
+        if !self.checks.is_empty()
+            && !super::own_checks_passed(&wh, date, &self.table(), job.vars, job.name, &s.run_id)
+        {
             return None;
         }
         Some(Committed {
