@@ -298,7 +298,7 @@ pub fn parse_checks(
         }
         let filter = str_of("where", &mut p);
         if let Some(f) = &filter {
-            if let Err(e) = polars::sql::sql_expr(f) {
+            if let Err(e) = polars_expr(f) {
                 p.push(format!("{at}: `where` {f:?} is not a SQL condition: {e}"));
             }
         }
@@ -474,7 +474,7 @@ pub fn parse_checks(
                     p.push(format!(
                         "{at}: `expression` (a SQL condition every row must meet) is missing"
                     ));
-                } else if let Err(e) = polars::sql::sql_expr(&expression) {
+                } else if let Err(e) = polars_expr(&expression) {
                     p.push(format!(
                         "{at}: `expression` {expression:?} is not a SQL condition: {e}"
                     ));
@@ -864,10 +864,17 @@ fn data(ctx: &Ctx<'_>) -> std::result::Result<LazyFrame, String> {
     })
 }
 
+/// A check's SQL condition as a polars expression, with the literal fixes queries get.
+fn polars_expr(text: &str) -> PolarsResult<Expr> {
+    let text = crate::transform::parse::expression_for_polars(text)
+        .map_err(|e| polars::prelude::polars_err!(ComputeError: "{}", e.message))?;
+    polars::sql::sql_expr(&text)
+}
+
 fn filtered(ctx: &Ctx<'_>, c: &Check) -> std::result::Result<LazyFrame, String> {
     let lf = data(ctx)?;
     Ok(match &c.filter {
-        Some(f) => lf.filter(pl(polars::sql::sql_expr(f))?),
+        Some(f) => lf.filter(pl(polars_expr(f))?),
         None => lf,
     })
 }
@@ -1082,7 +1089,7 @@ fn run_check(
             )
         }
         Spec::Expression { expression } => {
-            let e = pl(polars::sql::sql_expr(expression))?;
+            let e = pl(polars_expr(expression))?;
             // Like a SQL CHECK constraint, a NULL outcome passes.
             row_check(ctx, e.not(), r, expression.clone(), &[])
         }

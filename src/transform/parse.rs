@@ -1107,6 +1107,11 @@ pub fn rewrite(
 
         fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
             date_literals_against_dt(e);
+            whole_mantissa_exponents(e);
+            if let Err(err) = check_interval(e) {
+                self.error = Some(err);
+                return ControlFlow::Break(());
+            }
             match e {
                 Expr::CompoundIdentifier(ids) if ids.len() >= 3 => {
                     let l = ident_name(&ids[0]);
@@ -1284,6 +1289,69 @@ fn push_left_join_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError> {
             .unwrap_or(Expr::Value(Value::Boolean(true).into()));
     }
     Ok(())
+}
+
+/// A check's SQL condition (`where`, `expression`) as polars should read it: the literal
+/// fixes a query gets (`1e6`, dates against `dt`, intervals polars would panic on). Text this
+/// parser cannot read is returned as it is, for polars to report.
+pub fn expression_for_polars(text: &str) -> Result<String, SqlError> {
+    let Ok(mut e) = parse_expr(text) else {
+        return Ok(text.to_string());
+    };
+    let mut problem = None;
+    let _ = sqlparser::ast::visit_expressions_mut(&mut e, |x| {
+        whole_mantissa_exponents(x);
+        date_literals_against_dt(x);
+        match check_interval(x) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(err) => {
+                problem = Some(err);
+                ControlFlow::Break(())
+            }
+        }
+    });
+    match problem {
+        Some(err) => Err(err),
+        None => Ok(e.to_string()),
+    }
+}
+
+/// `1e6` as `1.0e6`: polars reads an exponent only after a decimal point.
+fn whole_mantissa_exponents(e: &mut Expr) {
+    if let Expr::Value(v) = e {
+        if let Value::Number(n, _) = &mut v.value {
+            if let Some(at) = n.find(['e', 'E']).filter(|_| !n.contains('.')) {
+                n.insert_str(at, ".0");
+            }
+        }
+    }
+}
+
+/// An `INTERVAL '…'` text polars cannot read is an error here: polars-sql unwraps its parse
+/// and panicked on `'1 fortnight'`, `'1.5 days'` or `'5'`.
+fn check_interval(e: &Expr) -> Result<(), SqlError> {
+    let Expr::Interval(iv) = e else {
+        return Ok(());
+    };
+    let Expr::Value(v) = &*iv.value else {
+        return Ok(());
+    };
+    let Value::SingleQuotedString(text) = &v.value else {
+        return Ok(());
+    };
+    if iv.leading_field.is_some() || text.contains('-') {
+        return Ok(()); // polars refuses these itself, with a clear error
+    }
+    match polars::prelude::Duration::try_parse_interval(text) {
+        Ok(_) => Ok(()),
+        Err(_) => Err(SqlError::at(
+            format!(
+                "INTERVAL '{text}' is not an interval: write whole numbers with units, such as \
+                 '30 days', '2 weeks', '3 months', '1 year', '12 hours', '1 day 6 hours'"
+            ),
+            None,
+        )),
+    }
 }
 
 /// `dt` itself, bare or qualified (not a cast of it, which may compare as text).
@@ -1777,6 +1845,28 @@ mod tests {
             "{}",
             err.message
         );
+        let a = analyze("SELECT x FROM t WHERE amount < 1e3 AND y > 2E5 AND z < 1.5e2").unwrap();
+        assert_eq!(
+            rewrite(&a, &HashMap::new(), &clock).unwrap(),
+            "SELECT x FROM t WHERE amount < 1.0e3 AND y > 2.0E5 AND z < 1.5e2"
+        );
+        assert_eq!(
+            expression_for_polars("amount < 1e3 AND dt = '2026-11-26'").unwrap(),
+            "amount < 1.0e3 AND dt = DATE '2026-11-26'"
+        );
+        // An interval polars cannot read is refused here (polars-sql panicked on it).
+        for bad in ["1 fortnight", "abc", "5", "1.5 days"] {
+            let a = analyze(&format!("SELECT d + INTERVAL '{bad}' FROM t")).unwrap();
+            let err = rewrite(&a, &HashMap::new(), &clock).unwrap_err();
+            assert!(
+                err.message.contains("is not an interval"),
+                "{bad}: {}",
+                err.message
+            );
+        }
+        let a =
+            analyze("SELECT d + INTERVAL '30 days', d - INTERVAL '1 day 6 hours' FROM t").unwrap();
+        assert!(rewrite(&a, &HashMap::new(), &clock).is_ok());
         // Nothing clashes: nothing is renamed.
         let a = analyze("SELECT CAST(x AS DOUBLE), SUM(y) FROM t").unwrap();
         assert_eq!(
