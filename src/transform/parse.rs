@@ -540,15 +540,38 @@ fn name_pos(n: &ObjectName) -> Pos {
 }
 
 struct Collector {
-    ctes: BTreeSet<String>,
+    /// CTE names of the queries being visited, outermost first: a CTE shadows a table of the
+    /// same bare name in its own query and the queries nested in it, not elsewhere.
+    scopes: Vec<BTreeSet<String>>,
     tables: Vec<TableOcc>,
     functions: Vec<(String, Pos)>,
     /// `dt` selections per reference position, filled select by select.
     dt: HashMap<Pos, DtSel>,
 }
 
+impl Collector {
+    fn ctes(&self) -> BTreeSet<String> {
+        self.scopes.iter().flatten().cloned().collect()
+    }
+}
+
 impl Visitor for Collector {
     type Break = ();
+
+    fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
+        let names = q
+            .with
+            .iter()
+            .flat_map(|w| w.cte_tables.iter().map(|c| ident_name(&c.alias.name)))
+            .collect();
+        self.scopes.push(names);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
+        self.scopes.pop();
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_table_factor(&mut self, tf: &TableFactor) -> ControlFlow<()> {
         if let TableFactor::Table {
@@ -559,7 +582,7 @@ impl Visitor for Collector {
             let pos = name_pos(name);
             if args.is_some() {
                 self.functions.push((parts.join("."), pos));
-            } else if !(parts.len() == 1 && self.ctes.contains(&parts[0])) {
+            } else if !(parts.len() == 1 && self.scopes.iter().any(|s| s.contains(&parts[0]))) {
                 self.tables.push(TableOcc {
                     parts,
                     alias: alias.as_ref().map(|a| ident_name(&a.name)),
@@ -574,8 +597,9 @@ impl Visitor for Collector {
     fn pre_visit_select(&mut self, s: &Select) -> ControlFlow<()> {
         // The warehouse references of this SELECT's FROM (not those of subqueries).
         let mut refs: Vec<(Pos, Vec<String>, Option<String>)> = Vec::new();
+        let ctes = self.ctes();
         for twj in &s.from {
-            from_refs(twj, &self.ctes, &mut refs);
+            from_refs(twj, &ctes, &mut refs);
         }
         if refs.is_empty() {
             return ControlFlow::Continue(());
@@ -989,23 +1013,8 @@ fn parse_date_text(s: &str) -> Option<NaiveDate> {
 }
 
 fn collect_tables(a: &mut Analysis) {
-    // CTE names anywhere in the statement shadow tables of the same bare name.
-    let mut ctes = BTreeSet::new();
-    struct Ctes<'a>(&'a mut BTreeSet<String>);
-    impl Visitor for Ctes<'_> {
-        type Break = ();
-        fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<()> {
-            if let Some(w) = &q.with {
-                for c in &w.cte_tables {
-                    self.0.insert(ident_name(&c.alias.name));
-                }
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let _ = a.statement.visit(&mut Ctes(&mut ctes));
     let mut c = Collector {
-        ctes,
+        scopes: Vec::new(),
         tables: Vec::new(),
         functions: Vec::new(),
         dt: HashMap::new(),
@@ -1108,6 +1117,7 @@ pub fn rewrite(
         fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
             date_literals_against_dt(e);
             whole_mantissa_exponents(e);
+            timestamp_literal_casts(e);
             if let Err(err) = check_interval(e) {
                 self.error = Some(err);
                 return ControlFlow::Break(());
@@ -1302,6 +1312,7 @@ pub fn expression_for_polars(text: &str) -> Result<String, SqlError> {
     let _ = sqlparser::ast::visit_expressions_mut(&mut e, |x| {
         whole_mantissa_exponents(x);
         date_literals_against_dt(x);
+        timestamp_literal_casts(x);
         match check_interval(x) {
             Ok(()) => ControlFlow::Continue(()),
             Err(err) => {
@@ -1313,6 +1324,39 @@ pub fn expression_for_polars(text: &str) -> Result<String, SqlError> {
     match problem {
         Some(err) => Err(err),
         None => Ok(e.to_string()),
+    }
+}
+
+/// `CAST('2026-11-26 08:00:01' AS TIMESTAMP)` as `TIMESTAMP '2026-11-26 08:00:01'`: polars
+/// casts text to a timestamp only in the ISO form with a `T`.
+fn timestamp_literal_casts(e: &mut Expr) {
+    let Expr::Cast {
+        expr, data_type, ..
+    } = &*e
+    else {
+        return;
+    };
+    if !matches!(data_type, DataType::Timestamp(..) | DataType::Datetime(_)) {
+        return;
+    }
+    let Expr::Value(v) = &**expr else {
+        return;
+    };
+    let Value::SingleQuotedString(text) = &v.value else {
+        return;
+    };
+    let t = text.trim();
+    let ok = [
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+    ]
+    .iter()
+    .any(|f| chrono::NaiveDateTime::parse_from_str(t, f).is_ok());
+    if ok {
+        if let Ok(lit) = parse_expr(&format!("TIMESTAMP '{t}'")) {
+            *e = lit;
+        }
     }
 }
 
@@ -1690,6 +1734,23 @@ mod tests {
             })
         );
         assert!(render("x {{ ds", &p).is_err());
+    }
+
+    #[test]
+    fn a_cte_shadows_tables_only_in_its_scope() {
+        // An inner WITH enterprises does not hide the real table read by the outer query.
+        let a = analyze(
+            "SELECT * FROM (WITH enterprises AS (SELECT 1 AS x) SELECT * FROM enterprises) s \
+             JOIN enterprises e ON e.x = s.x",
+        )
+        .unwrap();
+        let names: Vec<String> = a.tables.iter().map(|t| t.parts.join(".")).collect();
+        assert_eq!(names, ["enterprises"]);
+        let a = analyze("WITH t AS (SELECT 1 AS x) SELECT * FROM (SELECT * FROM t) s").unwrap();
+        assert!(
+            a.tables.is_empty(),
+            "an outer CTE is seen in a nested query"
+        );
     }
 
     #[test]
