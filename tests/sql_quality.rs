@@ -817,4 +817,21 @@ fn a_models_own_checks_run_in_its_job() {
         "warehouse/quality/check_results/dt={D1}/table=feature.account_totals"
     ));
     assert_eq!(results.height(), 3, "the model's three checks");
+
+    // Regression: one bad declaration was reported once per check job, under their names.
+    w.write(
+        "jobs/checks/features.toml",
+        "kind = \"check\"\n[matrix]\ntable = [\"feature.account_totals\"]\n",
+    );
+    w.write(
+        "sql/account_totals.sql",
+        &planted.replace("type = \"unique\"", "type = \"uniqe\""),
+    );
+    let out = w.run_code(&["plan", "--date", D1], 2);
+    let err = stderr(&out);
+    assert!(err.contains("1 problem(s)"), "{err}");
+    assert!(
+        err.contains("sql/account_totals.sql: checks[0]: unknown type \"uniqe\""),
+        "{err}"
+    );
 }

@@ -118,11 +118,9 @@ impl JobKind for CheckKind {
                 None => problems.push("`checks`: must be an array of tables ([[checks]])".into()),
             }
         }
+        // Problems in other files' declarations (a contract's, a model's) are reported by
+        // those files' own jobs; repeating them here listed one mistake once per check job.
         let declared = declared(project);
-        if let Err(p) = &*declared {
-            // Problems of other files' declarations are reported once, by this kind.
-            problems.extend(p.iter().filter(|m| !m.starts_with(file.rel)).cloned());
-        }
         if !problems.is_empty() {
             return Err(problems);
         }
@@ -180,7 +178,8 @@ impl PreparedJob for CheckJob {
         let qualified = format!("{layer}.{table}");
         let checks = self.checks_for(&qualified);
         let mut problems = Vec::new();
-        if checks.is_empty() {
+        // When some declaration is broken, its own job says so; "none declared" would mislead.
+        if checks.is_empty() && self.declared.is_ok() {
             problems.push(format!(
                 "no checks declared for {qualified} (declare [[checks]] here, in its ingest contract or in its model's config)"
             ));
