@@ -825,7 +825,7 @@ fn a_models_own_checks_run_in_its_job() {
     );
     w.write(
         "sql/account_totals.sql",
-        &planted.replace("type = \"unique\"", "type = \"uniqe\""),
+        planted.replace("type = \"unique\"", "type = \"uniqe\""),
     );
     let out = w.run_code(&["plan", "--date", D1], 2);
     let err = stderr(&out);
