@@ -834,4 +834,15 @@ fn a_models_own_checks_run_in_its_job() {
         err.contains("sql/account_totals.sql: checks[0]: unknown type \"uniqe\""),
         "{err}"
     );
+
+    // A misspelled placeholder is a configuration error when the night is planned.
+    w.write("sql/account_totals.sql", &planted);
+    w.write(
+        "sql/region_totals.sql",
+        "SELECT region, '{{ dss }}' AS d FROM account_totals\n",
+    );
+    let out = w.run_code(&["plan", "--date", D1], 2);
+    let err = stderr(&out);
+    assert!(err.contains("sql/region_totals.sql:1:"), "{err}");
+    assert!(err.contains("unknown placeholder {{ dss }}"), "{err}");
 }

@@ -157,6 +157,23 @@ impl PreparedJob for SqlJob {
         Io { reads, writes }
     }
 
+    /// Placeholders are checked when the night is planned: a misspelled `{{ dss }}` is a
+    /// configuration error before anything runs, not a failed job at night.
+    fn check(&self, vars: &Vars, _project: &Project) -> Vec<String> {
+        let date = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).expect("a date");
+        let mut params = transform::parse::Params::for_date(date).with("run_id", "planned");
+        for (k, v) in vars {
+            params = params.with(k, v);
+        }
+        match transform::parse::render(&self.model.text, &params) {
+            Ok(_) => Vec::new(),
+            Err(e) => vec![match e.pos {
+                Some(p) => format!("{}:{}:{}: {}", self.model.rel, p.line, p.column, e.message),
+                None => format!("{}: {}", self.model.rel, e.message),
+            }],
+        }
+    }
+
     fn run(&self, job: &JobRef<'_>, ctx: &JobCtx<'_>) -> Result<JobOutcome, JobError> {
         let req = transform::BuildRequest {
             project: ctx.project,
