@@ -77,6 +77,23 @@ A10,3.5万,2024-03-06,139 0013 9001,,郑一,sme,2024-03-06 10:00:00\n"
     s
 }
 
+/// A string column's non-null values.
+fn strs(df: &DataFrame, column: &str) -> Vec<String> {
+    let c = df.column(column).unwrap().str().unwrap().clone();
+    c.iter().flatten().map(str::to_string).collect()
+}
+
+/// An integer column's non-null values.
+fn ints(df: &DataFrame, column: &str) -> Vec<i64> {
+    df.column(column)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .iter()
+        .flatten()
+        .collect()
+}
+
 fn strings_in(df: &DataFrame) -> Vec<String> {
     let mut out = Vec::new();
     for c in df.columns() {
@@ -121,14 +138,7 @@ fn csv_cleaning_accounting_dedupe_and_pii() {
         .read_parquet(part)
         .sort(["application_id"], Default::default())
         .unwrap();
-    let ids: Vec<&str> = df
-        .column("application_id")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
+    let ids = strs(&df, "application_id");
     assert_eq!(ids, ["A1", "A10", "A3", "A9"]);
     let amounts: Vec<f64> = df
         .column("amount")
@@ -143,33 +153,12 @@ fn csv_cleaning_accounting_dedupe_and_pii() {
         [1_300_000.0, 35_000.0, 1_298_633.0, 2_000.0],
         "the later A1 wins"
     );
-    let products: Vec<&str> = df
-        .column("product")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
+    let products = strs(&df, "product");
     assert_eq!(products[2], "micro", "value mapping");
     assert_eq!(df.column("apply_date").unwrap().dtype(), &DataType::Date);
-    let names: Vec<&str> = df
-        .column("name")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
+    let names = strs(&df, "name");
     assert_eq!(names[0], "张*");
-    let phones: Vec<&str> = df
-        .column("phone")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
+    let phones = strs(&df, "phone");
     assert!(phones
         .iter()
         .all(|p| p.len() == 32 && p.chars().all(|c| c.is_ascii_hexdigit())));
@@ -194,38 +183,10 @@ fn csv_cleaning_accounting_dedupe_and_pii() {
     // Every reject has file, line, column, reason and raw text.
     let rej = w.read_parquet("warehouse/rejects/applications/dt=2024-03-31");
     assert_eq!(rej.height(), 8);
-    let rec: Vec<i64> = rej
-        .column("record")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
-    let reasons: Vec<&str> = rej
-        .column("reason")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
-    let raws: Vec<&str> = rej
-        .column("raw")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
-    let files: Vec<&str> = rej
-        .column("source_file")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
+    let rec = ints(&rej, "record");
+    let reasons = strs(&rej, "reason");
+    let raws = strs(&rej, "raw");
+    let files = strs(&rej, "source_file");
     assert!(
         files.iter().all(|f| *f == "src/2024-03-31/apps.csv"),
         "{files:?}"
@@ -235,7 +196,7 @@ fn csv_cleaning_accounting_dedupe_and_pii() {
             .iter()
             .position(|x| *x == l)
             .unwrap_or_else(|| panic!("no reject for line {l}: {rec:?}"));
-        (reasons[i], raws[i])
+        (reasons[i].as_str(), raws[i].as_str())
     };
     assert!(
         by_line(2).0.contains("duplicate") && by_line(2).0.contains("record 5"),
@@ -533,40 +494,19 @@ formats = ["%Y-%m-%d %H:%M:%S"]
     let persons = w.read_parquet(&format!("warehouse/clean/persons/{dt}"));
     assert_eq!(persons.height(), 2);
     let prej = w.read_parquet(&format!("warehouse/rejects/persons/{dt}"));
-    let reasons: Vec<&str> = prej
-        .column("reason")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
+    let reasons = strs(&prej, "reason");
     assert!(reasons.iter().any(|r| r.contains("gbk")), "{reasons:?}");
     assert!(
         reasons.iter().any(|r| r.contains("duplicate")),
         "{reasons:?}"
     );
-    let records: Vec<i64> = prej
-        .column("record")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
+    let records = ints(&prej, "record");
     assert_eq!(records, [4, 6], "{reasons:?}");
     assert!(
         reasons[0].ends_with("kept src/persons.csv record 3"),
         "{reasons:?}"
     );
-    let raws: Vec<&str> = prej
-        .column("raw")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
+    let raws = strs(&prej, "raw");
     assert_eq!(raws[0], "2|李四|女");
     assert!(raws[1].starts_with("3|"), "{raws:?}");
 
@@ -579,14 +519,7 @@ formats = ["%Y-%m-%d %H:%M:%S"]
     let spend: Vec<Option<f64>> = tel.column("spend").unwrap().f64().unwrap().iter().collect();
     assert_eq!(spend, [Some(12.5), Some(30.0), None]);
     let trej = w.read_parquet(&format!("warehouse/rejects/telecom/{dt}"));
-    let rec: Vec<i64> = trej
-        .column("record")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
+    let rec = ints(&trej, "record");
     assert_eq!(rec, [3]);
 
     let court = w.read_parquet(&format!("warehouse/clean/court/{dt}"));
@@ -611,14 +544,7 @@ formats = ["%Y-%m-%d %H:%M:%S"]
     let ledger = w.read_parquet(&format!("warehouse/clean/ledger/{dt}"));
     assert_eq!(ledger.height(), 2);
     let lrej = w.read_parquet(&format!("warehouse/rejects/ledger/{dt}"));
-    let lreasons: Vec<&str> = lrej
-        .column("reason")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
+    let lreasons = strs(&lrej, "reason");
     assert_eq!(lreasons.len(), 2, "{lreasons:?}");
     assert!(
         lreasons
@@ -944,14 +870,7 @@ required = true
         .read_parquet("warehouse/clean/loans/dt=2024-03-31")
         .sort(["loan_id"], Default::default())
         .unwrap();
-    let ids: Vec<&str> = clean
-        .column("loan_id")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
+    let ids = strs(&clean, "loan_id");
     let amounts: Vec<f64> = clean
         .column("amount")
         .unwrap()
@@ -967,14 +886,7 @@ required = true
 
     let rej = w.read_parquet("warehouse/rejects/loans/dt=2024-03-31");
     assert_eq!(rej.height(), 5, "{rej}");
-    let rec: Vec<i64> = rej
-        .column("record")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .iter()
-        .flatten()
-        .collect();
+    let rec = ints(&rej, "record");
     let reason = |line: i64| -> (String, String) {
         let i = rec.iter().position(|r| *r == line).unwrap();
         let get = |c: &str| {

@@ -771,8 +771,23 @@ fn split_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
 /// The qualifiers of every `dt` column mentioned in `e` (None for a bare `dt`), not looking
 /// into subqueries (their `dt` belongs to their own tables).
 fn dt_mentions(e: &Expr, out: &mut Vec<Option<String>>) {
-    struct V<'a>(&'a mut Vec<Option<String>>, usize);
-    impl Visitor for V<'_> {
+    outside_subqueries(e, |e| match e {
+        Expr::Identifier(i) if ident_name(i) == "dt" => out.push(None),
+        Expr::CompoundIdentifier(ids)
+            if ids.last().is_some_and(|i| ident_name(i) == "dt") && ids.len() >= 2 =>
+        {
+            let q: Vec<String> = ids[..ids.len() - 1].iter().map(ident_name).collect();
+            out.push(Some(q.join(".")));
+        }
+        _ => {}
+    });
+}
+
+/// Calls `f` on every expression of `e` in pre-order, except those inside subqueries (which
+/// belong to their own tables).
+fn outside_subqueries(e: &Expr, f: impl FnMut(&Expr)) {
+    struct V<F>(F, usize);
+    impl<F: FnMut(&Expr)> Visitor for V<F> {
         type Break = ();
         fn pre_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
             self.1 += 1;
@@ -783,23 +798,13 @@ fn dt_mentions(e: &Expr, out: &mut Vec<Option<String>>) {
             ControlFlow::Continue(())
         }
         fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-            if self.1 > 0 {
-                return ControlFlow::Continue(());
-            }
-            match e {
-                Expr::Identifier(i) if ident_name(i) == "dt" => self.0.push(None),
-                Expr::CompoundIdentifier(ids)
-                    if ids.last().is_some_and(|i| ident_name(i) == "dt") && ids.len() >= 2 =>
-                {
-                    let q: Vec<String> = ids[..ids.len() - 1].iter().map(ident_name).collect();
-                    self.0.push(Some(q.join(".")));
-                }
-                _ => {}
+            if self.1 == 0 {
+                (self.0)(e);
             }
             ControlFlow::Continue(())
         }
     }
-    let _ = e.visit(&mut V(out, 0));
+    let _ = e.visit(&mut V(f, 0));
 }
 
 fn is_dt(e: &Expr) -> bool {
@@ -1159,33 +1164,16 @@ pub fn rewrite(
 /// The tables a condition's columns name (`a.x` → `a`, `clean.t.x` → `t`), and whether it
 /// has unqualified columns; subqueries are not looked into.
 fn qualifiers(e: &Expr) -> (BTreeSet<String>, bool) {
-    struct V(BTreeSet<String>, bool, usize);
-    impl Visitor for V {
-        type Break = ();
-        fn pre_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
-            self.2 += 1;
-            ControlFlow::Continue(())
+    let mut quals = BTreeSet::new();
+    let mut bare = false;
+    outside_subqueries(e, |e| match e {
+        Expr::Identifier(_) => bare = true,
+        Expr::CompoundIdentifier(ids) if ids.len() >= 2 => {
+            quals.insert(ident_name(&ids[ids.len() - 2]));
         }
-        fn post_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
-            self.2 -= 1;
-            ControlFlow::Continue(())
-        }
-        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-            if self.2 == 0 {
-                match e {
-                    Expr::Identifier(_) => self.1 = true,
-                    Expr::CompoundIdentifier(ids) if ids.len() >= 2 => {
-                        self.0.insert(ident_name(&ids[ids.len() - 2]));
-                    }
-                    _ => {}
-                }
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut v = V(BTreeSet::new(), false, 0);
-    let _ = e.visit(&mut v);
-    (v.0, v.1)
+        _ => {}
+    });
+    (quals, bare)
 }
 
 /// polars applies the conditions of a `LEFT JOIN … ON` beyond its key equalities after the
@@ -1470,31 +1458,17 @@ fn polars_default_name(e: &Expr) -> String {
         }
         _ => {}
     }
-    struct First(Option<String>, usize);
-    impl Visitor for First {
-        type Break = ();
-        fn pre_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
-            self.1 += 1;
-            ControlFlow::Continue(())
-        }
-        fn post_visit_query(&mut self, _q: &Query) -> ControlFlow<()> {
-            self.1 -= 1;
-            ControlFlow::Continue(())
-        }
-        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-            if self.1 == 0 && self.0.is_none() {
-                match e {
-                    Expr::Identifier(i) => self.0 = Some(ident_name(i)),
-                    Expr::CompoundIdentifier(ids) => self.0 = ids.last().map(ident_name),
-                    _ => {}
-                }
+    let mut first = None;
+    outside_subqueries(e, |e| {
+        if first.is_none() {
+            match e {
+                Expr::Identifier(i) => first = Some(ident_name(i)),
+                Expr::CompoundIdentifier(ids) => first = ids.last().map(ident_name),
+                _ => {}
             }
-            ControlFlow::Continue(())
         }
-    }
-    let mut v = First(None, 0);
-    let _ = e.visit(&mut v);
-    v.0.unwrap_or_else(|| "literal".into())
+    });
+    first.unwrap_or_else(|| "literal".into())
 }
 
 /// polars names an unnamed expression after its first column, so `SELECT MIN(x), MAX(x)`
@@ -1519,33 +1493,19 @@ fn alias_clashing_projections(s: &mut Select) {
     let mut columns_seen: BTreeSet<String> = BTreeSet::new();
     let mut new_items = Vec::with_capacity(s.projection.len());
     for (item, name) in s.projection.drain(..).zip(&names) {
+        // An expression whose default name clashes is named by its SQL text (as DuckDB does);
+        // the same column name twice (`a.id, b.id`): the first keeps it, a later one is named
+        // by its text (`b.id`).
+        let clashes = match (&item, name.as_deref()) {
+            (
+                SelectItem::UnnamedExpr(Expr::Identifier(_) | Expr::CompoundIdentifier(_)),
+                Some(n),
+            ) => !columns_seen.insert(n.to_string()),
+            (SelectItem::UnnamedExpr(_), Some(n)) => count.get(n).copied().unwrap_or(0) > 1,
+            _ => false,
+        };
         match item {
-            // The same column name twice (`a.id, b.id`): the first keeps it, a later one is
-            // named by its text (`b.id`), as DuckDB does.
-            SelectItem::UnnamedExpr(e @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_)))
-                if name
-                    .as_deref()
-                    .is_some_and(|n| !columns_seen.insert(n.to_string())) =>
-            {
-                let base = e.to_string();
-                let mut alias = base.clone();
-                let mut k = 2;
-                while taken.contains(&alias) {
-                    alias = format!("{base}_{k}");
-                    k += 1;
-                }
-                taken.insert(alias.clone());
-                new_items.push(SelectItem::ExprWithAlias {
-                    expr: e,
-                    alias: Ident::with_quote('"', alias),
-                });
-            }
-            SelectItem::UnnamedExpr(e)
-                if !matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_))
-                    && name
-                        .as_deref()
-                        .is_some_and(|n| count.get(n).copied().unwrap_or(0) > 1) =>
-            {
+            SelectItem::UnnamedExpr(e) if clashes => {
                 let base = e.to_string();
                 let mut alias = base.clone();
                 let mut k = 2;
