@@ -438,7 +438,7 @@ name = "amt"
 type = "float"
 "#,
     );
-    w.write("src/ledger.csv", "1|a|10\n2|b\n3|c|6|7\n4|d|8\n");
+    w.write("src/ledger.csv", "1|a|10\n2|b\n  \t\n3|c|6|7\n4|d|8\n");
     w.write(
         "jobs/ledger_picked.toml",
         r#"kind = "ingest"

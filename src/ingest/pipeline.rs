@@ -463,6 +463,14 @@ impl Shared<'_> {
             }
             let record_is_utf8 =
                 enc == Encoding::Utf8 && not_utf8.get(next_bad).is_none_or(|&p| p >= end);
+            // A line of blanks between records is a blank line (as in NDJSON), not a record.
+            if rec.len() == 1
+                && n_fields != 1
+                && !raw_bytes.contains(&b'"')
+                && raw_bytes.iter().all(u8::is_ascii_whitespace)
+            {
+                continue;
+            }
             let count_problem = if rec.len() != n_fields && n_fields > 0 {
                 Some(format!(
                     "expected {n_fields} fields {}, found {}",
