@@ -148,6 +148,15 @@ fn last_json_line(out: &std::process::Output) -> serde_json::Value {
 #[test]
 fn dependencies_are_inferred_from_the_sql() {
     let w = shop();
+    // A model file without a job is not built, and `plan` says so.
+    w.write("sql/forgotten.sql", "SELECT 1 AS x\n");
+    let out = w.run_code(&["plan", "--date", D1], 0);
+    assert!(
+        stderr(&out).contains("sql/forgotten.sql is not built: no sql job runs it"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(w.path("sql/forgotten.sql")).unwrap();
     let out = w.run_code(&["jobs", "--format", "json"], 0);
     let jobs: Vec<serde_json::Value> = serde_json::from_str(stdout(&out).trim()).unwrap();
     let after = |name: &str| -> Vec<String> {

@@ -84,6 +84,19 @@ pub fn load_selection(project: &Project, night: &NightArgs) -> Result<(Arc<Dag>,
     for w in &dag.warnings {
         crate::log::warn(w, &[]);
     }
+    for m in crate::transform::index(project).unbuilt_models(project) {
+        let stem = std::path::Path::new(&m)
+            .file_stem()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        crate::log::warn(
+            &format!(
+                "{m} is not built: no sql job runs it (add jobs/sql/{stem}.toml with kind = \"sql\")"
+            ),
+            &[],
+        );
+    }
     let mut chosen =
         select::select(&dag, &night.select, &night.exclude).map_err(|problems| Error::Invalid {
             what: "the selection".into(),

@@ -297,6 +297,24 @@ impl ProjectIndex {
         c
     }
 
+    /// `sql/*.sql` files no `sql` job builds (they are not part of any night).
+    pub fn unbuilt_models(&self, project: &Project) -> Vec<String> {
+        let built: std::collections::BTreeSet<PathBuf> = self
+            .files
+            .iter()
+            .filter(|f| f.kind == "sql")
+            .map(|f| match f.table.get("model").and_then(|m| m.as_str()) {
+                Some(m) => project.path(m),
+                None => project.root.join(SQL_DIR).join(format!("{}.sql", f.name)),
+            })
+            .collect();
+        discover(&project.root)
+            .into_iter()
+            .filter(|p| !built.contains(p))
+            .map(|p| rel_of(project, &p))
+            .collect()
+    }
+
     /// The clean table an ingest job file writes.
     pub fn ingest_table(f: &JobFileInfo) -> String {
         f.table
