@@ -1120,10 +1120,9 @@ pub fn rewrite(
         }
 
         fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
-            date_literals_against_dt(e);
             whole_mantissa_exponents(e);
             timestamp_literal_casts(e);
-            if let Err(err) = check_interval(e) {
+            if let Err(err) = date_literals_against_dt(e).and_then(|()| check_interval(e)) {
                 self.error = Some(err);
                 return ControlFlow::Break(());
             }
@@ -1299,9 +1298,8 @@ pub fn expression_for_polars(text: &str) -> Result<String, SqlError> {
     let mut problem = None;
     let _ = sqlparser::ast::visit_expressions_mut(&mut e, |x| {
         whole_mantissa_exponents(x);
-        date_literals_against_dt(x);
         timestamp_literal_casts(x);
-        match check_interval(x) {
+        match date_literals_against_dt(x).and_then(|()| check_interval(x)) {
             Ok(()) => ControlFlow::Continue(()),
             Err(err) => {
                 problem = Some(err);
@@ -1398,37 +1396,60 @@ fn is_plain_dt(e: &Expr) -> bool {
 /// A `'YYYY-MM-DD'` text literal compared with `dt` becomes `DATE 'YYYY-MM-DD'`: polars casts
 /// such a literal only when it stands right of the first table's `dt`, and failed with
 /// "cannot compare date to a string" for `'…' = dt`, `b.dt = '…'`, `IN` lists and `BETWEEN`.
-fn date_literals_against_dt(e: &mut Expr) {
-    fn as_date(x: &mut Expr) {
-        if let Expr::Value(v) = &*x {
-            if let Value::SingleQuotedString(text) = &v.value {
-                let date = parse_date_text(text)
-                    .filter(|d| d.format("%Y-%m-%d").to_string() == text.trim());
-                if let Some(d) = date {
-                    if let Ok(lit) = parse_expr(&format!("DATE '{}'", d.format("%Y-%m-%d"))) {
-                        *x = lit;
-                    }
+fn date_literals_against_dt(e: &mut Expr) -> Result<(), SqlError> {
+    fn as_date(x: &mut Expr) -> Result<(), SqlError> {
+        let Expr::Value(v) = &*x else {
+            return Ok(());
+        };
+        let Value::SingleQuotedString(text) = &v.value else {
+            return Ok(());
+        };
+        let t = text.trim();
+        let date = parse_date_text(t).filter(|d| d.format("%Y-%m-%d").to_string() == t);
+        match date {
+            Some(d) => {
+                if let Ok(lit) = parse_expr(&format!("DATE '{}'", d.format("%Y-%m-%d"))) {
+                    *x = lit;
                 }
+                Ok(())
             }
+            // Shaped like a date but not one (`'2026-13-45'`): a usage error, not a failed run.
+            None if t.len() == 10
+                && t.bytes().enumerate().all(|(i, b)| match i {
+                    4 | 7 => b == b'-',
+                    _ => b.is_ascii_digit(),
+                }) =>
+            {
+                Err(SqlError::at(
+                    format!("'{t}' compared with dt is not a date"),
+                    None,
+                ))
+            }
+            None => Ok(()),
         }
     }
     match e {
         Expr::BinaryOp { left, op, right } if cmp_op(op).is_some() => {
             if is_plain_dt(left) {
-                as_date(right);
+                as_date(right)?;
             } else if is_plain_dt(right) {
-                as_date(left);
+                as_date(left)?;
             }
         }
         Expr::Between {
             expr, low, high, ..
         } if is_plain_dt(expr) => {
-            as_date(low);
-            as_date(high);
+            as_date(low)?;
+            as_date(high)?;
         }
-        Expr::InList { expr, list, .. } if is_plain_dt(expr) => list.iter_mut().for_each(as_date),
+        Expr::InList { expr, list, .. } if is_plain_dt(expr) => {
+            for x in list.iter_mut() {
+                as_date(x)?;
+            }
+        }
         _ => {}
     }
+    Ok(())
 }
 
 fn parse_expr(text: &str) -> Result<Expr, SqlError> {
@@ -1875,6 +1896,9 @@ mod tests {
             expression_for_polars("amount < 1e3 AND dt = '2026-11-26'").unwrap(),
             "amount < 1.0e3 AND dt = DATE '2026-11-26'"
         );
+        let a = analyze("SELECT * FROM t WHERE dt = '2026-13-45'").unwrap();
+        let err = rewrite(&a, &HashMap::new(), &clock).unwrap_err();
+        assert!(err.message.contains("is not a date"), "{}", err.message);
         // An interval polars cannot read is refused here (polars-sql panicked on it).
         for bad in ["1 fortnight", "abc", "5", "1.5 days"] {
             let a = analyze(&format!("SELECT d + INTERVAL '{bad}' FROM t")).unwrap();
