@@ -29,14 +29,6 @@ pub struct Args {
     pub format: ListFormat,
 }
 
-/// Whether a contract file declares `[[checks]]` (they belong to the job, not to the contract).
-fn declares_checks(file: &Path) -> bool {
-    std::fs::read_to_string(file)
-        .ok()
-        .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
-        .is_some_and(|t| t.contains_key("checks"))
-}
-
 fn parse_var(s: &str) -> std::result::Result<(String, String), String> {
     s.split_once('=')
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -164,7 +156,12 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                         ("seconds", ((r.seconds * 1000.0).round() / 1000.0).into()),
                     ],
                 );
-                if declares_checks(&c.file) {
+                // `[[checks]]` belong to the job (the contract file read as a job file).
+                let declares_checks = crate::transform::index(&project)
+                    .files
+                    .iter()
+                    .any(|f| f.path == c.file && f.table.contains_key("checks"));
+                if declares_checks {
                     crate::log::info(
                         &format!(
                             "clean.{0} declares checks, which `panorama ingest` does not run: \

@@ -70,7 +70,10 @@ impl Losers {
         while cursor.at < cursor.end && self.0[cursor.at].id < id {
             cursor.at += 1;
         }
-        let l = self.0.get(cursor.at).filter(|_| cursor.at < cursor.end)?;
+        if cursor.at == cursor.end {
+            return None;
+        }
+        let l = &self.0[cursor.at];
         (l.id == id).then_some((l.file, l.line))
     }
 

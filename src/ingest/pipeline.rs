@@ -22,7 +22,7 @@ use super::clean::{CompiledColumn, Value};
 use super::contract::{ColumnType, Contract, Encoding, FixedField, Format};
 use super::dedupe::{KeyIndex, LoserCursor, Losers, RowKey};
 use super::pii::Tokenizer;
-use super::readers::{self, FileCtx, RawBatch, RawRow};
+use super::readers::{self, FieldCount, FileCtx, RawBatch, RawRow};
 use super::{IngestReport, IngestRequest};
 use crate::error::{Context, Error, Result};
 use crate::warehouse::parquet::{PartWriter, ROW_GROUP_ROWS};
@@ -412,7 +412,6 @@ impl Shared<'_> {
             .flexible(true)
             .from_reader(bytes);
         let mut rec = csv::ByteRecord::new();
-        let n_fields = out.file.n_fields;
         let mapping = out.file.mapping.clone();
         // One validation of the whole block instead of one per field: it finds where the
         // bytes that are not UTF-8 are, and only the records holding some are decoded field
@@ -428,7 +427,7 @@ impl Shared<'_> {
         // The key pass decodes only the fields it cleans.
         let wanted: Option<Vec<bool>> = match (self.pass, &self.dedupe) {
             (Pass::Keys, Some(d)) => {
-                let mut w = vec![false; n_fields];
+                let mut w = Vec::new();
                 for &k in d.key_cols.iter().chain(d.order_col.iter()) {
                     if let Some(Some(j)) = mapping.get(k) {
                         if *j >= w.len() {
@@ -465,28 +464,12 @@ impl Shared<'_> {
                 enc == Encoding::Utf8 && not_utf8.get(next_bad).is_none_or(|&p| p >= end);
             // A line of blanks between records is a blank line (as in NDJSON), not a record.
             if rec.len() == 1
-                && n_fields != 1
-                && !raw_bytes.contains(&b'"')
+                && !out.file.fields.is_single()
                 && raw_bytes.iter().all(u8::is_ascii_whitespace)
             {
                 continue;
             }
-            let count_problem = if rec.len() != n_fields && n_fields > 0 {
-                Some(format!(
-                    "expected {n_fields} fields {}, found {}",
-                    out.file.n_fields_from,
-                    rec.len()
-                ))
-            } else if rec.len() < out.file.min_fields {
-                Some(format!(
-                    "expected at least {} fields (the contract reads field {0}), found {}",
-                    out.file.min_fields,
-                    rec.len()
-                ))
-            } else {
-                None
-            };
-            if let Some(reason) = count_problem {
+            if let Some(reason) = out.file.fields.problem(rec.len()) {
                 self.reject_whole(out, line, reason, readers::lossy(raw_bytes, enc));
                 continue;
             }
@@ -1116,7 +1099,7 @@ fn produce(
                     is_csv && c.source.header,
                     is_csv.then_some(shared.delimiter),
                 )?;
-                let (mapping, mut n_fields) = match c.source.format {
+                let (mapping, header_fields) = match c.source.format {
                     Format::Csv => match header {
                         Some(h) => {
                             let line = c.source.skip_lines as u64 + 1;
@@ -1127,33 +1110,27 @@ fn produce(
                                 path,
                                 line,
                             )?;
-                            (readers::map_header(c, &names, path, line)?, names.len())
+                            (
+                                readers::map_header(c, &names, path, line)?,
+                                Some(names.len()),
+                            )
                         }
-                        None => (readers::map_positions(c)?, 0),
+                        None => (readers::map_positions(c)?, None),
                     },
-                    Format::FixedWidth => (readers::map_fixed(c, &shared.layout)?, 0),
-                    _ => (Vec::new(), 0),
+                    Format::FixedWidth => (readers::map_fixed(c, &shared.layout)?, None),
+                    _ => (Vec::new(), None),
                 };
-                // Without a header, records have the contract's columns, or at least reach
-                // the last field a column names by number.
-                let mut n_fields_from = "as in the header";
-                let mut min_fields = 0;
-                if is_csv && !c.source.header {
-                    if c.columns.iter().all(|x| x.from.is_none()) {
-                        n_fields = c.columns.len();
-                        n_fields_from = "as the contract has columns (the file has no header)";
-                    } else {
-                        min_fields = mapping.iter().flatten().max().map_or(0, |m| m + 1);
-                    }
-                }
+                let fields = if is_csv {
+                    FieldCount::for_csv(header_fields, c, &mapping)
+                } else {
+                    FieldCount::Any
+                };
                 let ctx = Arc::new(FileCtx {
                     index,
                     path: path.clone(),
                     display,
                     mapping,
-                    n_fields,
-                    n_fields_from,
-                    min_fields,
+                    fields,
                 });
                 while let Some((first_line, block)) = reader.next_block(path)? {
                     if cancelled() {
@@ -1185,9 +1162,7 @@ fn produce(
                     path: path.clone(),
                     display,
                     mapping: Vec::new(),
-                    n_fields: 0,
-                    n_fields_from: "",
-                    min_fields: 0,
+                    fields: FieldCount::Any,
                 });
                 let mut rows = rows.into_iter().peekable();
                 while rows.peek().is_some() {

@@ -25,12 +25,59 @@ pub struct FileCtx {
     pub display: Arc<str>,
     /// For each contract column, the field index in the source (CSV, fixed-width order).
     pub mapping: Vec<Option<usize>>,
-    /// CSV: the number of fields every record must have (0: no such rule), and where that
-    /// number comes from (for the reject reason).
-    pub n_fields: usize,
-    pub n_fields_from: &'static str,
-    /// CSV without a header whose columns name field numbers: records must reach the last.
-    pub min_fields: usize,
+    /// CSV: how many fields each record must have.
+    pub fields: FieldCount,
+}
+
+/// How many fields each CSV record must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldCount {
+    /// Not a CSV.
+    Any,
+    /// As many as the header names.
+    AsHeader(usize),
+    /// No header: as many as the contract has columns.
+    AsColumns(usize),
+    /// No header, columns name field numbers: enough to reach the last one named.
+    AtLeast(usize),
+}
+
+impl FieldCount {
+    /// The rule for a CSV file: its header's width, else the contract's columns.
+    pub fn for_csv(
+        header_fields: Option<usize>,
+        contract: &Contract,
+        mapping: &[Option<usize>],
+    ) -> FieldCount {
+        match header_fields {
+            Some(n) => FieldCount::AsHeader(n),
+            None if contract.columns.iter().all(|c| c.from.is_none()) => {
+                FieldCount::AsColumns(contract.columns.len())
+            }
+            None => FieldCount::AtLeast(mapping.iter().flatten().max().map_or(0, |m| m + 1)),
+        }
+    }
+
+    /// Whether a record of one field is all a record can be (a blank line is then a record).
+    pub fn is_single(self) -> bool {
+        matches!(self, FieldCount::AsHeader(1) | FieldCount::AsColumns(1))
+    }
+
+    /// Why a record of `found` fields breaks the rule, if it does.
+    pub fn problem(self, found: usize) -> Option<String> {
+        match self {
+            FieldCount::AsHeader(n) if found != n => {
+                Some(format!("expected {n} fields as in the header, found {found}"))
+            }
+            FieldCount::AsColumns(n) if found != n => Some(format!(
+                "expected {n} fields as the contract has columns (the file has no header), found {found}"
+            )),
+            FieldCount::AtLeast(n) if found < n => Some(format!(
+                "expected at least {n} fields (the contract reads field {n}), found {found}"
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// A record split into fields aligned with the contract's columns.
@@ -160,7 +207,7 @@ pub struct BlockReader {
     eof: bool,
     /// CSV (its delimiter): line ends inside quoted fields do not end a record.
     csv_delimiter: Option<u8>,
-    /// Bytes read at a time (a test makes it small to cut many blocks).
+    /// Bytes read at a time.
     block_bytes: usize,
     pub next_line: u64,
     pub hasher: blake3::Hasher,
@@ -176,13 +223,24 @@ impl BlockReader {
         header: bool,
         csv_delimiter: Option<u8>,
     ) -> Result<(BlockReader, Option<Vec<u8>>)> {
+        Self::open_in_blocks_of(path, skip_lines, header, csv_delimiter, BLOCK_BYTES)
+    }
+
+    /// `open`, reading `block_bytes` at a time (tests make it small to cut many blocks).
+    fn open_in_blocks_of(
+        path: &Path,
+        skip_lines: usize,
+        header: bool,
+        csv_delimiter: Option<u8>,
+        block_bytes: usize,
+    ) -> Result<(BlockReader, Option<Vec<u8>>)> {
         let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
         let mut r = BlockReader {
             file,
             carry: Vec::new(),
             eof: false,
             csv_delimiter,
-            block_bytes: BLOCK_BYTES,
+            block_bytes,
             next_line: 1,
             hasher: blake3::Hasher::new(),
             bytes_read: 0,
@@ -289,14 +347,12 @@ impl BlockReader {
             Some(d) if memchr::memchr(b'"', &self.carry).is_some() => {
                 csv_record_boundary(&self.carry, d)
             }
-            _ => memchr::memrchr(b'\n', &self.carry),
+            // Without quotes, the last LF; a file of lone CR line ends has none.
+            Some(d) => {
+                memchr::memrchr(b'\n', &self.carry).or_else(|| csv_record_boundary(&self.carry, d))
+            }
+            None => memchr::memrchr(b'\n', &self.carry),
         }
-    }
-
-    #[cfg(test)]
-    fn with_block_bytes(mut self, n: usize) -> Self {
-        self.block_bytes = n;
-        self
     }
 
     pub fn checksum(&self) -> String {
@@ -892,8 +948,8 @@ mod tests {
                 .collect();
             std::fs::write(&p, &text).unwrap();
             let block = 1 + (next() % 40) as usize;
-            let (r, _) = BlockReader::open(&p, 0, false, Some(delimiter)).unwrap();
-            let mut r = r.with_block_bytes(block);
+            let (mut r, _) =
+                BlockReader::open_in_blocks_of(&p, 0, false, Some(delimiter), block).unwrap();
             let mut got = Vec::new();
             let mut line = 1;
             while let Some((first, bytes)) = r.next_block(&p).unwrap() {
@@ -908,6 +964,24 @@ mod tests {
                 String::from_utf8_lossy(&text)
             );
         }
+    }
+
+    #[test]
+    fn lone_cr_line_ends_cut_blocks_too() {
+        // Without quotes and without LF, blocks still end on records (not one huge block).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cr.csv");
+        let text: String = (0..200).map(|i| format!("{i},x\r")).collect();
+        std::fs::write(&p, &text).unwrap();
+        let (mut r, _) = BlockReader::open_in_blocks_of(&p, 0, false, Some(b','), 64).unwrap();
+        let (mut blocks, mut got) = (0, Vec::new());
+        while let Some((_, bytes)) = r.next_block(&p).unwrap() {
+            assert!(bytes.len() < 200, "a block of {} bytes", bytes.len());
+            blocks += 1;
+            got.extend(csv_records(&bytes, b','));
+        }
+        assert!(blocks > 10);
+        assert_eq!(got, csv_records(text.as_bytes(), b','));
     }
 
     #[test]

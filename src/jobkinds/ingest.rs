@@ -108,7 +108,7 @@ impl PreparedJob for Ingest {
             TableRef::new(Layer::Rejects.as_str(), t, vars),
         ];
         if !self.checks.is_empty() {
-            writes.push(super::own_checks_output(&self.clean_table(), vars));
+            writes.push(super::check_results_ref(&self.clean_table(), vars));
         }
         Io {
             reads: Vec::new(),

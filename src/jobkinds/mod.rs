@@ -66,11 +66,7 @@ pub(crate) fn run_own_checks(
     if checks.is_empty() {
         return Ok(Vec::new());
     }
-    let partition: Vec<(String, String)> = job
-        .vars
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let partition = vars_partition(job.vars);
     let o = crate::quality::run_table(
         ctx.project,
         table,
@@ -108,9 +104,7 @@ pub(crate) fn own_checks_passed(
     job: &str,
     run_id: &str,
 ) -> bool {
-    let partition: Vec<(String, String)> =
-        vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let key = crate::quality::results_key_in(date, table, &partition);
+    let key = crate::quality::results_key_in(date, table, &vars_partition(vars));
     let Some(r) = wh.read_success(
         crate::warehouse::Layer::Quality,
         crate::quality::RESULTS_TABLE,
@@ -126,13 +120,19 @@ pub(crate) fn own_checks_passed(
     r.job == job && r.run_id == run_id && blocking == 0
 }
 
-/// The quality results partition a job that runs its own checks writes.
-pub(crate) fn own_checks_output(
+/// A job instance's matrix values as partition keys.
+fn vars_partition(vars: &crate::schedule::Vars) -> Vec<(String, String)> {
+    vars.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// The check results partition of `table` for a job instance: written by a job that runs its
+/// own checks, read by the models whose input it is.
+pub(crate) fn check_results_ref(
     table: &str,
     vars: &crate::schedule::Vars,
 ) -> crate::schedule::TableRef {
     let mut partition = vec![("table".to_string(), table.to_string())];
-    partition.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
+    partition.extend(vars_partition(vars));
     crate::schedule::TableRef {
         layer: crate::warehouse::Layer::Quality.as_str().to_string(),
         table: crate::quality::RESULTS_TABLE.to_string(),

@@ -138,13 +138,7 @@ impl PreparedJob for SqlJob {
             .map(|(l, t)| TableRef::new(l.as_str(), t, vars))
             .collect();
         for t in &self.gated {
-            let mut partition = vec![("table".to_string(), t.clone())];
-            partition.extend(vars.iter().map(|(k, v)| (k.clone(), v.clone())));
-            reads.push(TableRef {
-                layer: Layer::Quality.as_str().to_string(),
-                table: crate::quality::RESULTS_TABLE.to_string(),
-                partition,
-            });
+            reads.push(super::check_results_ref(t, vars));
         }
         let mut writes = vec![TableRef::new(
             Layer::Feature.as_str(),
@@ -152,7 +146,7 @@ impl PreparedJob for SqlJob {
             vars,
         )];
         if !self.checks.is_empty() {
-            writes.push(super::own_checks_output(&self.table(), vars));
+            writes.push(super::check_results_ref(&self.table(), vars));
         }
         Io { reads, writes }
     }

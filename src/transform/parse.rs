@@ -1228,14 +1228,7 @@ fn push_left_join_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError> {
         if pushed.is_empty() {
             continue;
         }
-        let condition = pushed
-            .into_iter()
-            .reduce(|a, b| Expr::BinaryOp {
-                left: Box::new(a),
-                op: BinaryOperator::And,
-                right: Box::new(b),
-            })
-            .expect("one condition or more");
+        let condition = and_all(pushed).expect("one condition or more");
         let mut sub = match Parser::new(&GenericDialect)
             .try_with_sql("SELECT * FROM __panorama_placeholder")
             .and_then(|mut p| p.parse_query())
@@ -1243,25 +1236,11 @@ fn push_left_join_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError> {
             Ok(q) => q,
             Err(e) => return Err(SqlError::at(e.to_string(), None)),
         };
-        let relation = std::mem::replace(
-            &mut join.relation,
-            TableFactor::Table {
-                name: ObjectName::from(vec![Ident::new("__panorama_placeholder")]),
-                alias: None,
-                args: None,
-                with_hints: Vec::new(),
-                version: None,
-                with_ordinality: false,
-                partitions: Vec::new(),
-                json_path: None,
-                sample: None,
-                index_hints: Vec::new(),
-            },
-        );
-        // The condition and the table move as they are (their positions name the bindings).
+        // The table and the condition move into the subquery as they are (their positions
+        // name the bindings); the placeholder table is replaced below.
         if let SetExpr::Select(sel) = sub.body.as_mut() {
             if let Some(from) = sel.from.first_mut() {
-                from.relation = relation;
+                std::mem::swap(&mut from.relation, &mut join.relation);
             }
             sel.selection = Some(condition);
         }
@@ -1276,14 +1255,7 @@ fn push_left_join_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError> {
             }),
             sample: None,
         };
-        *on = keep
-            .into_iter()
-            .reduce(|a, b| Expr::BinaryOp {
-                left: Box::new(a),
-                op: BinaryOperator::And,
-                right: Box::new(b),
-            })
-            .unwrap_or(Expr::Value(Value::Boolean(true).into()));
+        *on = and_all(keep).unwrap_or(Expr::Value(Value::Boolean(true).into()));
     }
     Ok(())
 }
@@ -1382,6 +1354,15 @@ fn check_interval(e: &Expr) -> Result<(), SqlError> {
             None,
         )),
     }
+}
+
+/// The conjunction of `conditions`, None when there are none.
+fn and_all(conditions: Vec<Expr>) -> Option<Expr> {
+    conditions.into_iter().reduce(|a, b| Expr::BinaryOp {
+        left: Box::new(a),
+        op: BinaryOperator::And,
+        right: Box::new(b),
+    })
 }
 
 /// `dt` itself, bare or qualified (not a cast of it, which may compare as text).
