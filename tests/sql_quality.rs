@@ -474,6 +474,17 @@ fn query_formats_partitions_and_errors() {
     );
     let out = w.run_code(&["query", "SELECT amout FROM payments"], 2);
     assert!(stderr(&out).contains("amout"), "{}", stderr(&out));
+    // Regressions: a type error (wrapped in several plan contexts) and a strict cast the data
+    // does not allow are the query's fault (exit 2, one short message), not a failed run (1).
+    let out = w.run_code(&["query", "SELECT payment_id + 1 FROM payments"], 2);
+    let err = stderr(&out);
+    assert!(err.contains("arithmetic on"), "{err}");
+    assert!(!err.contains("Resolved plan"), "{err}");
+    let out = w.run_code(
+        &["query", "SELECT CAST(payment_id AS INT) FROM payments"],
+        2,
+    );
+    assert!(stderr(&out).contains("TRY_CAST"), "{}", stderr(&out));
 }
 
 /// The ```sql blocks of a Markdown file.

@@ -353,17 +353,28 @@ fn user_error(e: &PolarsError) -> bool {
     )
 }
 
+/// A strict CAST the column's values do not allow: the query asked for it.
+fn failed_cast(e: &PolarsError) -> bool {
+    matches!(e, PolarsError::InvalidOperation(m) if m.starts_with("conversion from"))
+}
+
 /// Maps a polars error of a query: the query's fault becomes a usage error (exit 2).
 pub fn query_error(e: PolarsError, what: &str) -> Error {
     query_error_named(e, what, &[])
 }
 
 fn query_error_named(e: PolarsError, what: &str, tables: &[String]) -> Error {
-    let inner = match &e {
-        PolarsError::Context { error, .. } => error.as_ref(),
-        other => other,
-    };
-    if user_error(inner) {
+    // polars wraps an error in one context per plan node it passed through.
+    let mut inner = &e;
+    while let PolarsError::Context { error, .. } | PolarsError::ExprContext { error, .. } = inner {
+        inner = error.as_ref();
+    }
+    if failed_cast(inner) {
+        Error::Config(format!(
+            "{what}: {} (TRY_CAST gives NULL for the values that do not convert)",
+            clean_polars_message(&e.to_string(), tables)
+        ))
+    } else if user_error(inner) {
         Error::Config(format!(
             "{what}: {}",
             clean_polars_message(&e.to_string(), tables)
