@@ -287,6 +287,16 @@ fn models_materialise_and_checks_gate_them() {
         .unwrap()
         .to_string();
     assert_eq!(sample, "chargeback");
+    // The report says which checks never ran (their table was not built), instead of
+    // reading as if only clean.payments had been checked.
+    let html = std::fs::read_to_string(w.path(&format!("reports/quality-{D2}.html"))).unwrap();
+    assert!(html.contains("1 check job(s) did not run"), "{html}");
+    assert!(
+        html.contains(
+            "<td>check.features[table=feature.account_totals]</td><td>feature.account_totals</td>"
+        ),
+        "{html}"
+    );
 
     // By hand: the same verdict, exit 1, as JSON too.
     let out = w.run_code(&["check", "payments", "--date", D2, "--format", "json"], 1);

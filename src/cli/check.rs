@@ -92,7 +92,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         outcomes.push(o);
     }
     for d in &dates {
-        let path = quality::report::write(&project, *d)?;
+        let path = quality::report::write(&project, *d, &[])?;
         crate::log::info(
             "wrote the data-quality report",
             &[("path", path.display().to_string().into())],

@@ -1526,7 +1526,7 @@ pub fn run_table(
     let outcome = evaluate_in(&wh, &catalog, layer, &t, date, checks, partition);
     write_results(&wh, &outcome, date, job, run_id)?;
     if partition.is_empty() {
-        report::write(project, date)?;
+        report::write(project, date, &[])?;
     }
     Ok(outcome)
 }

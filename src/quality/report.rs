@@ -89,8 +89,41 @@ fn sparkline(h: &[(NaiveDate, u64)]) -> String {
     s
 }
 
-/// Renders the report for `date` from the results in the warehouse.
-pub fn render(wh: &Warehouse, date: NaiveDate) -> Result<String> {
+/// A check job of the night that wrote no results: skipped because a job it depends on
+/// failed, cancelled, or never started (an interrupted night).
+#[derive(Debug, Clone)]
+pub struct NotRun {
+    pub job: String,
+    /// What it would have checked (the tables it reads).
+    pub tables: Vec<String>,
+    pub status: String,
+}
+
+/// The section of checks that did not run: without it, a night whose table failed to build
+/// would show a report with nothing failing.
+fn not_run_section(not_run: &[NotRun]) -> String {
+    if not_run.is_empty() {
+        return String::new();
+    }
+    let mut html = String::from(
+        r#"<h2 id="not-run">Checks that did not run</h2><p class="muted">Their table was not built or a job before them failed: their verdict for this night is unknown.</p><table><tr><th>status</th><th>check job</th><th>table(s)</th></tr>"#,
+    );
+    for n in not_run {
+        let _ = write!(
+            html,
+            r#"<tr><td class="warn">{}</td><td>{}</td><td>{}</td></tr>"#,
+            esc(&n.status),
+            esc(&n.job),
+            esc(&n.tables.join(", "))
+        );
+    }
+    html.push_str("</table>");
+    html
+}
+
+/// Renders the report for `date` from the results in the warehouse, and the check jobs of
+/// the night that did not run.
+pub fn render(wh: &Warehouse, date: NaiveDate, not_run: &[NotRun]) -> Result<String> {
     let df = results_for(wh, date)?;
     let mut html = String::new();
     let _ = write!(
@@ -104,8 +137,20 @@ th{{background:#f4f4f4}} .pass{{color:#1a7f37}} .warn{{color:#9a6700;font-weight
 td.num{{text-align:right;font-variant-numeric:tabular-nums}} .muted{{color:#666}} .spark{{vertical-align:middle}}
 </style></head><body><h1>Data quality — {date}</h1>"#
     );
+    let missing = if not_run.is_empty() {
+        String::new()
+    } else {
+        format!(
+            r##"<span class="badge warn"><a href="#not-run">{} check job(s) did not run</a></span>"##,
+            not_run.len()
+        )
+    };
     let Some(df) = df else {
-        html.push_str("<p>No check ran for this date.</p></body></html>\n");
+        let _ = write!(
+            html,
+            "<p>{missing}No check ran for this date.</p>{}</body></html>\n",
+            not_run_section(not_run)
+        );
         return Ok(html);
     };
     let n = df.height();
@@ -113,7 +158,7 @@ td.num{{text-align:right;font-variant-numeric:tabular-nums}} .muted{{color:#666}
     let (pass, warn, fail, error) = (count("pass"), count("warn"), count("fail"), count("error"));
     let _ = write!(
         html,
-        r#"<p><span class="badge pass">{pass} passed</span><span class="badge warn">{warn} warnings</span><span class="badge fail">{fail} failed</span><span class="badge error">{error} not evaluated</span> <span class="muted">{n} checks on {} table(s)</span></p>"#,
+        r#"<p><span class="badge pass">{pass} passed</span><span class="badge warn">{warn} warnings</span><span class="badge fail">{fail} failed</span><span class="badge error">{error} not evaluated</span>{missing} <span class="muted">{n} checks on {} table(s)</span></p>"#,
         {
             let mut t: Vec<String> = (0..n).map(|i| str_at(&df, "table_name", i)).collect();
             t.dedup();
@@ -165,6 +210,7 @@ td.num{{text-align:right;font-variant-numeric:tabular-nums}} .muted{{color:#666}
         html.push_str("</table>");
         i = j;
     }
+    html.push_str(&not_run_section(not_run));
     let _ = write!(
         html,
         r#"<p class="muted">From quality.check_results (dt={date}); query it with <code>panorama query "SELECT * FROM quality.check_results WHERE dt = '{date}'"</code>.</p></body></html>"#
@@ -174,8 +220,9 @@ td.num{{text-align:right;font-variant-numeric:tabular-nums}} .muted{{color:#666}
 }
 
 /// Writes `reports/quality-<date>.html` (atomically, serialised between concurrent check jobs
-/// by a lock file so that the last writer includes every committed result).
-pub fn write(project: &Project, date: NaiveDate) -> Result<PathBuf> {
+/// by a lock file so that the last writer includes every committed result). `not_run` is known
+/// only at the end of a night, which rewrites the report with it.
+pub fn write(project: &Project, date: NaiveDate, not_run: &[NotRun]) -> Result<PathBuf> {
     let dir = project.root.join("reports");
     std::fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
     let lock_path = dir.join(".quality.lock");
@@ -187,7 +234,7 @@ pub fn write(project: &Project, date: NaiveDate) -> Result<PathBuf> {
         .ctx(|| format!("opening {}", lock_path.display()))?;
     lock_file(&lock);
     let wh = Warehouse::new(&project.warehouse_root);
-    let html = render(&wh, date)?;
+    let html = render(&wh, date, not_run)?;
     let path = dir.join(format!("quality-{date}.html"));
     let tmp = dir.join(format!(".quality-{date}.html.tmp-{}", std::process::id()));
     std::fs::write(&tmp, html).ctx(|| format!("writing {}", tmp.display()))?;

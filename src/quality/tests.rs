@@ -354,7 +354,7 @@ fn results_are_committed_and_reported() {
         "{}",
         p.display()
     );
-    let html = report::render(&wh, d("2026-11-26")).unwrap();
+    let html = report::render(&wh, d("2026-11-26"), &[]).unwrap();
     assert!(
         html.contains("1 warnings") && html.contains("1 failed"),
         "{html}"
