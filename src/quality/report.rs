@@ -146,9 +146,9 @@ td.num{{text-align:right;font-variant-numeric:tabular-nums}} .muted{{color:#666}
         )
     };
     let Some(df) = df else {
-        let _ = write!(
+        let _ = writeln!(
             html,
-            "<p>{missing}No check ran for this date.</p>{}</body></html>\n",
+            "<p>{missing}No check ran for this date.</p>{}</body></html>",
             not_run_section(not_run)
         );
         return Ok(html);
