@@ -333,6 +333,35 @@ fn models_materialise_and_checks_gate_them() {
     );
     let again = w.read_parquet(&format!("warehouse/feature/account_totals/dt={D1}"));
     assert!(again.equals(&df));
+
+    // The source of night two is corrected: the catch-up run (no --force) sees the changed
+    // file, ingests it again, and the check and the jobs after it run on the new rows.
+    // Regression: it re-ran only the failed check, on the old partition, and failed again.
+    let out = w.run_code(&["plan", "--date", D2], 0);
+    assert!(stdout(&out).contains("ingest.payments"), "{}", stdout(&out));
+    w.write(
+        &format!("data/{D2}/payments.csv"),
+        "payment_id,account_id,amount,paid_on,status\n\
+         P1,A1,10.5,2026-11-20,paid\nP2,A1,4.5,2026-11-21,paid\nP3,A2,100,2026-11-24,refunded\n\
+         P4,A3,7,2026-11-26,paid\n",
+    );
+    let out = w.run_code(&["plan", "--date", D2], 0);
+    assert!(
+        stdout(&out).contains("data/2026-11-26/payments.csv is now"),
+        "{}",
+        stdout(&out)
+    );
+    let out = w.run_code(&["run", "--date", D2], 0);
+    let summary = last_json_line(&out);
+    assert_eq!(summary["counts"]["failed"], 0, "{summary}");
+    assert!(w
+        .path(&format!(
+            "warehouse/feature/account_totals/dt={D2}/_SUCCESS"
+        ))
+        .exists());
+    // Nothing changed since: the next run has nothing to do.
+    let out = w.run_code(&["run", "--date", D2], 0);
+    assert_eq!(last_json_line(&out)["counts"]["to_run"], 0);
 }
 
 fn ingested_shop() -> Workdir {

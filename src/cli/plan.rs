@@ -8,7 +8,7 @@ use crate::cli::{parse_date, Ctx, ListFormat};
 use crate::config::Project;
 use crate::error::{Error, ExitCode, Result};
 use crate::schedule::ledger::Ledger;
-use crate::schedule::plan::{plan_night, Action, NightPlan, PlanOptions, Shard};
+use crate::schedule::plan::{changed_inputs, plan_night, Action, NightPlan, PlanOptions, Shard};
 use crate::schedule::{self, select, Dag};
 
 /// Flags shared by `plan` and `run`: which nights and which jobs.
@@ -122,7 +122,15 @@ pub fn plans(
             Some(l) => l.statuses(&date.to_string())?,
             None => Default::default(),
         };
-        out.push(plan_night(dag, chosen, date, &prev, night.options()));
+        let changed = changed_inputs(project, dag, chosen, date, &prev, night.options());
+        out.push(plan_night(
+            dag,
+            chosen,
+            date,
+            &prev,
+            &changed,
+            night.options(),
+        ));
     }
     Ok(out)
 }

@@ -26,7 +26,7 @@ use super::readers::{self, FieldCount, FileCtx, RawBatch, RawRow};
 use super::{IngestReport, IngestRequest};
 use crate::error::{Context, Error, Result};
 use crate::warehouse::parquet::{PartWriter, ROW_GROUP_ROWS};
-use crate::warehouse::{Layer, PartitionKey, Success, Warehouse};
+use crate::warehouse::{Layer, PartitionKey, SourceStamp, Success, Warehouse};
 
 /// Rows per part file: a few files of a few row groups each rather than one huge file.
 const PART_ROWS: u64 = 1_000_000;
@@ -832,6 +832,14 @@ fn clean_schema(contract: &Contract) -> Schema {
     }))
 }
 
+/// The stamps of the source files (those that can be read), named as in `_SUCCESS`.
+pub fn source_stamps(root: &Path, files: &[PathBuf]) -> Vec<SourceStamp> {
+    files
+        .iter()
+        .filter_map(|f| SourceStamp::of(display_path(root, f).to_string(), f))
+        .collect()
+}
+
 fn display_path(root: &Path, p: &Path) -> Arc<str> {
     p.strip_prefix(root)
         .unwrap_or(p)
@@ -846,6 +854,8 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
     let c = req.contract;
     let root = &req.project.root;
     let files = readers::resolve_files(root, c, req.date, req.vars)?;
+    // Taken before reading: a file replaced while it is read is then seen as changed later.
+    let stamps = source_stamps(root, &files);
     let tokenizer = if c.needs_pii_key() {
         Some(Tokenizer::new(&req.project.pii_key()?))
     } else {
@@ -965,6 +975,7 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
             .iter()
             .map(|f| display_path(root, f).to_string())
             .collect(),
+        source_stamps: stamps.clone(),
         job: req.job.to_string(),
         run_id: req.run_id.to_string(),
         ..Default::default()

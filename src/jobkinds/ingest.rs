@@ -23,7 +23,7 @@ use crate::schedule::{
     substitute_with, Committed, Io, JobCtx, JobError, JobFile, JobKind, JobOutcome, JobRef,
     PreparedJob, TableRef, Vars,
 };
-use crate::warehouse::{Layer, PartitionKey, Warehouse};
+use crate::warehouse::{Layer, PartitionKey, SourceStamp, Success, Warehouse};
 
 pub struct IngestKind;
 
@@ -98,6 +98,44 @@ impl Ingest {
     fn clean_table(&self) -> String {
         format!("{}.{}", Layer::Clean.as_str(), self.contract.table)
     }
+
+    /// The `_SUCCESS` of the instance's clean partition for `date`.
+    fn success(
+        &self,
+        job: &JobRef<'_>,
+        project: &Project,
+        date: chrono::NaiveDate,
+    ) -> Option<Success> {
+        let wh = Warehouse::new(&project.warehouse_root);
+        let mut key = PartitionKey::date(&date.to_string());
+        for (k, v) in job.vars {
+            key = key.with(k, v);
+        }
+        wh.read_success(Layer::Clean, &self.contract.table, &key)
+    }
+}
+
+/// What differs between the source files as they were read and as they are now: a file
+/// added, removed, or of another size or modification time (the first difference).
+fn source_change(then: &[SourceStamp], now: &[SourceStamp]) -> Option<String> {
+    for t in then {
+        match now.iter().find(|n| n.path == t.path) {
+            None => return Some(format!("{} is no longer there", t.path)),
+            Some(n) if n.bytes != t.bytes => {
+                return Some(format!(
+                    "{} is now {} bytes (was {})",
+                    t.path, n.bytes, t.bytes
+                ))
+            }
+            Some(n) if n.modified_ns != t.modified_ns => {
+                return Some(format!("{} was modified", t.path))
+            }
+            Some(_) => {}
+        }
+    }
+    now.iter()
+        .find(|n| !then.iter().any(|t| t.path == n.path))
+        .map(|n| format!("{} is new", n.path))
 }
 
 impl PreparedJob for Ingest {
@@ -182,6 +220,26 @@ impl PreparedJob for Ingest {
         }
     }
 
+    fn inputs_changed(
+        &self,
+        job: &JobRef<'_>,
+        project: &Project,
+        date: chrono::NaiveDate,
+    ) -> Option<String> {
+        let s = self.success(job, project, date)?;
+        if s.source_stamps.is_empty() || s.job != job.name {
+            return None;
+        }
+        // A source that is gone (archived after the night) is no reason to run again: the
+        // partition is all that is left of it.
+        let files =
+            crate::ingest::readers::resolve_files(&project.root, &self.contract, date, job.vars)
+                .ok()?;
+        let now = crate::ingest::pipeline::source_stamps(&project.root, &files);
+        source_change(&s.source_stamps, &now)
+            .map(|what| format!("its source changed since run {}: {what}", s.run_id))
+    }
+
     fn committed(
         &self,
         job: &JobRef<'_>,
@@ -189,11 +247,7 @@ impl PreparedJob for Ingest {
         date: chrono::NaiveDate,
     ) -> Option<Committed> {
         let wh = Warehouse::new(&project.warehouse_root);
-        let mut key = PartitionKey::date(&date.to_string());
-        for (k, v) in job.vars {
-            key = key.with(k, v);
-        }
-        let s = wh.read_success(Layer::Clean, &self.contract.table, &key)?;
+        let s = self.success(job, project, date)?;
         if s.job != job.name {
             return None;
         }

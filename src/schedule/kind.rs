@@ -277,6 +277,18 @@ pub trait PreparedJob: Send + Sync {
     /// Runs one instance. Must honour `ctx.cancel` and commit atomically or not at all.
     fn run(&self, job: &JobRef<'_>, ctx: &JobCtx<'_>) -> Result<JobOutcome, JobError>;
 
+    /// Why an instance that succeeded for `date` must run again although nobody forced it:
+    /// its inputs outside the warehouse changed since (a corrected source file). None when
+    /// they did not, or the kind cannot tell.
+    fn inputs_changed(
+        &self,
+        _job: &JobRef<'_>,
+        _project: &Project,
+        _date: chrono::NaiveDate,
+    ) -> Option<String> {
+        None
+    }
+
     /// The run that committed this instance's output for `date`, if the kind can tell.
     fn committed(
         &self,

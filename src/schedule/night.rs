@@ -13,7 +13,7 @@ use super::dag::Dag;
 use super::executor::{execute, Attempt, Event, ExecConfig, ExecReport, Status};
 use super::kind::JobRef;
 use super::ledger::{self, AttemptRow, Ledger, RunRow};
-use super::plan::{plan_night, PlanOptions, Shard};
+use super::plan::{changed_inputs, plan_night, PlanOptions, Shard};
 use super::progress::Progress;
 use crate::config::Project;
 use crate::error::{ExitCode, Result};
@@ -136,7 +136,8 @@ fn run_night(
     let recovered = recover(project, dag, &ds, date, ledger)?;
 
     let prev = ledger.statuses(&ds)?;
-    let plan = plan_night(dag, selected, date, &prev, opts.plan);
+    let changed = changed_inputs(project, dag, selected, date, &prev, opts.plan);
+    let plan = plan_night(dag, selected, date, &prev, &changed, opts.plan);
     let to_run = plan.to_run();
     let recovered_selected = recovered
         .iter()

@@ -3,10 +3,13 @@
 
 use std::collections::HashMap;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use super::dag::Dag;
+use super::kind::JobRef;
 use super::ledger::PrevStatus;
+use crate::config::Project;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -58,21 +61,88 @@ impl NightPlan {
 /// States after which `--retry-failed` runs a job again.
 pub const RETRYABLE: &[&str] = &["failed", "timeout", "cancelled", "skipped"];
 
-pub fn plan_night(
+/// The selected jobs that succeeded for `date` but whose inputs outside the warehouse changed
+/// since (a corrected source), with why; asked of each job's kind. Empty with `--force` (every
+/// job runs anyway) and `--retry-failed` (only failed jobs run).
+pub fn changed_inputs(
+    project: &Project,
     dag: &Dag,
     selected: &[bool],
     date: chrono::NaiveDate,
     prev: &HashMap<String, PrevStatus>,
     opts: PlanOptions,
+) -> HashMap<u32, String> {
+    if opts.force || opts.retry_failed {
+        return HashMap::new();
+    }
+    dag.order
+        .par_iter()
+        .filter(|&&j| selected[j as usize])
+        .filter(|&&j| {
+            prev.get(&dag.job(j).name)
+                .is_some_and(|p| p.status == "succeeded")
+        })
+        .filter_map(|&j| {
+            let job = dag.job(j);
+            let r = JobRef {
+                name: &job.name,
+                vars: &job.vars,
+            };
+            job.family
+                .prepared
+                .inputs_changed(&r, project, date)
+                .map(|why| (j, why))
+        })
+        .collect()
+}
+
+/// The plan of one night from the ledger's statuses: a job runs unless it succeeded for the
+/// date (or `--force`); a job that succeeded runs again when its inputs changed (`changed`),
+/// and so do the succeeded jobs after it, which were built from the old inputs.
+pub fn plan_night(
+    dag: &Dag,
+    selected: &[bool],
+    date: chrono::NaiveDate,
+    prev: &HashMap<String, PrevStatus>,
+    changed: &HashMap<u32, String>,
+    opts: PlanOptions,
 ) -> NightPlan {
     let mut items = Vec::new();
+    // For each job that runs again on changed inputs: the job whose inputs changed (itself,
+    // or the first such job before it).
+    let mut changed_at: Vec<Option<u32>> = vec![None; dag.jobs.len()];
     for &j in &dag.order {
         if !selected[j as usize] {
             continue;
         }
         let job = dag.job(j);
         let p = prev.get(&job.name);
+        let upstream_change = || {
+            dag.parents[j as usize]
+                .iter()
+                .find_map(|d| changed_at[d.job as usize])
+        };
         let (action, reason) = match p {
+            Some(p) if p.status == "succeeded" && !opts.force && changed.contains_key(&j) => {
+                changed_at[j as usize] = Some(j);
+                (Action::Run, changed[&j].clone())
+            }
+            Some(p) if p.status == "succeeded" && !opts.force && !opts.retry_failed => {
+                match upstream_change() {
+                    Some(origin) => {
+                        changed_at[j as usize] = Some(origin);
+                        (
+                            Action::Run,
+                            format!(
+                                "succeeded in run {}; runs again after {}, whose inputs changed",
+                                p.run_id,
+                                dag.job(origin).name
+                            ),
+                        )
+                    }
+                    None => (Action::Skip, format!("succeeded in run {}", p.run_id)),
+                }
+            }
             Some(p) if p.status == "succeeded" && !opts.force => {
                 (Action::Skip, format!("succeeded in run {}", p.run_id))
             }

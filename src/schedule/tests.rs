@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::executor::{execute, Event, ExecConfig, Status};
 use super::ledger::{Ledger, RunRow};
 use super::night::{run_nights, NightOptions};
-use super::plan::{plan_night, shard_of, Action, PlanOptions, Shard};
+use super::plan::{changed_inputs, plan_night, shard_of, Action, PlanOptions, Shard};
 use super::progress::Progress;
 use super::*;
 use crate::config::Project;
@@ -613,6 +613,61 @@ fn night_opts(plan: PlanOptions) -> NightOptions {
 }
 
 #[test]
+fn changed_inputs_run_a_succeeded_job_again_with_the_jobs_after_it() {
+    let t = TempProject::new("");
+    t.file("jobs/src.toml", "kind = \"noop\"\n")
+        .file(
+            "jobs/feat.toml",
+            "kind = \"noop\"\nafter = [\"noop.src\"]\n",
+        )
+        .file("jobs/other.toml", "kind = \"noop\"\n");
+    let project = Arc::new(t.project());
+    let dag = t.load().unwrap();
+    let all = vec![true; dag.len()];
+    let stop = AtomicU8::new(0);
+    let mut progress = Progress::new(false);
+    run_nights(
+        project.clone(),
+        &dag,
+        &all,
+        &night_opts(PlanOptions::default()),
+        &stop,
+        &mut progress,
+    )
+    .unwrap();
+    let prev = Ledger::open(&project.warehouse_root)
+        .unwrap()
+        .statuses("2026-11-26")
+        .unwrap();
+    let src = dag.by_name["noop.src"];
+    let changed = HashMap::from([(src, "its source changed".to_string())]);
+    let plan = plan_night(&dag, &all, date(), &prev, &changed, PlanOptions::default());
+    let run: Vec<(&str, &str)> = plan
+        .items
+        .iter()
+        .filter(|i| i.action == Action::Run)
+        .map(|i| (dag.job(i.job).name.as_str(), i.reason.as_str()))
+        .collect();
+    assert_eq!(run.len(), 2, "{run:?}");
+    assert_eq!(run[0], ("noop.src", "its source changed"));
+    assert_eq!(run[1].0, "noop.feat");
+    assert!(
+        run[1]
+            .1
+            .ends_with("runs again after noop.src, whose inputs changed"),
+        "{run:?}"
+    );
+    // --retry-failed runs only what failed, whatever changed.
+    let retry = PlanOptions {
+        force: false,
+        retry_failed: true,
+    };
+    assert!(changed_inputs(&project, &dag, &all, date(), &prev, retry).is_empty());
+    let plan = plan_night(&dag, &all, date(), &prev, &HashMap::new(), retry);
+    assert!(plan.to_run().is_empty());
+}
+
+#[test]
 fn nights_skip_what_succeeded_and_retry_what_failed() {
     let t = TempProject::new("");
     t.file("jobs/ok.toml", "kind = \"noop\"\n[matrix]\ni = [1, 2]\n")
@@ -647,7 +702,14 @@ fn nights_skip_what_succeeded_and_retry_what_failed() {
 
     let ledger = Ledger::open(&project.warehouse_root).unwrap();
     let prev = ledger.statuses("2026-11-26").unwrap();
-    let plan = plan_night(&dag, &all, date(), &prev, PlanOptions::default());
+    let plan = plan_night(
+        &dag,
+        &all,
+        date(),
+        &prev,
+        &HashMap::new(),
+        PlanOptions::default(),
+    );
     let run: Vec<&str> = plan
         .items
         .iter()
@@ -660,6 +722,7 @@ fn nights_skip_what_succeeded_and_retry_what_failed() {
         &all,
         date(),
         &prev,
+        &HashMap::new(),
         PlanOptions {
             force: true,
             retry_failed: false,

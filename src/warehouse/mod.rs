@@ -120,6 +120,10 @@ pub struct Success {
     pub source_checksum: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub source_files: Vec<String>,
+    /// Size and modification time of each source file when it was read: a later night run
+    /// compares them with the files on disk to tell that a source was corrected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_stamps: Vec<SourceStamp>,
     #[serde(default)]
     pub job: String,
     #[serde(default)]
@@ -129,6 +133,32 @@ pub struct Success {
     /// Anything else a writer wants to record (schema version, model, ...).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub extra: serde_json::Value,
+}
+
+/// A source file as it was read: its path (relative to the project), size and modification
+/// time (nanoseconds since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceStamp {
+    pub path: String,
+    pub bytes: u64,
+    pub modified_ns: i64,
+}
+
+impl SourceStamp {
+    /// The stamp of `file` now, named by `path`; None when it cannot be read.
+    pub fn of(path: String, file: &Path) -> Option<SourceStamp> {
+        let m = std::fs::metadata(file).ok()?;
+        let modified = m.modified().ok()?;
+        let ns = match modified.duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => d.as_nanos() as i64,
+            Err(e) => -(e.duration().as_nanos() as i64),
+        };
+        Some(SourceStamp {
+            path,
+            bytes: m.len(),
+            modified_ns: ns,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
