@@ -123,3 +123,26 @@ impl<T> Context<T> for std::result::Result<T, polars::error::PolarsError> {
         })
     }
 }
+
+/// Panics that library code catches on purpose (a bug in a dependency with a way around it):
+/// while one is being caught, the binary's panic hook stays silent.
+static EXPECTED_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether a panic now is one that `catch_expected` will catch.
+pub fn panic_expected() -> bool {
+    EXPECTED_PANICS.load(std::sync::atomic::Ordering::SeqCst) > 0
+}
+
+/// Runs `f`, turning a panic into `Err(message)` without the panic hook's report.
+pub fn catch_expected<R>(f: impl FnOnce() -> R) -> std::result::Result<R, String> {
+    use std::sync::atomic::Ordering;
+    EXPECTED_PANICS.fetch_add(1, Ordering::SeqCst);
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    EXPECTED_PANICS.fetch_sub(1, Ordering::SeqCst);
+    r.map_err(|p| {
+        p.downcast_ref::<String>()
+            .cloned()
+            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "a panic".into())
+    })
+}

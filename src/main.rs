@@ -23,6 +23,9 @@ fn disable_transparent_huge_pages() {
 /// any other ends the command with exit code 5.
 fn report_panics_briefly() {
     std::panic::set_hook(Box::new(|info| {
+        if panorama::error::panic_expected() {
+            return;
+        }
         let trace = std::backtrace::Backtrace::capture();
         eprintln!(
             "error: internal error (a bug in panorama, not a problem with your input): {info}"

@@ -524,6 +524,83 @@ fn query_formats_partitions_and_errors() {
         2,
     );
     assert!(stderr(&out).contains("TRY_CAST"), "{}", stderr(&out));
+
+    // Regressions where polars answered differently from SQL (the latest payments: 10.5,
+    // 4.5, 100, 7 with statuses paid, paid, refunded, chargeback).
+    let csv = |sql: &str| {
+        let out = w.run_code(&["query", sql, "--format", "csv"], 0);
+        stdout(&out).lines().skip(1).collect::<Vec<_>>().join("|")
+    };
+    // A cross join with an aggregate whose column is not selected kept the aggregate's input
+    // rows (4 × 4), and one filtered by an inequality panicked in the streaming engine.
+    assert_eq!(
+        csv("SELECT p.payment_id FROM payments p CROSS JOIN (SELECT sum(amount) AS s FROM payments) c ORDER BY 1"),
+        "P1|P2|P3|P4"
+    );
+    assert_eq!(
+        csv("SELECT count(*) AS n FROM payments p CROSS JOIN (SELECT avg(amount) AS m FROM payments) c WHERE p.amount > c.m"),
+        "1"
+    );
+    // NULL rules: IS NOT TRUE of NULL is true; NOT IN a list with NULL is never true.
+    assert_eq!(
+        csv("SELECT count(*) AS n FROM payments WHERE (CASE WHEN status = 'paid' THEN amount > 5 END) IS NOT TRUE"),
+        "3"
+    );
+    assert_eq!(
+        csv("SELECT count(*) AS n FROM payments WHERE status NOT IN ('paid', NULL)"),
+        "0"
+    );
+    // Windows: NULLs last when ascending; a running AVG is running.
+    assert_eq!(
+        csv("SELECT v, ROW_NUMBER() OVER (ORDER BY v) AS rn, AVG(v) OVER (ORDER BY v) AS a FROM (VALUES (3), (NULL), (1)) t(v) ORDER BY rn"),
+        "1,1,1.0|3,2,2.0|,3,2.0"
+    );
+    // STRPOS counts characters.
+    assert_eq!(
+        csv("SELECT STRPOS('上海市众源广告有限公司', '公司') AS p"),
+        "10"
+    );
+    // What polars cannot answer right is refused (exit 2) instead of answered wrong.
+    for (sql, says) in [
+        (
+            "SELECT STDDEV(amount) OVER (ORDER BY paid_on) AS s FROM payments",
+            "as a running value is not supported",
+        ),
+        (
+            "SELECT * FROM payments FULL JOIN accounts USING (account_id)",
+            "FULL JOIN … USING (…) is not supported",
+        ),
+        (
+            "SELECT STRING_AGG(DISTINCT status, ',') AS s FROM payments",
+            "STRING_AGG(DISTINCT …) is not supported",
+        ),
+    ] {
+        let out = w.run_code(&["query", sql], 2);
+        assert!(stderr(&out).contains(says), "{sql}: {}", stderr(&out));
+    }
+    // A column CSV cannot hold is refused before the header is printed.
+    let out = w.run_code(
+        &[
+            "query",
+            "SELECT ARRAY_AGG(status) AS s FROM payments",
+            "--format",
+            "csv",
+        ],
+        2,
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("column `s` is of type list"),
+        "{}",
+        stderr(&out)
+    );
+    // A query may start with a comment; an --out without a known extension is refused.
+    assert_eq!(
+        csv("-- the latest partition\nSELECT count(*) AS n FROM payments"),
+        "4"
+    );
+    let out = w.run_code(&["query", "SELECT 1 AS x", "--out", "result.xlsx"], 2);
+    assert!(stderr(&out).contains("give --format"), "{}", stderr(&out));
 }
 
 /// The ```sql blocks of a Markdown file.

@@ -15,7 +15,8 @@ use crate::warehouse::Warehouse;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The SQL statement (or use --file).
+    /// The SQL statement (or use --file). May start with a `--` comment.
+    #[arg(allow_hyphen_values = true)]
     pub sql: Option<String>,
     /// Read the SQL from a file (`-` for standard input), e.g. a model in sql/.
     #[arg(short, long, conflicts_with = "sql")]
@@ -67,10 +68,17 @@ fn read_sql(args: &Args) -> Result<String> {
 pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let project = ctx.project()?;
     let sql = read_sql(&args)?;
-    let format = args
-        .format
-        .or_else(|| args.out.as_deref().and_then(OutputFormat::from_path))
-        .unwrap_or(OutputFormat::Table);
+    let format = match (args.format, &args.out) {
+        (Some(f), _) => f,
+        (None, None) => OutputFormat::Table,
+        (None, Some(out)) => OutputFormat::from_path(out).ok_or_else(|| {
+            Error::config(format!(
+                "--out {}: give --format, or a file ending in .csv, .json, .ndjson, .parquet \
+                 or .txt (a text table)",
+                out.display()
+            ))
+        })?,
+    };
     if format == OutputFormat::Parquet && args.out.is_none() {
         return Err(Error::config(
             "--format parquet writes a file: add --out FILE.parquet",

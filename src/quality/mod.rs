@@ -179,6 +179,15 @@ const TYPES: &str =
     "not_null, unique, accepted_values, range, regex, relationships, freshness, row_count, \
                      row_count_drift, schema_drift, expression";
 
+/// An age in days as people write it: whole days as days, else hours.
+fn fmt_age(days: f64) -> String {
+    if (days - days.round()).abs() < 1e-9 {
+        format!("{} day(s)", days.round())
+    } else {
+        format!("{:.1} hour(s)", days * 24.0)
+    }
+}
+
 /// `"2d"`, `"36h"`, `"1w"` or a number of days, in days.
 pub fn parse_age(v: &toml::Value) -> std::result::Result<f64, String> {
     let days = match v {
@@ -1216,37 +1225,72 @@ fn run_check(
             column,
             max_age_days,
         } => {
-            let newest: NaiveDate = match column {
-                None => ctx
-                    .chosen
-                    .first()
-                    .map(|p| p.dt)
-                    .ok_or_else(|| data(ctx).err().unwrap_or_default())?,
+            // Measured from the end of the run date: a timestamp to the second (so that hour
+            // limits mean hours), a date or a partition in whole days.
+            let end_of_run_date = (ctx.date + chrono::Days::new(1))
+                .and_hms_opt(0, 0, 0)
+                .expect("midnight");
+            let (newest, age_days) = match column {
+                None => {
+                    let dt = ctx
+                        .chosen
+                        .first()
+                        .map(|p| p.dt)
+                        .ok_or_else(|| data(ctx).err().unwrap_or_default())?;
+                    (dt.to_string(), (ctx.date - dt).num_days() as f64)
+                }
                 Some(cname) => {
                     let lf = data(ctx)?;
-                    let df = pl(query::collect(lf.select([
-                        col(cname.as_str()).cast(DataType::Date).max().alias("m"),
-                    ])))?;
-                    match df.column("m").ok().and_then(|c| c.get(0).ok()) {
-                        Some(AnyValue::Date(days)) => {
-                            NaiveDate::from_num_days_from_ce_opt(days + 719_163)
-                                .ok_or_else(|| "bad date".to_string())?
+                    let df = pl(query::collect(
+                        lf.select([col(cname.as_str()).max().alias("m")]),
+                    ))?;
+                    let m = df.column("m").ok().and_then(|c| c.get(0).ok());
+                    let micros = |v: i64, unit: &TimeUnit| match unit {
+                        TimeUnit::Milliseconds => v.saturating_mul(1000),
+                        TimeUnit::Microseconds => v,
+                        TimeUnit::Nanoseconds => v / 1000,
+                    };
+                    let timestamp = match &m {
+                        Some(AnyValue::Datetime(v, unit, _)) => Some(micros(*v, unit)),
+                        Some(AnyValue::DatetimeOwned(v, unit, _)) => Some(micros(*v, unit)),
+                        _ => None,
+                    };
+                    match (timestamp, m) {
+                        (Some(us), _) => {
+                            let ts = chrono::DateTime::from_timestamp_micros(us)
+                                .ok_or_else(|| "bad timestamp".to_string())?
+                                .naive_utc();
+                            let secs = (end_of_run_date - ts).num_seconds() as f64;
+                            (ts.to_string(), secs / 86_400.0)
                         }
-                        _ => return Err(format!("{cname} has no value to measure freshness by")),
+                        (None, Some(AnyValue::Date(days))) => {
+                            let d = NaiveDate::from_num_days_from_ce_opt(days + 719_163)
+                                .ok_or_else(|| "bad date".to_string())?;
+                            (d.to_string(), (ctx.date - d).num_days() as f64)
+                        }
+                        (None, Some(AnyValue::Null) | None) => {
+                            return Err(format!("{cname} has no value to measure freshness by"))
+                        }
+                        (None, Some(other)) => {
+                            return Err(format!(
+                                "{cname} is of type {}: freshness needs a date or a timestamp",
+                                other.dtype()
+                            ))
+                        }
                     }
                 }
             };
-            let age = (ctx.date - newest).num_days() as f64;
             r.observed = format!(
-                "newest {} {newest}, {age:.0} day(s) before {}",
+                "newest {} {newest}, {} before the end of {}",
                 column
                     .as_deref()
                     .map(|c| format!("{c} ="))
                     .unwrap_or_else(|| "partition dt =".into()),
+                fmt_age(age_days),
                 ctx.date
             );
-            r.expected = format!("at most {} day(s) old", fmt_num(*max_age_days));
-            Ok(age <= *max_age_days)
+            r.expected = format!("at most {} old", fmt_age(*max_age_days));
+            Ok(age_days <= *max_age_days + 1e-9)
         }
         Spec::RowCount { min, max } => {
             let n = if c.filter.is_some() {

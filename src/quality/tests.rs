@@ -363,3 +363,58 @@ fn results_are_committed_and_reported() {
     assert!(html.contains("<svg"), "{html}");
     drop(dir);
 }
+
+/// Regression: a timestamp column's age was counted in whole days (cast to a date), so
+/// `max_age = "36h"` could not tell 30 hours from 40.
+#[test]
+fn freshness_of_a_timestamp_counts_hours_from_the_end_of_the_run_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let wh = Warehouse::new(dir.path());
+    let ts = chrono::NaiveDate::from_ymd_opt(2026, 11, 25)
+        .unwrap()
+        .and_hms_opt(21, 0, 0)
+        .unwrap();
+    let col = Series::new("updated_at".into(), [ts.and_utc().timestamp_millis()])
+        .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+        .unwrap();
+    commit(
+        &wh,
+        Layer::Clean,
+        "events",
+        "2026-11-26",
+        DataFrame::new(1, vec![col.into()]).unwrap(),
+    );
+    let cat = Catalog::from_warehouse(&wh);
+    // Newest 2026-11-25 21:00; the run date 2026-11-26 ends 27 hours later.
+    let text = r#"
+        [[checks]]
+        type = "freshness"
+        column = "updated_at"
+        max_age = "26h"
+        [[checks]]
+        type = "freshness"
+        column = "updated_at"
+        max_age = "27h"
+        [[checks]]
+        type = "freshness"
+        column = "updated_at"
+        max_age = "1d"
+        "#;
+    let rs = evaluate(
+        &wh,
+        &cat,
+        Layer::Clean,
+        "events",
+        d("2026-11-26"),
+        &checks(text),
+    )
+    .results;
+    assert_eq!(statuses(&rs), ["fail", "pass", "fail"], "{rs:#?}");
+    assert!(
+        rs[0]
+            .observed
+            .contains("27.0 hour(s) before the end of 2026-11-26"),
+        "{}",
+        rs[0].observed
+    );
+}

@@ -1064,6 +1064,32 @@ impl Clock {
     }
 }
 
+/// Whether a query joins without a condition (`CROSS JOIN`, or tables listed with commas):
+/// polars 0.55's projection pushdown then drops an aggregate whose columns the query does not
+/// use and joins its input rows instead (2 × 3 rows for 2 × 1), so such queries run without it.
+pub fn has_cross_join(stmt: &Statement) -> bool {
+    struct V(bool);
+    impl Visitor for V {
+        type Break = ();
+        fn pre_visit_select(&mut self, s: &Select) -> ControlFlow<()> {
+            let cross = s.from.len() > 1
+                || s.from.iter().any(|twj| {
+                    twj.joins.iter().any(|j| {
+                        matches!(j.join_operator, sqlparser::ast::JoinOperator::CrossJoin(_))
+                    })
+                });
+            if cross {
+                self.0 = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut v = V(false);
+    let _ = Visit::visit(stmt, &mut v);
+    v.0
+}
+
 /// The statement as polars should run it: references renamed to their registered tables,
 /// `layer.table.column` shortened to `table.column`, and the functions Panorama adds
 /// (DATE_TRUNC, DATE_DIFF/DATEDIFF, APPROX_COUNT_DISTINCT) spelled in what polars knows.
@@ -1082,17 +1108,35 @@ pub fn rewrite(
         qualified: &'a BTreeSet<(String, String)>,
         clock: &'a Clock,
         error: Option<SqlError>,
+        /// Per enclosing SELECT, its named windows that have an ORDER BY.
+        ordered_windows: Vec<BTreeSet<String>>,
     }
     impl VisitorMut for R<'_> {
         type Break = ();
         fn pre_visit_select(&mut self, s: &mut Select) -> ControlFlow<()> {
             alias_clashing_projections(s);
+            let mut ordered = BTreeSet::new();
+            for sqlparser::ast::NamedWindowDefinition(name, def) in &mut s.named_window {
+                if let sqlparser::ast::NamedWindowExpr::WindowSpec(spec) = def {
+                    sql_null_order(spec);
+                    if !spec.order_by.is_empty() {
+                        ordered.insert(ident_name(name));
+                    }
+                }
+            }
+            self.ordered_windows.push(ordered);
             for twj in &mut s.from {
-                if let Err(e) = push_left_join_conditions(twj) {
+                if let Err(e) = push_left_join_conditions(twj).and_then(|()| refuse_full_using(twj))
+                {
                     self.error = Some(e);
                     return ControlFlow::Break(());
                 }
             }
+            ControlFlow::Continue(())
+        }
+
+        fn post_visit_select(&mut self, _s: &mut Select) -> ControlFlow<()> {
+            self.ordered_windows.pop();
             ControlFlow::Continue(())
         }
 
@@ -1134,15 +1178,26 @@ pub fn rewrite(
                         ids.remove(0);
                     }
                 }
-                Expr::Function(_) => match rewrite_function(e, self.clock) {
-                    Ok(Some(new)) => *e = new,
-                    Ok(None) => {}
-                    Err(err) => {
-                        self.error = Some(err);
-                        return ControlFlow::Break(());
+                Expr::Function(_) => {
+                    let ordered = self.ordered_windows.last();
+                    let rewritten = rewrite_window(e, ordered).and_then(|w| match w {
+                        Some(new) => Ok(Some(new)),
+                        None => rewrite_function(e, self.clock),
+                    });
+                    match rewritten {
+                        Ok(Some(new)) => *e = new,
+                        Ok(None) => {}
+                        Err(err) => {
+                            self.error = Some(err);
+                            return ControlFlow::Break(());
+                        }
                     }
-                },
-                _ => {}
+                }
+                _ => {
+                    if let Some(new) = sql_null_semantics(e) {
+                        *e = new;
+                    }
+                }
             }
             ControlFlow::Continue(())
         }
@@ -1152,12 +1207,197 @@ pub fn rewrite(
         qualified: &qualified,
         clock,
         error: None,
+        ordered_windows: Vec::new(),
     };
     let _ = VisitMut::visit(&mut stmt, &mut r);
     if let Some(e) = r.error {
         return Err(e);
     }
     Ok(stmt.to_string())
+}
+
+/// `FULL JOIN … USING (k)`: polars keeps the left table's `k`, NULL for the rows only the right
+/// table has, where SQL gives COALESCE(a.k, b.k): refused rather than answered wrongly.
+fn refuse_full_using(twj: &TableWithJoins) -> Result<(), SqlError> {
+    use sqlparser::ast::{JoinConstraint, JoinOperator as J};
+    for join in &twj.joins {
+        if let J::FullOuter(JoinConstraint::Using(_)) = &join.join_operator {
+            let pos = match &join.relation {
+                TableFactor::Table { name, .. } => Some(name_pos(name)),
+                _ => None,
+            };
+            return Err(SqlError::at(
+                "FULL JOIN … USING (…) is not supported (polars leaves the key NULL on rows only \
+                 the right table has): write FULL JOIN … ON a.k = b.k and select \
+                 COALESCE(a.k, b.k) AS k",
+                pos,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// SQL's NULL rules where polars differs:
+/// - `x IS [NOT] TRUE|FALSE` is never NULL (polars gave NULL for a NULL `x`);
+/// - `x [NOT] IN (…, NULL)` is never TRUE for NOT IN and never FALSE for IN (polars let rows
+///   through a `NOT IN` list with a NULL when the filter reached the Parquet scan).
+fn sql_null_semantics(e: &Expr) -> Option<Expr> {
+    let text = match e {
+        Expr::IsTrue(x) => format!("COALESCE(({x}), FALSE)"),
+        Expr::IsNotTrue(x) => format!("NOT COALESCE(({x}), FALSE)"),
+        Expr::IsFalse(x) => format!("COALESCE(NOT ({x}), FALSE)"),
+        Expr::IsNotFalse(x) => format!("COALESCE(({x}), TRUE)"),
+        Expr::InList {
+            expr,
+            list,
+            negated,
+        } if list.iter().any(is_null_literal) => {
+            let rest: Vec<String> = list
+                .iter()
+                .filter(|v| !is_null_literal(v))
+                .map(|v| v.to_string())
+                .collect();
+            let hit = if *negated { "FALSE" } else { "TRUE" };
+            if rest.is_empty() {
+                "CAST(NULL AS BOOLEAN)".to_string()
+            } else {
+                format!(
+                    "CASE WHEN ({expr}) IN ({}) THEN {hit} ELSE CAST(NULL AS BOOLEAN) END",
+                    rest.join(", ")
+                )
+            }
+        }
+        _ => return None,
+    };
+    parse_expr(&text).ok()
+}
+
+fn is_null_literal(e: &Expr) -> bool {
+    matches!(e, Expr::Value(v) if v.value == Value::Null)
+}
+
+/// SQL's NULL order in a window's ORDER BY: as written (`NULLS FIRST|LAST`), else as in the
+/// query's own ORDER BY (last when ascending, first when descending). polars puts NULLs first
+/// and ignores NULLS FIRST/LAST there, so a first key whose NULLs go last is preceded by a
+/// flag that sorts them last. The flag is a CASE (named `literal` by polars: a key derived
+/// from the column would clash with it), which is why only the first key gets one.
+fn sql_null_order(spec: &mut sqlparser::ast::WindowSpec) {
+    let Some(first) = spec.order_by.first() else {
+        return;
+    };
+    if is_null_flag(&first.expr) {
+        return;
+    }
+    let desc = first.options.asc == Some(false);
+    if first.options.nulls_first.unwrap_or(desc) {
+        return;
+    }
+    let (null, other) = if desc { (0, 1) } else { (1, 0) };
+    let Ok(flag) = parse_expr(&format!(
+        "CASE WHEN ({}) IS NULL THEN {null} ELSE {other} END",
+        first.expr
+    )) else {
+        return;
+    };
+    let key = sqlparser::ast::OrderByExpr {
+        expr: flag,
+        options: sqlparser::ast::OrderByOptions {
+            asc: first.options.asc,
+            nulls_first: None,
+        },
+        with_fill: None,
+    };
+    spec.order_by.insert(0, key);
+}
+
+/// The flag `sql_null_order` adds (so that a window seen twice gets one).
+fn is_null_flag(e: &Expr) -> bool {
+    matches!(e, Expr::Case { conditions, .. }
+        if conditions.len() == 1 && matches!(conditions[0].condition, Expr::IsNull(_)))
+}
+
+/// Aggregates that polars computes over the whole partition even when the window has an
+/// ORDER BY (a running value in SQL).
+const WHOLE_PARTITION_IN_POLARS: &[&str] = &[
+    "stddev",
+    "stddev_samp",
+    "stddev_pop",
+    "std",
+    "variance",
+    "var",
+    "var_samp",
+    "var_pop",
+    "median",
+    "quantile_cont",
+    "quantile_disc",
+    "percentile_cont",
+    "percentile_disc",
+    "string_agg",
+    "array_agg",
+];
+
+/// Window functions as SQL means them: NULLs ordered as SQL orders them, a running `AVG` as
+/// running SUM / COUNT (polars gave the partition's mean on every row), and the running
+/// aggregates polars cannot compute refused instead of answered with the partition's value.
+/// Also refuses `STRING_AGG(DISTINCT …)`, which polars cannot run (it panicked).
+fn rewrite_window(
+    e: &mut Expr,
+    ordered: Option<&BTreeSet<String>>,
+) -> Result<Option<Expr>, SqlError> {
+    let Expr::Function(f) = e else {
+        return Ok(None);
+    };
+    let name = name_parts(&f.name).join(".");
+    let pos = name_pos(&f.name);
+    if let FunctionArguments::List(l) = &f.args {
+        if matches!(
+            name.as_str(),
+            "string_agg" | "array_agg" | "listagg" | "group_concat"
+        ) && matches!(
+            l.duplicate_treatment,
+            Some(sqlparser::ast::DuplicateTreatment::Distinct)
+        ) {
+            return Err(SqlError::at(
+                format!(
+                    "{}(DISTINCT …) is not supported: aggregate the rows of a SELECT DISTINCT \
+                     subquery instead",
+                    name.to_uppercase()
+                ),
+                Some(pos),
+            ));
+        }
+    }
+    let running = match &mut f.over {
+        Some(sqlparser::ast::WindowType::WindowSpec(spec)) => {
+            sql_null_order(spec);
+            !spec.order_by.is_empty()
+        }
+        Some(sqlparser::ast::WindowType::NamedWindow(w)) => {
+            ordered.is_some_and(|o| o.contains(&ident_name(w)))
+        }
+        None => return Ok(None),
+    };
+    if !running {
+        return Ok(None);
+    }
+    if WHOLE_PARTITION_IN_POLARS.contains(&name.as_str()) {
+        return Err(SqlError::at(
+            format!(
+                "{}(…) OVER (… ORDER BY …) as a running value is not supported (polars gives \
+                 the whole partition's value): drop the ORDER BY for the partition's value",
+                name.to_uppercase()
+            ),
+            Some(pos),
+        ));
+    }
+    if matches!(name.as_str(), "avg" | "mean") {
+        let mut sum = f.clone();
+        sum.name = ObjectName::from(vec![Ident::new("SUM")]);
+        let mut count = f.clone();
+        count.name = ObjectName::from(vec![Ident::new("COUNT")]);
+        return parse_expr(&format!("CAST({sum} AS DOUBLE) / NULLIF({count}, 0)")).map(Some);
+    }
+    Ok(None)
 }
 
 /// The tables a condition's columns name (`a.x` → `a`, `clean.t.x` → `t`), and whether it
@@ -1646,6 +1886,16 @@ fn rewrite_function(e: &Expr, clock: &Clock) -> Result<Option<Expr>, SqlError> {
                 ));
             }
             format!("COUNT(DISTINCT {})", args[0])
+        }
+        // polars' STRPOS counts bytes (28 for the 10th character of a Chinese text): the
+        // position in characters is one more than the length of the text before the match.
+        "strpos" if args.len() == 2 => {
+            let (x, sub) = (&args[0], &args[1]);
+            format!(
+                "CASE WHEN ({x}) IS NULL OR ({sub}) IS NULL THEN NULL \
+                 WHEN STRPOS({x}, {sub}) = 0 THEN 0 WHEN ({sub}) = '' THEN 1 \
+                 ELSE LENGTH(SPLIT_PART({x}, {sub}, 1)) + 1 END"
+            )
         }
         _ => return Ok(None),
     };

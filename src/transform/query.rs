@@ -187,6 +187,8 @@ pub struct Compiled {
     pub inputs: Vec<Input>,
     pub explain: bool,
     pub show_tables: bool,
+    /// Run without projection pushdown (see `parse::has_cross_join`).
+    no_projection_pushdown: bool,
     ctx: SQLContext,
 }
 
@@ -333,6 +335,7 @@ fn bind(
         inputs,
         explain: analysis.explain,
         show_tables: analysis.show_tables,
+        no_projection_pushdown: parse::has_cross_join(&analysis.statement),
         ctx,
     })
 }
@@ -415,9 +418,15 @@ impl Compiled {
     pub fn lazy(&mut self) -> Result<LazyFrame> {
         let sql = self.polars_sql.clone();
         let names = self.table_names();
-        self.ctx
+        let lf = self
+            .ctx
             .execute(&sql)
-            .map_err(|e| query_error_named(e, "query", &names))
+            .map_err(|e| query_error_named(e, "query", &names))?;
+        Ok(if self.no_projection_pushdown {
+            lf.with_projection_pushdown(false)
+        } else {
+            lf
+        })
     }
 
     /// Runs the query to a frame.
@@ -465,13 +474,32 @@ impl Compiled {
             ..Default::default()
         };
         let target = SinkTarget::Path(PlRefPath::new(path.to_string_lossy().as_ref()));
-        lf.sink(
-            SinkDestination::File { target },
-            FileWriteFormat::Parquet(Arc::new(options)),
-            UnifiedSinkArgs::default(),
-        )
-        .and_then(|lf| lf.collect_with_engine(Engine::Streaming))
-        .map_err(|e| query_error_named(e, "query", &names))?;
+        let in_memory = lf.clone();
+        let streamed = crate::error::catch_expected(|| {
+            lf.sink(
+                SinkDestination::File { target },
+                FileWriteFormat::Parquet(Arc::new(options)),
+                UnifiedSinkArgs::default(),
+            )
+            .and_then(|lf| lf.collect_with_engine(Engine::Streaming))
+        });
+        match streamed {
+            Ok(r) => {
+                r.map_err(|e| query_error_named(e, "query", &names))?;
+            }
+            Err(why) => {
+                // See `collect`: a plan the streaming engine cannot run is run in memory.
+                crate::log::debug(
+                    "the streaming engine failed on this plan; running it in memory",
+                    &[("panic", why.into())],
+                );
+                let mut df = in_memory
+                    .collect_with_engine(Engine::InMemory)
+                    .map(|r| r.unwrap_single())
+                    .map_err(|e| query_error_named(e, "query", &names))?;
+                crate::warehouse::parquet::write_frame(path, &mut df, metadata)?;
+            }
+        }
         let file = std::fs::File::open(path).ctx(|| format!("opening {}", path.display()))?;
         let rows = ParquetReader::new(file)
             .num_rows()
@@ -517,7 +545,22 @@ pub fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
         Ok("in-memory") | Ok("in_memory") => Engine::InMemory,
         _ => Engine::Streaming,
     };
-    // A plain query has one sink, so the result is a single frame.
+    if engine == Engine::Streaming {
+        // The streaming engine of polars 0.55 panics on some plans the in-memory one runs
+        // (a cross join filtered by an inequality: "entered unreachable code").
+        let again = lf.clone();
+        match crate::error::catch_expected(|| lf.collect_with_engine(Engine::Streaming)) {
+            // A plain query has one sink, so the result is a single frame.
+            Ok(r) => return r.map(|r| r.unwrap_single()),
+            Err(why) => crate::log::debug(
+                "the streaming engine failed on this plan; running it in memory",
+                &[("panic", why.into())],
+            ),
+        }
+        return again
+            .collect_with_engine(Engine::InMemory)
+            .map(|r| r.unwrap_single());
+    }
     lf.collect_with_engine(engine).map(|r| r.unwrap_single())
 }
 
@@ -558,6 +601,7 @@ pub fn write_to(
     w: &mut dyn Write,
 ) -> Result<()> {
     let what = || "writing the result".to_string();
+    check_writable(df, format)?;
     match format {
         OutputFormat::Table => w.write_all(format_table(df, max_rows).as_bytes()).ctx(what),
         OutputFormat::Csv => CsvWriter::new(w).include_header(true).finish(df).ctx(what),
@@ -579,6 +623,32 @@ pub fn write_to(
             "--format parquet writes a file: add --out FILE.parquet",
         )),
     }
+}
+
+/// Refuses, before a byte is written, a column the format cannot hold (else a CSV header
+/// reached standard output and then the command failed).
+fn check_writable(df: &DataFrame, format: OutputFormat) -> Result<()> {
+    for c in df.columns() {
+        let dt = c.dtype();
+        let hint = match (format, dt) {
+            (OutputFormat::Csv, DataType::List(_) | DataType::Struct(_)) => {
+                "CSV has no nested values: use --format json, or ARRAY_TO_STRING(col, ',')"
+            }
+            (OutputFormat::Csv, DataType::Duration(_)) => {
+                "a duration (such as DATE - DATE) has no CSV form: use \
+                 DATE_DIFF('day', start, end) for whole days, or --format json"
+            }
+            (_, DataType::Binary) if format != OutputFormat::Parquet => {
+                "binary values have no text form: use --format parquet with --out"
+            }
+            _ => continue,
+        };
+        return Err(Error::Config(format!(
+            "column `{}` is of type {dt}; {hint}",
+            c.name()
+        )));
+    }
+    Ok(())
 }
 
 /// Writes `df` to `path` atomically (a temporary sibling, then a rename).
