@@ -91,7 +91,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         .date
         .unwrap_or_else(|| chrono::Local::now().date_naive());
     let opts = QueryOptions {
-        params: Params::for_date(date),
+        // A model file previewed with -f may name the run.
+        params: Params::for_date(date).with("run_id", "adhoc"),
         as_of: args.date,
         all_partitions: args.all_partitions,
         allow_table_functions: args.allow_files,
