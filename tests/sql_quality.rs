@@ -560,6 +560,8 @@ fn query_formats_partitions_and_errors() {
         csv("SELECT STRPOS('上海市众源广告有限公司', '公司') AS p"),
         "10"
     );
+    // A model's file previewed ad hoc may name the run.
+    assert_eq!(csv("SELECT '{{ run_id }}' AS r"), "adhoc");
     // What polars cannot answer right is refused (exit 2) instead of answered wrong.
     for (sql, says) in [
         (
