@@ -362,6 +362,22 @@ fn models_materialise_and_checks_gate_them() {
     // Nothing changed since: the next run has nothing to do.
     let out = w.run_code(&["run", "--date", D2], 0);
     assert_eq!(last_json_line(&out)["counts"]["to_run"], 0);
+    // An edited model is built again, with the jobs after it, and only those.
+    let model = std::fs::read_to_string(w.path("sql/account_totals.sql")).unwrap();
+    w.write(
+        "sql/account_totals.sql",
+        &format!("{model}\n-- payments of refunded accounts count too\n"),
+    );
+    let out = w.run_code(&["plan", "--date", D2], 0);
+    assert!(
+        stdout(&out).contains("its SQL (sql/account_totals.sql) changed since run"),
+        "{}",
+        stdout(&out)
+    );
+    let out = w.run_code(&["run", "--date", D2], 0);
+    let summary = last_json_line(&out);
+    // sql.account_totals, its check job and sql.region_totals.
+    assert_eq!(summary["counts"]["to_run"], 3, "{summary}");
 }
 
 fn ingested_shop() -> Workdir {

@@ -127,6 +127,21 @@ impl SqlJob {
     fn table(&self) -> String {
         format!("{}.{}", Layer::Feature.as_str(), self.model.name)
     }
+
+    /// The `_SUCCESS` of the instance's feature partition for `date`.
+    fn success(
+        &self,
+        job: &JobRef<'_>,
+        project: &Project,
+        date: chrono::NaiveDate,
+    ) -> Option<crate::warehouse::Success> {
+        let wh = Warehouse::new(&project.warehouse_root);
+        let mut key = PartitionKey::date(&date.to_string());
+        for (k, v) in job.vars {
+            key = key.with(k, v);
+        }
+        wh.read_success(Layer::Feature, &self.model.name, &key)
+    }
 }
 
 impl PreparedJob for SqlJob {
@@ -196,6 +211,23 @@ impl PreparedJob for SqlJob {
         }
     }
 
+    /// The model's SQL was edited since it built the partition (a corrected feature).
+    fn inputs_changed(
+        &self,
+        job: &JobRef<'_>,
+        project: &Project,
+        date: chrono::NaiveDate,
+    ) -> Option<String> {
+        let s = self.success(job, project, date)?;
+        let built_from = s.extra.get("sql_blake3")?.as_str()?;
+        (s.job == job.name && built_from != transform::sql_checksum(&self.model.text)).then(|| {
+            format!(
+                "its SQL ({}) changed since run {}",
+                self.model.rel, s.run_id
+            )
+        })
+    }
+
     fn committed(
         &self,
         job: &JobRef<'_>,
@@ -203,11 +235,7 @@ impl PreparedJob for SqlJob {
         date: chrono::NaiveDate,
     ) -> Option<Committed> {
         let wh = Warehouse::new(&project.warehouse_root);
-        let mut key = PartitionKey::date(&date.to_string());
-        for (k, v) in job.vars {
-            key = key.with(k, v);
-        }
-        let s = wh.read_success(Layer::Feature, &self.model.name, &key)?;
+        let s = self.success(job, project, date)?;
         if s.job != job.name {
             return None;
         }

@@ -46,6 +46,12 @@ pub const SQL_DIR: &str = "sql";
 /// Keys of a model's config (header, sidecar, or its job file).
 pub const MODEL_KEYS: &[&str] = &["description", "checks", "model"];
 
+/// The checksum of a model's text recorded in its partitions' `_SUCCESS` (`sql_blake3`): a
+/// night run after the file was edited builds the partition again.
+pub fn sql_checksum(text: &str) -> String {
+    blake3::hash(text.as_bytes()).to_hex().to_string()
+}
+
 /// A model's configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -535,7 +541,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildReport> {
         run_id: req.run_id.to_string(),
         extra: serde_json::json!({
             "model": m.rel,
-            "sql_blake3": blake3::hash(m.text.as_bytes()).to_hex().to_string(),
+            "sql_blake3": sql_checksum(&m.text),
             "inputs": compiled.inputs,
             "rows_in": rows_in,
         }),
