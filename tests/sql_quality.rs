@@ -366,7 +366,7 @@ fn models_materialise_and_checks_gate_them() {
     let model = std::fs::read_to_string(w.path("sql/account_totals.sql")).unwrap();
     w.write(
         "sql/account_totals.sql",
-        &format!("{model}\n-- payments of refunded accounts count too\n"),
+        format!("{model}\n-- payments of refunded accounts count too\n"),
     );
     let out = w.run_code(&["plan", "--date", D2], 0);
     assert!(
