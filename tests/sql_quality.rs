@@ -576,6 +576,16 @@ fn query_formats_partitions_and_errors() {
         csv("SELECT STRPOS('上海市众源广告有限公司', '公司') AS p"),
         "10"
     );
+    // A NULL-valued condition on dt kept the partitions it was NULL for (D1 has 3 payments).
+    assert_eq!(
+        csv("SELECT count(*) AS n FROM payments WHERE dt IN ('2026-11-25', NULL)"),
+        "3"
+    );
+    // A running AVG over a named window (polars ran the SUM but not the COUNT).
+    assert_eq!(
+        csv("SELECT v, AVG(v) OVER w AS a FROM (VALUES (1), (3), (5)) t(v) WINDOW w AS (ORDER BY v) ORDER BY v"),
+        "1,1.0|3,2.0|5,3.0"
+    );
     // A model's file previewed ad hoc may name the run.
     assert_eq!(csv("SELECT '{{ run_id }}' AS r"), "adhoc");
     // What polars cannot answer right is refused (exit 2) instead of answered wrong.

@@ -1108,23 +1108,21 @@ pub fn rewrite(
         qualified: &'a BTreeSet<(String, String)>,
         clock: &'a Clock,
         error: Option<SqlError>,
-        /// Per enclosing SELECT, its named windows that have an ORDER BY.
-        ordered_windows: Vec<BTreeSet<String>>,
+        /// Per enclosing SELECT, its named windows (`WINDOW w AS (…)`).
+        named_windows: Vec<HashMap<String, sqlparser::ast::WindowSpec>>,
     }
     impl VisitorMut for R<'_> {
         type Break = ();
         fn pre_visit_select(&mut self, s: &mut Select) -> ControlFlow<()> {
             alias_clashing_projections(s);
-            let mut ordered = BTreeSet::new();
-            for sqlparser::ast::NamedWindowDefinition(name, def) in &mut s.named_window {
+            guard_dt_conditions(s);
+            let mut named = HashMap::new();
+            for sqlparser::ast::NamedWindowDefinition(name, def) in &s.named_window {
                 if let sqlparser::ast::NamedWindowExpr::WindowSpec(spec) = def {
-                    sql_null_order(spec);
-                    if !spec.order_by.is_empty() {
-                        ordered.insert(ident_name(name));
-                    }
+                    named.insert(ident_name(name), spec.clone());
                 }
             }
-            self.ordered_windows.push(ordered);
+            self.named_windows.push(named);
             for twj in &mut s.from {
                 if let Err(e) = push_left_join_conditions(twj).and_then(|()| refuse_full_using(twj))
                 {
@@ -1136,7 +1134,7 @@ pub fn rewrite(
         }
 
         fn post_visit_select(&mut self, _s: &mut Select) -> ControlFlow<()> {
-            self.ordered_windows.pop();
+            self.named_windows.pop();
             ControlFlow::Continue(())
         }
 
@@ -1179,8 +1177,8 @@ pub fn rewrite(
                     }
                 }
                 Expr::Function(_) => {
-                    let ordered = self.ordered_windows.last();
-                    let rewritten = rewrite_window(e, ordered).and_then(|w| match w {
+                    let named = self.named_windows.last();
+                    let rewritten = rewrite_window(e, named).and_then(|w| match w {
                         Some(new) => Ok(Some(new)),
                         None => rewrite_function(e, self.clock),
                     });
@@ -1207,13 +1205,72 @@ pub fn rewrite(
         qualified: &qualified,
         clock,
         error: None,
-        ordered_windows: Vec::new(),
+        named_windows: Vec::new(),
     };
     let _ = VisitMut::visit(&mut stmt, &mut r);
     if let Some(e) = r.error {
         return Err(e);
     }
     Ok(stmt.to_string())
+}
+
+/// A WHERE condition on `dt` that may be NULL (`dt IN (…, NULL)`, a CASE without ELSE) kept
+/// every row of the partitions it was NULL for: polars evaluates it once per partition from
+/// the path and keeps the partition when it is not FALSE. Each such conjunct becomes
+/// `COALESCE((c), FALSE)`, the same condition for SQL (WHERE keeps only TRUE).
+fn guard_dt_conditions(s: &mut Select) {
+    let Some(selection) = s.selection.take() else {
+        return;
+    };
+    let mut conjuncts = Vec::new();
+    split_and(&selection, &mut conjuncts);
+    let guarded: Vec<Expr> = conjuncts
+        .into_iter()
+        .map(|c| {
+            let mut mentions = Vec::new();
+            dt_mentions(c, &mut mentions);
+            if mentions.is_empty() || is_plain_dt_comparison(c) {
+                return c.clone();
+            }
+            let arg = |e: Expr| FunctionArg::Unnamed(FunctionArgExpr::Expr(e));
+            Expr::Function(sqlparser::ast::Function {
+                name: ObjectName::from(vec![Ident::new("COALESCE")]),
+                uses_odbc_syntax: false,
+                parameters: FunctionArguments::None,
+                args: FunctionArguments::List(sqlparser::ast::FunctionArgumentList {
+                    duplicate_treatment: None,
+                    args: vec![
+                        arg(Expr::Nested(Box::new(c.clone()))),
+                        arg(Expr::Value(Value::Boolean(false).into())),
+                    ],
+                    clauses: Vec::new(),
+                }),
+                filter: None,
+                null_treatment: None,
+                over: None,
+                within_group: Vec::new(),
+            })
+        })
+        .collect();
+    s.selection = and_all(guarded);
+}
+
+/// `dt <op> literal` (or the reverse) and `dt [NOT] BETWEEN a AND b` without NULLs: never
+/// NULL (dt is never NULL), so left as they are for polars to prune on.
+fn is_plain_dt_comparison(e: &Expr) -> bool {
+    let literal = |e: &Expr| {
+        matches!(e, Expr::Value(v) if v.value != Value::Null)
+            || matches!(e, Expr::TypedString { .. })
+    };
+    match e {
+        Expr::BinaryOp { left, op, right } if cmp_op(op).is_some() => {
+            (is_dt(left) && literal(right)) || (literal(left) && is_dt(right))
+        }
+        Expr::Between {
+            expr, low, high, ..
+        } => is_dt(expr) && literal(low) && literal(high),
+        _ => false,
+    }
 }
 
 /// `FULL JOIN … USING (k)`: polars keeps the left table's `k`, NULL for the rows only the right
@@ -1342,7 +1399,7 @@ const WHOLE_PARTITION_IN_POLARS: &[&str] = &[
 /// Also refuses `STRING_AGG(DISTINCT …)`, which polars cannot run (it panicked).
 fn rewrite_window(
     e: &mut Expr,
-    ordered: Option<&BTreeSet<String>>,
+    named: Option<&HashMap<String, sqlparser::ast::WindowSpec>>,
 ) -> Result<Option<Expr>, SqlError> {
     let Expr::Function(f) = e else {
         return Ok(None);
@@ -1367,15 +1424,19 @@ fn rewrite_window(
             ));
         }
     }
+    // A named window is spelled out in the call: polars ran a running SUM over a named
+    // window but not the COUNT beside it.
+    if let Some(sqlparser::ast::WindowType::NamedWindow(w)) = &f.over {
+        if let Some(spec) = named.and_then(|n| n.get(&ident_name(w))) {
+            f.over = Some(sqlparser::ast::WindowType::WindowSpec(spec.clone()));
+        }
+    }
     let running = match &mut f.over {
         Some(sqlparser::ast::WindowType::WindowSpec(spec)) => {
             sql_null_order(spec);
             !spec.order_by.is_empty()
         }
-        Some(sqlparser::ast::WindowType::NamedWindow(w)) => {
-            ordered.is_some_and(|o| o.contains(&ident_name(w)))
-        }
-        None => return Ok(None),
+        Some(sqlparser::ast::WindowType::NamedWindow(_)) | None => return Ok(None),
     };
     if !running {
         return Ok(None);
