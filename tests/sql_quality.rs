@@ -378,6 +378,35 @@ fn models_materialise_and_checks_gate_them() {
     let summary = last_json_line(&out);
     // sql.account_totals, its check job and sql.region_totals.
     assert_eq!(summary["counts"]["to_run"], 3, "{summary}");
+    // A source ingested again on its own (a selected run, or by hand) leaves the jobs after
+    // it built from its older rows: the next night run builds them again, once.
+    w.run_code(
+        &[
+            "run",
+            "--date",
+            D2,
+            "--select",
+            "ingest.payments",
+            "--force",
+        ],
+        0,
+    );
+    let out = w.run_code(&["plan", "--date", D2], 0);
+    assert!(
+        stdout(&out).contains("but ingest.payments ran again later"),
+        "{}",
+        stdout(&out)
+    );
+    w.run_code(&["ingest", "payments", "--date", D2], 0);
+    let out = w.run_code(&["plan", "--date", D2], 0);
+    assert!(
+        stdout(&out).contains("its partition was written again (run manual-"),
+        "{}",
+        stdout(&out)
+    );
+    w.run_code(&["run", "--date", D2], 0);
+    let out = w.run_code(&["run", "--date", D2], 0);
+    assert_eq!(last_json_line(&out)["counts"]["to_run"], 0);
 }
 
 fn ingested_shop() -> Workdir {

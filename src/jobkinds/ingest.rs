@@ -225,8 +225,15 @@ impl PreparedJob for Ingest {
         job: &JobRef<'_>,
         project: &Project,
         date: chrono::NaiveDate,
+        last_run: &str,
     ) -> Option<String> {
         let s = self.success(job, project, date)?;
+        if s.run_id != last_run {
+            return Some(format!(
+                "its partition was written again (run {}) after run {last_run}",
+                s.run_id
+            ));
+        }
         if s.source_stamps.is_empty() || s.job != job.name {
             return None;
         }

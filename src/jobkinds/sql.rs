@@ -217,8 +217,15 @@ impl PreparedJob for SqlJob {
         job: &JobRef<'_>,
         project: &Project,
         date: chrono::NaiveDate,
+        last_run: &str,
     ) -> Option<String> {
         let s = self.success(job, project, date)?;
+        if s.run_id != last_run {
+            return Some(format!(
+                "its partition was written again (run {}) after run {last_run}",
+                s.run_id
+            ));
+        }
         let built_from = s.extra.get("sql_blake3")?.as_str()?;
         (s.job == job.name && built_from != transform::sql_checksum(&self.model.text)).then(|| {
             format!(

@@ -277,14 +277,17 @@ pub trait PreparedJob: Send + Sync {
     /// Runs one instance. Must honour `ctx.cancel` and commit atomically or not at all.
     fn run(&self, job: &JobRef<'_>, ctx: &JobCtx<'_>) -> Result<JobOutcome, JobError>;
 
-    /// Why an instance that succeeded for `date` must run again although nobody forced it:
-    /// its inputs outside the warehouse changed since (a corrected source file). None when
-    /// they did not, or the kind cannot tell.
+    /// Why an instance that succeeded for `date` in run `last_run` must run again although
+    /// nobody forced it: its inputs outside the warehouse changed since (a corrected source
+    /// file, an edited model), or its output was written again outside the scheduler (a
+    /// `panorama ingest` by hand), so that what was built from it is stale. None when
+    /// neither, or the kind cannot tell.
     fn inputs_changed(
         &self,
         _job: &JobRef<'_>,
         _project: &Project,
         _date: chrono::NaiveDate,
+        _last_run: &str,
     ) -> Option<String> {
         None
     }

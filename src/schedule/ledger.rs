@@ -137,6 +137,8 @@ pub struct PrevStatus {
     pub status: String,
     pub run_id: String,
     pub message: String,
+    /// When the job reached this state (Unix seconds).
+    pub updated_at: f64,
 }
 
 pub struct Ledger {
@@ -171,7 +173,9 @@ impl Ledger {
         let e = db_err(&self.path);
         let mut st = self
             .conn
-            .prepare_cached("SELECT job, status, run_id, message FROM job_status WHERE date = ?1")
+            .prepare_cached(
+                "SELECT job, status, run_id, message, updated_at FROM job_status WHERE date = ?1",
+            )
             .map_err(&e)?;
         let rows = st
             .query_map([date], |r| {
@@ -181,6 +185,7 @@ impl Ledger {
                         status: r.get(1)?,
                         run_id: r.get(2)?,
                         message: r.get(3)?,
+                        updated_at: r.get(4)?,
                     },
                 ))
             })

@@ -78,19 +78,16 @@ pub fn changed_inputs(
     dag.order
         .par_iter()
         .filter(|&&j| selected[j as usize])
-        .filter(|&&j| {
-            prev.get(&dag.job(j).name)
-                .is_some_and(|p| p.status == "succeeded")
-        })
         .filter_map(|&j| {
             let job = dag.job(j);
+            let last = prev.get(&job.name).filter(|p| p.status == "succeeded")?;
             let r = JobRef {
                 name: &job.name,
                 vars: &job.vars,
             };
             job.family
                 .prepared
-                .inputs_changed(&r, project, date)
+                .inputs_changed(&r, project, date, &last.run_id)
                 .map(|why| (j, why))
         })
         .collect()
@@ -122,6 +119,15 @@ pub fn plan_night(
                 .iter()
                 .find_map(|d| changed_at[d.job as usize])
         };
+        // A parent that succeeded after this job did (a `--select`ed re-run of a corrected
+        // source, in a later run): this job was built from its older output.
+        let newer_parent = |mine: &PrevStatus| {
+            dag.parents[j as usize].iter().find_map(|d| {
+                prev.get(&dag.job(d.job).name)
+                    .filter(|pp| pp.status == "succeeded" && pp.updated_at > mine.updated_at)
+                    .map(|pp| (d.job, pp.run_id.clone()))
+            })
+        };
         let (action, reason) = match p {
             Some(p) if p.status == "succeeded" && !opts.force && changed.contains_key(&j) => {
                 changed_at[j as usize] = Some(j);
@@ -134,13 +140,31 @@ pub fn plan_night(
                         (
                             Action::Run,
                             format!(
-                                "succeeded in run {}; runs again after {}, whose inputs changed",
+                                "succeeded in run {}; runs again after {}{}",
                                 p.run_id,
-                                dag.job(origin).name
+                                dag.job(origin).name,
+                                if changed.contains_key(&origin) {
+                                    ", whose inputs changed"
+                                } else {
+                                    ""
+                                }
                             ),
                         )
                     }
-                    None => (Action::Skip, format!("succeeded in run {}", p.run_id)),
+                    None => match newer_parent(p) {
+                        Some((parent, run)) => {
+                            changed_at[j as usize] = Some(parent);
+                            (
+                                Action::Run,
+                                format!(
+                                    "succeeded in run {}, but {} ran again later (run {run})",
+                                    p.run_id,
+                                    dag.job(parent).name
+                                ),
+                            )
+                        }
+                        None => (Action::Skip, format!("succeeded in run {}", p.run_id)),
+                    },
                 }
             }
             Some(p) if p.status == "succeeded" && !opts.force => {
