@@ -615,6 +615,20 @@ fn query_formats_partitions_and_errors() {
         csv("SELECT v, AVG(v) OVER w AS a FROM (VALUES (1), (3), (5)) t(v) WINDOW w AS (ORDER BY v) ORDER BY v"),
         "1,1.0|3,2.0|5,3.0"
     );
+    // `OVER (w ORDER BY …)` keeps w's partition; RANK with NULLs first ties them; POSITION
+    // counts characters.
+    assert_eq!(
+        csv("SELECT k, v, COUNT(*) OVER (w ORDER BY v) AS c FROM (VALUES ('a', 1), ('a', 2), ('b', 3)) t(k, v) WINDOW w AS (PARTITION BY k) ORDER BY k, v"),
+        "a,1,1|a,2,2|b,3,1"
+    );
+    assert_eq!(
+        csv("SELECT v, RANK() OVER (ORDER BY v DESC) AS r FROM (VALUES (1), (NULL), (2), (NULL)) t(v) ORDER BY r, v"),
+        ",1|,1|2,3|1,4"
+    );
+    assert_eq!(
+        csv("SELECT POSITION('公司' IN '上海市众源广告有限公司') AS p"),
+        "10"
+    );
     // A model's file previewed ad hoc may name the run.
     assert_eq!(csv("SELECT '{{ run_id }}' AS r"), "adhoc");
     // What polars cannot answer right is refused (exit 2) instead of answered wrong.
@@ -630,6 +644,14 @@ fn query_formats_partitions_and_errors() {
         (
             "SELECT STRING_AGG(DISTINCT status, ',') AS s FROM payments",
             "STRING_AGG(DISTINCT …) is not supported",
+        ),
+        (
+            "SELECT CORR(amount, amount) OVER (PARTITION BY account_id) AS c FROM payments",
+            "CORR(…) OVER (…) is not supported",
+        ),
+        (
+            "SELECT COUNT(DISTINCT status) OVER (ORDER BY paid_on) AS c FROM payments",
+            "COUNT(DISTINCT …) OVER (… ORDER BY …) as a running value is not supported",
         ),
     ] {
         let out = w.run_code(&["query", sql], 2);

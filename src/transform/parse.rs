@@ -1064,28 +1064,38 @@ impl Clock {
     }
 }
 
-/// Whether a query joins without a condition (`CROSS JOIN`, or tables listed with commas):
-/// polars 0.55's projection pushdown then drops an aggregate whose columns the query does not
-/// use and joins its input rows instead (2 × 3 rows for 2 × 1), so such queries run without it.
-pub fn has_cross_join(stmt: &Statement) -> bool {
-    struct V(bool);
-    impl Visitor for V {
+/// Whether a query joins a subquery or a CTE without a condition (`CROSS JOIN`, or listed
+/// with commas): polars 0.55's projection pushdown then drops an aggregate whose columns the
+/// query does not use and joins its input rows instead (2 × 3 rows for 2 × 1), so such
+/// queries run without it. Warehouse tables listed with commas (an equi-join in WHERE) are
+/// not at risk and keep it. `tables` are the positions of the warehouse table references.
+pub fn has_cross_join(stmt: &Statement, tables: &BTreeSet<Pos>) -> bool {
+    struct V<'a>(bool, &'a BTreeSet<Pos>);
+    impl Visitor for V<'_> {
         type Break = ();
         fn pre_visit_select(&mut self, s: &Select) -> ControlFlow<()> {
-            let cross = s.from.len() > 1
+            let unconditioned = s.from.len() > 1
                 || s.from.iter().any(|twj| {
                     twj.joins.iter().any(|j| {
                         matches!(j.join_operator, sqlparser::ast::JoinOperator::CrossJoin(_))
                     })
                 });
-            if cross {
+            let warehouse_table = |tf: &TableFactor| {
+                matches!(tf, TableFactor::Table { name, args: None, .. }
+                    if self.1.contains(&name_pos(name)))
+            };
+            let other = s.from.iter().any(|twj| {
+                !warehouse_table(&twj.relation)
+                    || twj.joins.iter().any(|j| !warehouse_table(&j.relation))
+            });
+            if unconditioned && other {
                 self.0 = true;
                 return ControlFlow::Break(());
             }
             ControlFlow::Continue(())
         }
     }
-    let mut v = V(false);
+    let mut v = V(false, tables);
     let _ = Visit::visit(stmt, &mut v);
     v.0
 }
@@ -1189,6 +1199,13 @@ pub fn rewrite(
                             self.error = Some(err);
                             return ControlFlow::Break(());
                         }
+                    }
+                }
+                Expr::Position { expr, r#in } => {
+                    if let Ok(new) =
+                        parse_expr(&char_position(&r#in.to_string(), &expr.to_string()))
+                    {
+                        *e = new;
                     }
                 }
                 _ => {
@@ -1335,9 +1352,9 @@ fn is_null_literal(e: &Expr) -> bool {
 
 /// SQL's NULL order in a window's ORDER BY: as written (`NULLS FIRST|LAST`), else as in the
 /// query's own ORDER BY (last when ascending, first when descending). polars puts NULLs first
-/// and ignores NULLS FIRST/LAST there, so a first key whose NULLs go last is preceded by a
-/// flag that sorts them last. The flag is a CASE (named `literal` by polars: a key derived
-/// from the column would clash with it), which is why only the first key gets one.
+/// and ignores NULLS FIRST/LAST there, so the first key is preceded by a flag that sorts its
+/// NULLs where they belong. The flag is a CASE (named `literal` by polars: a key derived from
+/// the column would clash with it), which is why only the first key gets one.
 fn sql_null_order(spec: &mut sqlparser::ast::WindowSpec) {
     let Some(first) = spec.order_by.first() else {
         return;
@@ -1346,10 +1363,10 @@ fn sql_null_order(spec: &mut sqlparser::ast::WindowSpec) {
         return;
     }
     let desc = first.options.asc == Some(false);
-    if first.options.nulls_first.unwrap_or(desc) {
-        return;
-    }
-    let (null, other) = if desc { (0, 1) } else { (1, 0) };
+    // Also when NULLs go first: polars ranks a NULL key as NULL, and the others as if the
+    // NULL rows were not there; ranked as a pair with the flag, they tie as SQL says.
+    let nulls_first = first.options.nulls_first.unwrap_or(desc);
+    let (null, other) = if nulls_first == desc { (1, 0) } else { (0, 1) };
     let Ok(flag) = parse_expr(&format!(
         "CASE WHEN ({}) IS NULL THEN {null} ELSE {other} END",
         first.expr
@@ -1391,6 +1408,20 @@ const WHOLE_PARTITION_IN_POLARS: &[&str] = &[
     "percentile_disc",
     "string_agg",
     "array_agg",
+    "first",
+    "last",
+    "mode",
+];
+
+/// Aggregates whose window polars ignores altogether (the whole table's value on every row).
+const NOT_WINDOWED_IN_POLARS: &[&str] = &[
+    "corr",
+    "covar",
+    "covar_samp",
+    "covar_pop",
+    "regr_slope",
+    "regr_intercept",
+    "regr_r2",
 ];
 
 /// Window functions as SQL means them: NULLs ordered as SQL orders them, a running `AVG` as
@@ -1425,11 +1456,45 @@ fn rewrite_window(
         }
     }
     // A named window is spelled out in the call: polars ran a running SUM over a named
-    // window but not the COUNT beside it.
-    if let Some(sqlparser::ast::WindowType::NamedWindow(w)) = &f.over {
-        if let Some(spec) = named.and_then(|n| n.get(&ident_name(w))) {
-            f.over = Some(sqlparser::ast::WindowType::WindowSpec(spec.clone()));
+    // window but not the COUNT beside it, and ran `OVER (w)` and `OVER (w ORDER BY …)` as if
+    // `w` were not there.
+    let lookup = |w: &Ident| named.and_then(|n| n.get(&ident_name(w))).cloned();
+    match &mut f.over {
+        Some(sqlparser::ast::WindowType::NamedWindow(w)) => {
+            if let Some(spec) = lookup(w) {
+                f.over = Some(sqlparser::ast::WindowType::WindowSpec(spec));
+            }
         }
+        Some(sqlparser::ast::WindowType::WindowSpec(spec)) if spec.window_name.is_some() => {
+            let w = spec.window_name.clone().expect("checked");
+            let Some(base) = lookup(&w) else {
+                return Err(SqlError::at(
+                    format!("unknown window {}", ident_name(&w)),
+                    Some(pos),
+                ));
+            };
+            spec.window_name = None;
+            if spec.partition_by.is_empty() {
+                spec.partition_by = base.partition_by;
+            }
+            if spec.order_by.is_empty() {
+                spec.order_by = base.order_by;
+            }
+            if spec.window_frame.is_none() {
+                spec.window_frame = base.window_frame;
+            }
+        }
+        _ => {}
+    }
+    if f.over.is_some() && NOT_WINDOWED_IN_POLARS.contains(&name.as_str()) {
+        return Err(SqlError::at(
+            format!(
+                "{}(…) OVER (…) is not supported (polars ignores the window and gives the \
+                 whole table's value): compute it with GROUP BY and join it back",
+                name.to_uppercase()
+            ),
+            Some(pos),
+        ));
     }
     let running = match &mut f.over {
         Some(sqlparser::ast::WindowType::WindowSpec(spec)) => {
@@ -1441,12 +1506,15 @@ fn rewrite_window(
     if !running {
         return Ok(None);
     }
-    if WHOLE_PARTITION_IN_POLARS.contains(&name.as_str()) {
+    let distinct = matches!(&f.args, FunctionArguments::List(l)
+        if matches!(l.duplicate_treatment, Some(sqlparser::ast::DuplicateTreatment::Distinct)));
+    if WHOLE_PARTITION_IN_POLARS.contains(&name.as_str()) || distinct {
         return Err(SqlError::at(
             format!(
-                "{}(…) OVER (… ORDER BY …) as a running value is not supported (polars gives \
-                 the whole partition's value): drop the ORDER BY for the partition's value",
-                name.to_uppercase()
+                "{}({}…) OVER (… ORDER BY …) as a running value is not supported (polars \
+                 gives the whole partition's value): drop the ORDER BY for the partition's value",
+                name.to_uppercase(),
+                if distinct { "DISTINCT " } else { "" }
             ),
             Some(pos),
         ));
@@ -1950,17 +2018,20 @@ fn rewrite_function(e: &Expr, clock: &Clock) -> Result<Option<Expr>, SqlError> {
         }
         // polars' STRPOS counts bytes (28 for the 10th character of a Chinese text): the
         // position in characters is one more than the length of the text before the match.
-        "strpos" if args.len() == 2 => {
-            let (x, sub) = (&args[0], &args[1]);
-            format!(
-                "CASE WHEN ({x}) IS NULL OR ({sub}) IS NULL THEN NULL \
-                 WHEN STRPOS({x}, {sub}) = 0 THEN 0 WHEN ({sub}) = '' THEN 1 \
-                 ELSE LENGTH(SPLIT_PART({x}, {sub}, 1)) + 1 END"
-            )
-        }
+        "strpos" if args.len() == 2 => char_position(&args[0], &args[1]),
         _ => return Ok(None),
     };
     parse_expr(&text).map(Some)
+}
+
+/// The 1-based position in characters of `sub` in `x` (0 when absent, NULL for a NULL): one
+/// more than the length of the text before the match. polars' STRPOS counts bytes.
+fn char_position(x: &str, sub: &str) -> String {
+    format!(
+        "CASE WHEN ({x}) IS NULL OR ({sub}) IS NULL THEN NULL \
+         WHEN STRPOS({x}, {sub}) = 0 THEN 0 WHEN ({sub}) = '' THEN 1 \
+         ELSE LENGTH(SPLIT_PART({x}, {sub}, 1)) + 1 END"
+    )
 }
 
 /// Table references of a whole SQL text for dependency inference: (written name, position),
@@ -2248,5 +2319,27 @@ mod tests {
             .unwrap_err()
             .message
             .contains("fortnight"));
+    }
+
+    /// Projection pushdown stays on for warehouse tables listed with commas (an equi-join in
+    /// WHERE: turning it off read every column, 4× slower) and goes off only when a subquery
+    /// or a CTE is joined without a condition.
+    #[test]
+    fn cross_joins_at_risk() {
+        let risky = |sql: &str| {
+            let a = analyze(sql).unwrap();
+            has_cross_join(&a.statement, &a.tables.iter().map(|t| t.pos).collect())
+        };
+        assert!(!risky("SELECT 1 FROM clean.t a, clean.e b WHERE a.k = b.k"));
+        assert!(!risky(
+            "SELECT 1 FROM clean.t a JOIN clean.e b ON a.k = b.k"
+        ));
+        assert!(risky(
+            "SELECT a.k FROM clean.t a CROSS JOIN (SELECT sum(x) AS s FROM clean.t) c"
+        ));
+        assert!(risky(
+            "WITH c AS (SELECT sum(x) AS s FROM clean.t) SELECT a.k FROM clean.t a, c"
+        ));
+        assert!(!risky("SELECT k FROM (SELECT k FROM clean.t) s"));
     }
 }

@@ -335,7 +335,10 @@ fn bind(
         inputs,
         explain: analysis.explain,
         show_tables: analysis.show_tables,
-        no_projection_pushdown: parse::has_cross_join(&analysis.statement),
+        no_projection_pushdown: parse::has_cross_join(
+            &analysis.statement,
+            &analysis.tables.iter().map(|t| t.pos).collect(),
+        ),
         ctx,
     })
 }
