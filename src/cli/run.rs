@@ -105,6 +105,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         timeout_grace: Duration::from_secs_f64(args.timeout_grace),
         report: !args.no_report,
+        after_night: Some(crate::jobkinds::check::report_not_run),
     };
     let mut progress = Progress::new(Progress::terminal());
     let project = std::sync::Arc::new(project);

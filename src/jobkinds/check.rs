@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use crate::config::Project;
 use crate::quality::{self, Check, Spec};
+use crate::schedule::executor::{ExecReport, Status};
+use crate::schedule::Dag;
 use crate::schedule::{
     Committed, Io, JobCtx, JobError, JobFile, JobKind, JobOutcome, JobRef, PreparedJob, TableRef,
     Vars,
@@ -271,5 +273,42 @@ impl PreparedJob for CheckJob {
                 warnings: Vec::new(),
             },
         })
+    }
+}
+
+/// After a night (`NightOptions::after_night`): rewrites its data-quality report with the check
+/// jobs that gave no verdict (skipped, cancelled, not started), so that it does not read as
+/// all clear.
+pub fn report_not_run(project: &Project, dag: &Dag, date: chrono::NaiveDate, exec: &ExecReport) {
+    let status_of = |j: u32| match exec.final_status.get(&j) {
+        Some(Status::Skipped) => Some("skipped: a job before it failed"),
+        Some(Status::Cancelled) => Some("cancelled"),
+        Some(_) => None,
+        None => Some("not started (the night was interrupted)"),
+    };
+    let mut not_run: Vec<quality::report::NotRun> = exec
+        .final_status
+        .keys()
+        .chain(exec.not_started.iter())
+        .copied()
+        .filter(|&j| dag.job(j).family.kind == CheckKind.kind())
+        .filter_map(|j| {
+            status_of(j).map(|status| quality::report::NotRun {
+                job: dag.job(j).name.clone(),
+                tables: dag.job(j).reads.iter().map(|r| r.to_string()).collect(),
+                status: status.to_string(),
+            })
+        })
+        .collect();
+    if not_run.is_empty() {
+        return;
+    }
+    not_run.sort_by(|a, b| a.job.cmp(&b.job));
+    not_run.dedup_by(|a, b| a.job == b.job);
+    if let Err(e) = quality::report::write(project, date, &not_run) {
+        crate::log::warn(
+            "could not write the data-quality report",
+            &[("error", e.to_string().into())],
+        );
     }
 }

@@ -28,7 +28,13 @@ pub struct NightOptions {
     pub timeout_grace: Duration,
     /// Write `reports/run-<date>-<run_id>.html`.
     pub report: bool,
+    /// Called after each night with what ran (kinds' own reports, such as the data-quality
+    /// report's list of checks that did not run); the engine knows no kind by name.
+    pub after_night: Option<AfterNight>,
 }
+
+/// See `NightOptions::after_night`.
+pub type AfterNight = fn(&Project, &Dag, chrono::NaiveDate, &ExecReport);
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Counts {
@@ -219,7 +225,9 @@ fn run_night(
         }
     }
     failures.sort_by(|a, b| a.job.cmp(&b.job));
-    write_quality_not_run(project, dag, date, &exec);
+    if let Some(hook) = opts.after_night {
+        hook(project, dag, date, &exec);
+    }
     let mut warnings: Vec<String> = exec
         .attempts
         .iter()
@@ -496,41 +504,5 @@ pub fn lock_root(project: &Project, shard: Option<Shard>) -> PathBuf {
             .join("_shards")
             .join(format!("{}-of-{}", s.index, s.count)),
         _ => project.warehouse_root.clone(),
-    }
-}
-
-/// Rewrites the night's data-quality report with the check jobs that wrote no verdict
-/// (skipped, cancelled, not started), so that it does not read as all clear.
-fn write_quality_not_run(project: &Project, dag: &Dag, date: chrono::NaiveDate, exec: &ExecReport) {
-    let status_of = |j: u32| match exec.final_status.get(&j) {
-        Some(Status::Skipped) => Some("skipped: a job before it failed"),
-        Some(Status::Cancelled) => Some("cancelled"),
-        Some(_) => None,
-        None => Some("not started (the night was interrupted)"),
-    };
-    let mut not_run: Vec<crate::quality::report::NotRun> = exec
-        .final_status
-        .keys()
-        .chain(exec.not_started.iter())
-        .copied()
-        .filter(|&j| dag.job(j).family.kind == "check")
-        .filter_map(|j| {
-            status_of(j).map(|status| crate::quality::report::NotRun {
-                job: dag.job(j).name.clone(),
-                tables: dag.job(j).reads.iter().map(|r| r.to_string()).collect(),
-                status: status.to_string(),
-            })
-        })
-        .collect();
-    if not_run.is_empty() {
-        return;
-    }
-    not_run.sort_by(|a, b| a.job.cmp(&b.job));
-    not_run.dedup_by(|a, b| a.job == b.job);
-    if let Err(e) = crate::quality::report::write(project, date, &not_run) {
-        crate::log::warn(
-            "could not write the data-quality report",
-            &[("error", e.to_string().into())],
-        );
     }
 }

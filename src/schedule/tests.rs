@@ -609,6 +609,7 @@ fn night_opts(plan: PlanOptions) -> NightOptions {
         command: "test".into(),
         timeout_grace: Duration::from_secs(5),
         report: true,
+        after_night: None,
     }
 }
 
