@@ -489,6 +489,73 @@ formats = ["%Y-%m-%d %H:%M:%S"]
 "#,
     );
 
+    // Classic-Mac line ends (lone CR, Excel's "CSV (Macintosh)") after a banner line, and in
+    // a fixed-width file: each CR ends a line (the header was read up to the first LF, i.e.
+    // the whole file, and the rows were lost).
+    w.write(
+        "jobs/mac.toml",
+        r#"kind = "ingest"
+name = "mac"
+[source]
+path = "src/mac.csv"
+format = "csv"
+skip_lines = 1
+[rules]
+max_reject_rate = 0.5
+[[columns]]
+name = "id"
+type = "string"
+[[columns]]
+name = "amount"
+type = "float"
+"#,
+    );
+    w.write(
+        "src/mac.csv",
+        "exported 2024-03-31\rid,amount\ra,1\rb,x\rc,3\r",
+    );
+    w.write(
+        "jobs/macfw.toml",
+        r#"kind = "ingest"
+name = "macfw"
+[source]
+path = "src/macfw.txt"
+format = "fixed_width"
+fields = [{ name = "code", start = 1, width = 4 }, { name = "amt", start = 5, width = 6 }]
+[[columns]]
+name = "code"
+type = "string"
+[[columns]]
+name = "amt"
+type = "float"
+"#,
+    );
+    w.write("src/macfw.txt", "A001  1.50\rA002  2.50\rA003  3.50\r");
+
+    // A quote that is never closed: the record is rejected naming the quote's line, not read
+    // as one clean row holding the rest of the file.
+    w.write(
+        "jobs/runaway.toml",
+        r#"kind = "ingest"
+name = "runaway"
+[source]
+path = "src/runaway.csv"
+format = "csv"
+[rules]
+max_reject_rate = 0.5
+[[columns]]
+name = "a"
+type = "string"
+[[columns]]
+name = "b"
+type = "string"
+"#,
+    );
+    w.write(
+        "src/runaway.csv",
+        "a,b\n1,ok\n2,\"runaway\n3,lost\n4,lost\n",
+    );
+
     w.run_code(&["ingest", "--all", "--date", "2024-03-31"], 0);
     let dt = "dt=2024-03-31";
     let persons = w.read_parquet(&format!("warehouse/clean/persons/{dt}"));
@@ -584,6 +651,34 @@ formats = ["%Y-%m-%d %H:%M:%S"]
         .iter()
         .collect();
     assert_eq!(paid, [Some(1_700_000_000_000), Some(1_700_000_060_000)]);
+
+    let mac = w.read_parquet(&format!("warehouse/clean/mac/{dt}"));
+    assert_eq!(strs(&mac, "id"), ["a", "c"]);
+    let mrej = w.read_parquet(&format!("warehouse/rejects/mac/{dt}"));
+    assert_eq!(
+        ints(&mrej, "record"),
+        [4],
+        "the banner is line 1, the header line 2"
+    );
+    let macfw = w.read_parquet(&format!("warehouse/clean/macfw/{dt}"));
+    assert_eq!(strs(&macfw, "code"), ["A001", "A002", "A003"]);
+    let runaway = w.read_parquet(&format!("warehouse/clean/runaway/{dt}"));
+    assert_eq!(strs(&runaway, "b"), ["ok"]);
+    let rrej = w.read_parquet(&format!("warehouse/rejects/runaway/{dt}"));
+    assert_eq!(ints(&rrej, "record"), [3]);
+    let reason = &strs(&rrej, "reason")[0];
+    assert!(
+        reason.contains("a quote opened on line 3 is never closed"),
+        "{reason}"
+    );
+    let success: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.path(&format!("warehouse/clean/runaway/{dt}/_SUCCESS"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (&success["rows_read"], &success["rows_rejected"]),
+        (&2.into(), &1.into())
+    );
 
     let out = w.run_code(&["tables", "--format", "json"], 0);
     let tables: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
