@@ -959,6 +959,33 @@ required = true
             {"company": "A", "limit": 4, "day": "2024-03-01"},
             {"company": "B", "limit": 7, "day": "2024-03-01"}]"#,
     );
+    // Integer versions above 2^53 (snowflake ids): compared as f64 they tied, and the later,
+    // older version won.
+    w.write(
+        "jobs/ingest/versions.toml",
+        r#"kind = "ingest"
+name = "versions"
+[source]
+path = "src/versions.csv"
+format = "csv"
+[rules]
+max_reject_rate = 0.9
+dedupe = { key = ["id"], keep_latest_by = "ver" }
+[[columns]]
+name = "id"
+type = "string"
+[[columns]]
+name = "ver"
+type = "int"
+[[columns]]
+name = "note"
+type = "string"
+"#,
+    );
+    w.write(
+        "src/versions.csv",
+        "id,ver,note\nb,1700000000000000001,newest\nb,1700000000000000000,older\n",
+    );
     w.run_code(&["ingest", "--all", "--date", "2024-03-31"], 0);
 
     let clean = w
@@ -1007,6 +1034,8 @@ required = true
     assert!(reason(7).0.contains("pattern"), "{:?}", reason(7));
     assert!(reason(8).0.contains("record 9"), "{:?}", reason(8));
 
+    let versions = w.read_parquet("warehouse/clean/versions/dt=2024-03-31");
+    assert_eq!(strs(&versions, "note"), ["newest"]);
     let limits = w.read_parquet("warehouse/clean/limits/dt=2024-03-31");
     let mut got: Vec<(String, i64)> = (0..limits.height())
         .map(|i| {

@@ -323,12 +323,13 @@ impl Shared<'_> {
                 Err(_) => return,
             }
         }
+        // A null order value orders below every other.
         let order = match d.order_col {
             Some(o) => match clean(o) {
-                Ok(v) => v.as_order().unwrap_or(f64::NEG_INFINITY),
+                Ok(v) => v.order_key().unwrap_or(0),
                 Err(_) => return,
             },
-            None => f64::NEG_INFINITY,
+            None => 0,
         };
         out.keys.push(RowKey {
             hash: key_hash(&bytes, 0x5eed_0001),
