@@ -810,6 +810,27 @@ fn bad_input_gives_clear_messages_and_exit_codes() {
         stderr(&out)
     );
 
+    // While a run holds the warehouse lock, an ingest by hand refuses (exit 4) naming the
+    // holder, and writes nothing (it deleted the run's staging folder).
+    {
+        let _night = panorama::warehouse::lock::WarehouseLock::acquire(
+            &w.path("warehouse"),
+            "panorama run --date 2024-03-31",
+        )
+        .unwrap();
+        w.write("jobs/g.toml", simple("locked", "src/g.csv", "csv", ""));
+        w.write("src/g.csv", "id\n1\n");
+        let out = w.run_code(&["ingest", "locked", "--date", "2024-03-31"], 4);
+        assert!(
+            stderr(&out).contains("panorama run --date 2024-03-31"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!w.path("warehouse/clean/locked").exists());
+        assert!(!w.path("warehouse/rejects/locked").exists());
+    }
+    w.run_code(&["ingest", "locked", "--date", "2024-03-31"], 0);
+
     // Unknown source name and a bad date flag are usage errors.
     w.run_code(&["ingest", "nosuch", "--date", "2024-03-31"], 2);
     w.run_code(&["ingest", "--all", "--date", "2024-3-31x"], 2);

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::cli::{parse_date, Ctx, ListFormat};
 use crate::error::{Error, ExitCode, Result};
 use crate::ingest::{ingest, Contract, IngestRequest};
+use crate::warehouse::lock::WarehouseLock;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -123,6 +124,18 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         out
     };
     let vars: BTreeMap<String, String> = args.vars.into_iter().collect();
+    // The lock `panorama run` holds: an ingest replaces partitions and removes the staging
+    // folders of their earlier writers, which may be a running night's (or another ingest's).
+    let holder = format!(
+        "panorama ingest {} --date {}",
+        if args.all {
+            "--all".to_string()
+        } else {
+            args.sources.join(" ")
+        },
+        args.date
+    );
+    let _lock = WarehouseLock::acquire(&project.warehouse_root, &holder)?;
     let threads = project.threads(args.threads);
     let run_id = format!("manual-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f"));
     let mut reports = Vec::new();
