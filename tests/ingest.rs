@@ -831,6 +831,41 @@ fn bad_input_gives_clear_messages_and_exit_codes() {
     }
     w.run_code(&["ingest", "locked", "--date", "2024-03-31"], 0);
 
+    // `--var` names one instance of the family: an unknown key (it nested a partition inside
+    // the live one) and a value outside the matrix (a `../` value swapped a folder outside
+    // the warehouse into place and deleted it) are usage errors that touch nothing.
+    w.write(
+        "jobs/h.toml",
+        "kind = \"ingest\"\nname = \"branches\"\n[source]\npath = \"src/{date}/{branch}/h.csv\"\nformat = \"csv\"\n[matrix]\nbranch = [\"0001\", \"0002\"]\n[[columns]]\nname = \"id\"\ntype = \"int\"\n",
+    );
+    w.write("src/2024-03-31/0001/h.csv", "id\n1\n");
+    w.write("victim/h.csv", "id\n2\n");
+    w.write("victim/keep.txt", "precious");
+    let ingest_branch = |vars: &[&str], code: i32| {
+        let mut args = vec!["ingest", "branches", "--date", "2024-03-31"];
+        for v in vars {
+            args.extend(["--var", v]);
+        }
+        stderr(&w.run_code(&args, code))
+    };
+    let e = ingest_branch(&["branch=0001", "typo=1"], 2);
+    assert!(e.contains("unknown: typo"), "{e}");
+    let e = ingest_branch(&["branch=../../../../../victim"], 2);
+    assert!(
+        e.contains("no instance [branch=../../../../../victim]") && e.contains("0001, 0002"),
+        "{e}"
+    );
+    assert!(!w.path("warehouse/clean/branches").exists());
+    assert_eq!(
+        std::fs::read_to_string(w.path("victim/keep.txt")).unwrap(),
+        "precious"
+    );
+    ingest_branch(&["branch=0001"], 0);
+    assert_eq!(
+        read_partition(&w.path("warehouse/clean/branches/dt=2024-03-31/branch=0001")).height(),
+        1
+    );
+
     // Unknown source name and a bad date flag are usage errors.
     w.run_code(&["ingest", "nosuch", "--date", "2024-03-31"], 2);
     w.run_code(&["ingest", "--all", "--date", "2024-3-31x"], 2);
