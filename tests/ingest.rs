@@ -757,6 +757,32 @@ fn bad_input_gives_clear_messages_and_exit_codes() {
         stderr(&out)
     );
 
+    // A Parquet file that makes polars-parquet panic (one byte flipped, found here by probing
+    // in process): still bad input, exit 3, without the internal-error line (it was exit 5).
+    let mut df = df!("id" => [1i64, 2, 3], "s" => ["a", "b", "c"]).unwrap();
+    panorama::warehouse::parquet::write_frame(&w.path("src/good.parquet"), &mut df, &[]).unwrap();
+    let good = std::fs::read(w.path("src/good.parquet")).unwrap();
+    let panicking = (0..good.len())
+        .map(|at| {
+            let mut bytes = good.clone();
+            bytes[at] ^= 0xff;
+            bytes
+        })
+        .find(|bytes| {
+            panorama::error::catch_library_panic(|| {
+                ParquetReader::new(std::io::Cursor::new(bytes.clone())).finish()
+            })
+            .is_err()
+        })
+        .expect("a byte whose flip makes polars-parquet panic");
+    w.write("src/c.parquet", panicking);
+    let out = w.run_code(&["ingest", "badpq", "--date", "2024-03-31"], 3);
+    let e = stderr(&out);
+    assert!(
+        e.contains("src/c.parquet: not a readable Parquet file (") && !e.contains("internal error"),
+        "{e}"
+    );
+
     // A header without the contract's column: names the column and shows the header.
     w.write("jobs/d.toml", simple("nocol", "src/d.csv", "csv", ""));
     w.write("src/d.csv", "ident,x\n1,2\n");

@@ -962,9 +962,13 @@ pub fn read_parquet(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, St
     let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
     let checksum = blake3::hash(&bytes).to_hex().to_string();
     let len = bytes.len() as u64;
-    let df = ParquetReader::new(std::io::Cursor::new(bytes))
-        .finish()
-        .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
+    // polars-parquet panics on some corrupt footers (an unwrap on a None): that is bad
+    // input (exit 3), not a bug of ours (exit 5).
+    let df = crate::error::catch_library_panic(|| {
+        ParquetReader::new(std::io::Cursor::new(bytes)).finish()
+    })
+    .map_err(|panic| Error::input(path, format!("not a readable Parquet file ({panic})")))?
+    .map_err(|e| Error::input(path, format!("not a readable Parquet file ({e})")))?;
     let names: Vec<String> = df
         .get_column_names()
         .iter()
@@ -1276,6 +1280,43 @@ mod tests {
         assert_eq!(decode(&bytes, Encoding::Gbk).unwrap(), "张三,男");
         assert!(decode(b"\xff\xff", Encoding::Gbk).is_none());
         assert!(decode(b"\xff", Encoding::Utf8).is_none());
+    }
+
+    #[test]
+    fn a_corrupt_parquet_file_is_an_input_error_whatever_byte_is_flipped() {
+        // Regression: some flips made polars-parquet panic (exit 5 instead of 3).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.parquet");
+        let mut df = polars::df!("id" => [1i64, 2, 3], "s" => ["a", "b", "c"]).unwrap();
+        crate::warehouse::parquet::write_frame(&p, &mut df, &[]).unwrap();
+        let good = std::fs::read(&p).unwrap();
+        let contract: Contract = {
+            let t: toml::Table = toml::from_str(
+                "name = 'x'\n[source]\npath = 'x.parquet'\nformat = 'parquet'\n\
+                 [[columns]]\nname = 'id'\ntype = 'int'\n",
+            )
+            .unwrap();
+            Contract::from_table(&t, Path::new("jobs/x.toml")).unwrap()
+        };
+        let mut errors = 0;
+        for at in 0..good.len() {
+            let mut bytes = good.clone();
+            bytes[at] ^= 0xff;
+            std::fs::write(&p, &bytes).unwrap();
+            match read_parquet(&p, &contract) {
+                Ok(_) => {}
+                Err(Error::Input { message, .. }) => {
+                    assert!(
+                        message.starts_with("not a readable Parquet file (")
+                            || message.contains("has no column"),
+                        "{message}"
+                    );
+                    errors += 1;
+                }
+                Err(e) => panic!("byte {at}: {e}"),
+            }
+        }
+        assert!(errors > good.len() / 2, "{errors}");
     }
 
     #[test]
