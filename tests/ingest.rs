@@ -465,6 +465,18 @@ type = "float"
             .unwrap();
         let mut df = df!("loan_id" => ["L1", "L2"], "overdue_days" => [0i64, 95]).unwrap();
         df.with_column(paid_at.into()).unwrap();
+        // Columns the contract does not read, of types without a text form: they failed the
+        // ingest.
+        let tags = Series::new(
+            "tags".into(),
+            [
+                Series::new("".into(), [1i64]),
+                Series::new("".into(), [2i64, 3]),
+            ],
+        );
+        df.with_column(tags.into()).unwrap();
+        let blob = Series::new("blob".into(), [&b"\x00\xff"[..], &b"\x01"[..]]);
+        df.with_column(blob.into()).unwrap();
         panorama::warehouse::parquet::write_frame(&w.path("src/repay.parquet"), &mut df, &[])
             .unwrap();
     }
@@ -780,6 +792,17 @@ fn bad_input_gives_clear_messages_and_exit_codes() {
     let e = stderr(&out);
     assert!(
         e.contains("src/c.parquet: not a readable Parquet file (") && !e.contains("internal error"),
+        "{e}"
+    );
+
+    // A Parquet file without the contract's column: no "line 0" of a header.
+    let mut df = df!("ID2" => [1i64]).unwrap();
+    panorama::warehouse::parquet::write_frame(&w.path("src/c.parquet"), &mut df, &[]).unwrap();
+    let e = stderr(&w.run_code(&["ingest", "badpq", "--date", "2024-03-31"], 3));
+    assert!(
+        e.contains(
+            "src/c.parquet: the Parquet file has no column \"id\" (column `id`); it has: ID2"
+        ),
         "{e}"
     );
 

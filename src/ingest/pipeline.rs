@@ -1151,7 +1151,12 @@ fn produce(
                                 line,
                             )?;
                             (
-                                readers::map_header(c, &names, path, line)?,
+                                readers::map_header(
+                                    c,
+                                    &names,
+                                    path,
+                                    &format!("line {line}: the header"),
+                                )?,
                                 Some(names.len()),
                             )
                         }

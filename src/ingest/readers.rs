@@ -545,12 +545,13 @@ fn csv_scan(buf: &[u8], delimiter: u8) -> CsvScan {
     }
 }
 
-/// Maps contract columns to field positions from a CSV header. Lists every missing column.
+/// Maps contract columns to field positions from a header's names. Lists every missing
+/// column; `names_from` says where the names are (`line 1: the header`, `the Parquet file`).
 pub fn map_header(
     contract: &Contract,
     header: &[String],
     path: &Path,
-    header_line: u64,
+    names_from: &str,
 ) -> Result<Vec<Option<usize>>> {
     let norm = |s: &str| s.trim_matches(super::clean::is_space).to_string();
     let names: Vec<String> = header.iter().map(|h| norm(h)).collect();
@@ -574,7 +575,7 @@ pub fn map_header(
         return Err(Error::input(
             path,
             format!(
-                "line {header_line}: the header has no column {}; the header has: {}",
+                "{names_from} has no column {}; it has: {}",
                 missing.join(", "),
                 names.join(", ")
             ),
@@ -900,7 +901,8 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
             .iter()
             .map(|d| cell(d).ok().flatten().unwrap_or_default())
             .collect();
-        map_header(contract, &names, path, start_row + i as u64 + 1)?
+        let row = start_row + i as u64 + 1;
+        map_header(contract, &names, path, &format!("row {row}: the header"))?
     } else {
         map_positions(contract)?
     };
@@ -964,17 +966,26 @@ pub fn read_parquet(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, St
     let len = bytes.len() as u64;
     // polars-parquet panics on some corrupt footers (an unwrap on a None): that is bad
     // input (exit 3), not a bug of ours (exit 5).
-    let df = crate::error::catch_library_panic(|| {
-        ParquetReader::new(std::io::Cursor::new(bytes)).finish()
+    let not_readable =
+        |why: String| Error::input(path, format!("not a readable Parquet file ({why})"));
+    let (df, names) = crate::error::catch_library_panic(|| -> Result<(DataFrame, Vec<String>)> {
+        let mut reader = ParquetReader::new(std::io::Cursor::new(bytes));
+        let schema = reader.schema().map_err(|e| not_readable(e.to_string()))?;
+        let all: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+        let mapping = map_header(contract, &all, path, "the Parquet file")?;
+        // Only the contract's columns: another one may be of a type that has no text form
+        // (a list, binary that is not UTF-8), and the contract does not read it.
+        let mut read: Vec<usize> = mapping.iter().flatten().copied().collect();
+        read.sort_unstable();
+        read.dedup();
+        let df = reader
+            .with_projection(Some(read.clone()))
+            .finish()
+            .map_err(|e| not_readable(e.to_string()))?;
+        Ok((df, read.iter().map(|&i| all[i].clone()).collect()))
     })
-    .map_err(|panic| Error::input(path, format!("not a readable Parquet file ({panic})")))?
-    .map_err(|e| Error::input(path, format!("not a readable Parquet file ({e})")))?;
-    let names: Vec<String> = df
-        .get_column_names()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let mapping = map_header(contract, &names, path, 0)?;
+    .map_err(not_readable)??;
+    let mapping = map_header(contract, &names, path, "the Parquet file")?;
     let mut text_cols = Vec::with_capacity(names.len());
     for c in df.columns() {
         let series = c.as_materialized_series();
