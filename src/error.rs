@@ -4,7 +4,9 @@
 //! 2 usage or configuration error; 3 input data rejected beyond its threshold;
 //! 4 another run holds the lock.
 
+use std::cell::Cell;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Process exit codes; documented in the README and relied upon by cron and Airflow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -124,25 +126,71 @@ impl<T> Context<T> for std::result::Result<T, polars::error::PolarsError> {
     }
 }
 
-/// Panics that library code catches on purpose (a bug in a dependency with a way around it):
-/// while one is being caught, the binary's panic hook stays silent.
-static EXPECTED_PANICS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-
-/// Whether a panic now is one that `catch_expected` will catch.
-pub fn panic_expected() -> bool {
-    EXPECTED_PANICS.load(std::sync::atomic::Ordering::SeqCst) > 0
+thread_local! {
+    /// Set while `catch_library_panic` runs on this thread.
+    static CATCHING_PANIC: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Runs `f`, turning a panic into `Err(message)` without the panic hook's report.
-pub fn catch_expected<R>(f: impl FnOnce() -> R) -> std::result::Result<R, String> {
-    use std::sync::atomic::Ordering;
-    EXPECTED_PANICS.fetch_add(1, Ordering::SeqCst);
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    EXPECTED_PANICS.fetch_sub(1, Ordering::SeqCst);
-    r.map_err(|p| {
-        p.downcast_ref::<String>()
-            .cloned()
-            .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "a panic".into())
+/// `catch_library_panic` calls running in the process: a library may panic on one of its
+/// worker threads (polars decodes Parquet pages on its pool), and the panic reaches the
+/// caller through the pool.
+static CATCHING_PANICS: AtomicUsize = AtomicUsize::new(0);
+
+/// Runs `f` and turns a panic inside it into its message: for a library that panics on bad
+/// input instead of returning an error (polars-parquet on a corrupt footer), or on a plan it
+/// has another way to run (polars' streaming engine, see `transform::query::collect`). Meanwhile the
+/// binary's panic hook stays quiet on this thread, since the panic is not a bug of ours.
+pub fn catch_library_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, String> {
+    let outer = CATCHING_PANIC.replace(true);
+    CATCHING_PANICS.fetch_add(1, Ordering::SeqCst);
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    CATCHING_PANICS.fetch_sub(1, Ordering::SeqCst);
+    CATCHING_PANIC.set(outer);
+    out.map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "the reader panicked".into());
+        // Assertion messages span lines: one line for the error chain.
+        message.split_whitespace().collect::<Vec<_>>().join(" ")
     })
+}
+
+/// Whether a panic on this thread will be caught by `catch_library_panic` (the panic hook
+/// then prints nothing): it runs on this thread, or this is a thread of polars' pool while it
+/// runs somewhere. (A panic of another polars query at that very moment is then silent too;
+/// its job still fails with it.)
+pub fn panic_is_caught() -> bool {
+    CATCHING_PANIC.get() || (CATCHING_PANICS.load(Ordering::SeqCst) > 0 && on_polars_pool_thread())
+}
+
+/// Whether this thread is one of polars' pool or of its streaming engine's executor (named
+/// as polars names them).
+fn on_polars_pool_thread() -> bool {
+    let pool = std::env::var("POLARS_THREAD_NAME").unwrap_or_else(|_| "polars".into());
+    let name = std::thread::current().name().map(str::to_string);
+    [pool.as_str(), "async-executor"].iter().any(|prefix| {
+        name.as_deref()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|rest| rest.strip_prefix('-'))
+            .is_some_and(|i| i.bytes().all(|b| b.is_ascii_digit()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_library_panic_becomes_its_message() {
+        assert_eq!(catch_library_panic(|| 7), Ok(7));
+        let caught = catch_library_panic(|| {
+            assert!(panic_is_caught());
+            let footer: Vec<u8> = Vec::new();
+            footer.first().copied().expect("footer length")
+        });
+        assert_eq!(caught, Err("footer length".to_string()));
+        assert!(!panic_is_caught());
+    }
 }

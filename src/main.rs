@@ -23,7 +23,8 @@ fn disable_transparent_huge_pages() {
 /// any other ends the command with exit code 5.
 fn report_panics_briefly() {
     std::panic::set_hook(Box::new(|info| {
-        if panorama::error::panic_expected() {
+        // A library's panic on bad input, caught and reported as an input error.
+        if panorama::error::panic_is_caught() {
             return;
         }
         let trace = std::backtrace::Backtrace::capture();

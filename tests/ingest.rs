@@ -465,6 +465,18 @@ type = "float"
             .unwrap();
         let mut df = df!("loan_id" => ["L1", "L2"], "overdue_days" => [0i64, 95]).unwrap();
         df.with_column(paid_at.into()).unwrap();
+        // Columns the contract does not read, of types without a text form: they failed the
+        // ingest.
+        let tags = Series::new(
+            "tags".into(),
+            [
+                Series::new("".into(), [1i64]),
+                Series::new("".into(), [2i64, 3]),
+            ],
+        );
+        df.with_column(tags.into()).unwrap();
+        let blob = Series::new("blob".into(), [&b"\x00\xff"[..], &b"\x01"[..]]);
+        df.with_column(blob.into()).unwrap();
         panorama::warehouse::parquet::write_frame(&w.path("src/repay.parquet"), &mut df, &[])
             .unwrap();
     }
@@ -487,6 +499,73 @@ name = "paid_at"
 type = "datetime"
 formats = ["%Y-%m-%d %H:%M:%S"]
 "#,
+    );
+
+    // Classic-Mac line ends (lone CR, Excel's "CSV (Macintosh)") after a banner line, and in
+    // a fixed-width file: each CR ends a line (the header was read up to the first LF, i.e.
+    // the whole file, and the rows were lost).
+    w.write(
+        "jobs/mac.toml",
+        r#"kind = "ingest"
+name = "mac"
+[source]
+path = "src/mac.csv"
+format = "csv"
+skip_lines = 1
+[rules]
+max_reject_rate = 0.5
+[[columns]]
+name = "id"
+type = "string"
+[[columns]]
+name = "amount"
+type = "float"
+"#,
+    );
+    w.write(
+        "src/mac.csv",
+        "exported 2024-03-31\rid,amount\ra,1\rb,x\rc,3\r",
+    );
+    w.write(
+        "jobs/macfw.toml",
+        r#"kind = "ingest"
+name = "macfw"
+[source]
+path = "src/macfw.txt"
+format = "fixed_width"
+fields = [{ name = "code", start = 1, width = 4 }, { name = "amt", start = 5, width = 6 }]
+[[columns]]
+name = "code"
+type = "string"
+[[columns]]
+name = "amt"
+type = "float"
+"#,
+    );
+    w.write("src/macfw.txt", "A001  1.50\rA002  2.50\rA003  3.50\r");
+
+    // A quote that is never closed: the record is rejected naming the quote's line, not read
+    // as one clean row holding the rest of the file.
+    w.write(
+        "jobs/runaway.toml",
+        r#"kind = "ingest"
+name = "runaway"
+[source]
+path = "src/runaway.csv"
+format = "csv"
+[rules]
+max_reject_rate = 0.5
+[[columns]]
+name = "a"
+type = "string"
+[[columns]]
+name = "b"
+type = "string"
+"#,
+    );
+    w.write(
+        "src/runaway.csv",
+        "a,b\n1,ok\n2,\"runaway\n3,lost\n4,lost\n",
     );
 
     w.run_code(&["ingest", "--all", "--date", "2024-03-31"], 0);
@@ -585,6 +664,34 @@ formats = ["%Y-%m-%d %H:%M:%S"]
         .collect();
     assert_eq!(paid, [Some(1_700_000_000_000), Some(1_700_000_060_000)]);
 
+    let mac = w.read_parquet(&format!("warehouse/clean/mac/{dt}"));
+    assert_eq!(strs(&mac, "id"), ["a", "c"]);
+    let mrej = w.read_parquet(&format!("warehouse/rejects/mac/{dt}"));
+    assert_eq!(
+        ints(&mrej, "record"),
+        [4],
+        "the banner is line 1, the header line 2"
+    );
+    let macfw = w.read_parquet(&format!("warehouse/clean/macfw/{dt}"));
+    assert_eq!(strs(&macfw, "code"), ["A001", "A002", "A003"]);
+    let runaway = w.read_parquet(&format!("warehouse/clean/runaway/{dt}"));
+    assert_eq!(strs(&runaway, "b"), ["ok"]);
+    let rrej = w.read_parquet(&format!("warehouse/rejects/runaway/{dt}"));
+    assert_eq!(ints(&rrej, "record"), [3]);
+    let reason = &strs(&rrej, "reason")[0];
+    assert!(
+        reason.contains("a quote opened on line 3 is never closed"),
+        "{reason}"
+    );
+    let success: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.path(&format!("warehouse/clean/runaway/{dt}/_SUCCESS"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (&success["rows_read"], &success["rows_rejected"]),
+        (&2.into(), &1.into())
+    );
+
     let out = w.run_code(&["tables", "--format", "json"], 0);
     let tables: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
     let names: Vec<&str> = tables
@@ -662,6 +769,43 @@ fn bad_input_gives_clear_messages_and_exit_codes() {
         stderr(&out)
     );
 
+    // A Parquet file that makes polars-parquet panic (one byte flipped, found here by probing
+    // in process): still bad input, exit 3, without the internal-error line (it was exit 5).
+    let mut df = df!("id" => [1i64, 2, 3], "s" => ["a", "b", "c"]).unwrap();
+    panorama::warehouse::parquet::write_frame(&w.path("src/good.parquet"), &mut df, &[]).unwrap();
+    let good = std::fs::read(w.path("src/good.parquet")).unwrap();
+    let panicking = (0..good.len())
+        .map(|at| {
+            let mut bytes = good.clone();
+            bytes[at] ^= 0xff;
+            bytes
+        })
+        .find(|bytes| {
+            panorama::error::catch_library_panic(|| {
+                ParquetReader::new(std::io::Cursor::new(bytes.clone())).finish()
+            })
+            .is_err()
+        })
+        .expect("a byte whose flip makes polars-parquet panic");
+    w.write("src/c.parquet", panicking);
+    let out = w.run_code(&["ingest", "badpq", "--date", "2024-03-31"], 3);
+    let e = stderr(&out);
+    assert!(
+        e.contains("src/c.parquet: not a readable Parquet file (") && !e.contains("internal error"),
+        "{e}"
+    );
+
+    // A Parquet file without the contract's column: no "line 0" of a header.
+    let mut df = df!("ID2" => [1i64]).unwrap();
+    panorama::warehouse::parquet::write_frame(&w.path("src/c.parquet"), &mut df, &[]).unwrap();
+    let e = stderr(&w.run_code(&["ingest", "badpq", "--date", "2024-03-31"], 3));
+    assert!(
+        e.contains(
+            "src/c.parquet: the Parquet file has no column \"id\" (column `id`); it has: ID2"
+        ),
+        "{e}"
+    );
+
     // A header without the contract's column: names the column and shows the header.
     w.write("jobs/d.toml", simple("nocol", "src/d.csv", "csv", ""));
     w.write("src/d.csv", "ident,x\n1,2\n");
@@ -713,6 +857,62 @@ fn bad_input_gives_clear_messages_and_exit_codes() {
         stderr(&out).contains("PANORAMA_PII_KEY"),
         "{}",
         stderr(&out)
+    );
+
+    // While a run holds the warehouse lock, an ingest by hand refuses (exit 4) naming the
+    // holder, and writes nothing (it deleted the run's staging folder).
+    {
+        let _night = panorama::warehouse::lock::WarehouseLock::acquire(
+            &w.path("warehouse"),
+            "panorama run --date 2024-03-31",
+        )
+        .unwrap();
+        w.write("jobs/g.toml", simple("locked", "src/g.csv", "csv", ""));
+        w.write("src/g.csv", "id\n1\n");
+        let out = w.run_code(&["ingest", "locked", "--date", "2024-03-31"], 4);
+        assert!(
+            stderr(&out).contains("panorama run --date 2024-03-31"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!w.path("warehouse/clean/locked").exists());
+        assert!(!w.path("warehouse/rejects/locked").exists());
+    }
+    w.run_code(&["ingest", "locked", "--date", "2024-03-31"], 0);
+
+    // `--var` names one instance of the family: an unknown key (it nested a partition inside
+    // the live one) and a value outside the matrix (a `../` value swapped a folder outside
+    // the warehouse into place and deleted it) are usage errors that touch nothing.
+    w.write(
+        "jobs/h.toml",
+        "kind = \"ingest\"\nname = \"branches\"\n[source]\npath = \"src/{date}/{branch}/h.csv\"\nformat = \"csv\"\n[matrix]\nbranch = [\"0001\", \"0002\"]\n[[columns]]\nname = \"id\"\ntype = \"int\"\n",
+    );
+    w.write("src/2024-03-31/0001/h.csv", "id\n1\n");
+    w.write("victim/h.csv", "id\n2\n");
+    w.write("victim/keep.txt", "precious");
+    let ingest_branch = |vars: &[&str], code: i32| {
+        let mut args = vec!["ingest", "branches", "--date", "2024-03-31"];
+        for v in vars {
+            args.extend(["--var", v]);
+        }
+        stderr(&w.run_code(&args, code))
+    };
+    let e = ingest_branch(&["branch=0001", "typo=1"], 2);
+    assert!(e.contains("unknown: typo"), "{e}");
+    let e = ingest_branch(&["branch=../../../../../victim"], 2);
+    assert!(
+        e.contains("no instance [branch=../../../../../victim]") && e.contains("0001, 0002"),
+        "{e}"
+    );
+    assert!(!w.path("warehouse/clean/branches").exists());
+    assert_eq!(
+        std::fs::read_to_string(w.path("victim/keep.txt")).unwrap(),
+        "precious"
+    );
+    ingest_branch(&["branch=0001"], 0);
+    assert_eq!(
+        read_partition(&w.path("warehouse/clean/branches/dt=2024-03-31/branch=0001")).height(),
+        1
     );
 
     // Unknown source name and a bad date flag are usage errors.
@@ -864,6 +1064,33 @@ required = true
             {"company": "A", "limit": 4, "day": "2024-03-01"},
             {"company": "B", "limit": 7, "day": "2024-03-01"}]"#,
     );
+    // Integer versions above 2^53 (snowflake ids): compared as f64 they tied, and the later,
+    // older version won.
+    w.write(
+        "jobs/ingest/versions.toml",
+        r#"kind = "ingest"
+name = "versions"
+[source]
+path = "src/versions.csv"
+format = "csv"
+[rules]
+max_reject_rate = 0.9
+dedupe = { key = ["id"], keep_latest_by = "ver" }
+[[columns]]
+name = "id"
+type = "string"
+[[columns]]
+name = "ver"
+type = "int"
+[[columns]]
+name = "note"
+type = "string"
+"#,
+    );
+    w.write(
+        "src/versions.csv",
+        "id,ver,note\nb,1700000000000000001,newest\nb,1700000000000000000,older\n",
+    );
     w.run_code(&["ingest", "--all", "--date", "2024-03-31"], 0);
 
     let clean = w
@@ -912,6 +1139,8 @@ required = true
     assert!(reason(7).0.contains("pattern"), "{:?}", reason(7));
     assert!(reason(8).0.contains("record 9"), "{:?}", reason(8));
 
+    let versions = w.read_parquet("warehouse/clean/versions/dt=2024-03-31");
+    assert_eq!(strs(&versions, "note"), ["newest"]);
     let limits = w.read_parquet("warehouse/clean/limits/dt=2024-03-31");
     let mut got: Vec<(String, i64)> = (0..limits.height())
         .map(|i| {

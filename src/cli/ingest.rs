@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::cli::{parse_date, Ctx, ListFormat};
 use crate::error::{Error, ExitCode, Result};
 use crate::ingest::{ingest, Contract, IngestRequest};
+use crate::schedule::spec;
+use crate::warehouse::lock::WarehouseLock;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -21,7 +23,8 @@ pub struct Args {
     /// Worker threads (default: panorama.toml [run] threads, else the cores).
     #[arg(long)]
     pub threads: Option<usize>,
-    /// Matrix values for a family's source path and partition, e.g. `--var branch=0101`.
+    /// One instance of a family: each of its matrix keys with one of its matrix values, for
+    /// the source path and the partition, e.g. `--var branch=0101`.
     #[arg(long = "var", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
     /// Summary format on stdout.
@@ -77,6 +80,116 @@ pub fn discover_contracts(project_root: &Path) -> Result<Vec<Contract>> {
     }
 }
 
+/// `--var` must name one instance of each selected contract's job family: its matrix keys,
+/// each with one of its matrix values. Those values passed the job-file validation of
+/// `panorama jobs` (no `/`, no white space, ...), so a partition path built from them stays
+/// inside its table; an unknown key nested a partition inside the live one, and a `../`
+/// value swapped a folder outside the warehouse into place and deleted it.
+fn check_vars(
+    project: &crate::config::Project,
+    contracts: &[&Contract],
+    vars: &BTreeMap<String, String>,
+) -> Result<()> {
+    if vars.is_empty() {
+        return Ok(());
+    }
+    let (jobs, job_problems) = spec::load_jobs_partial(project, &crate::jobkinds::registry());
+    let mut problems = Vec::new();
+    for c in contracts {
+        let instances: Vec<&spec::Job> = jobs
+            .iter()
+            .filter(|j| j.family.kind == "ingest" && j.family.file == c.file)
+            .collect();
+        let Some(first) = instances.first() else {
+            // The job file has problems of its own (a contract's are found earlier).
+            let rel = c.file.strip_prefix(&project.root).unwrap_or(&c.file);
+            let at = format!("{}: ", rel.display());
+            let own: Vec<String> = job_problems
+                .iter()
+                .filter(|p| p.starts_with(&at))
+                .cloned()
+                .collect();
+            if own.is_empty() {
+                problems.push(format!(
+                    "{}: not a job of the project (`panorama jobs` does not list it), so it \
+                     has no matrix values for --var",
+                    rel.display()
+                ));
+            }
+            problems.extend(own);
+            continue;
+        };
+        let keys = &first.family.matrix_keys;
+        if instances.iter().any(|j| &j.vars == vars) {
+            continue;
+        }
+        let job = format!("ingest.{}", c.name);
+        if keys.is_empty() {
+            problems.push(format!(
+                "{job} has no [matrix], so --var {} names nothing in it",
+                vars.keys().cloned().collect::<Vec<_>>().join(", --var ")
+            ));
+            continue;
+        }
+        let unknown: Vec<&String> = vars.keys().filter(|k| !keys.contains(k)).collect();
+        let missing: Vec<&String> = keys.iter().filter(|k| !vars.contains_key(*k)).collect();
+        let values = |k: &String| {
+            let mut v: Vec<&str> = Vec::new();
+            for j in &instances {
+                if !v.contains(&j.vars[k].as_str()) {
+                    v.push(&j.vars[k]);
+                }
+            }
+            v.join(", ")
+        };
+        problems.push(if !unknown.is_empty() || !missing.is_empty() {
+            format!(
+                "{job}: --var must name exactly its matrix keys ({}){}{}",
+                keys.join(", "),
+                if unknown.is_empty() {
+                    String::new()
+                } else {
+                    format!("; unknown: {}", join(&unknown))
+                },
+                if missing.is_empty() {
+                    String::new()
+                } else {
+                    format!("; missing: {}", join(&missing))
+                },
+            )
+        } else {
+            format!(
+                "{job} has no instance [{}]: each --var takes one of the family's matrix \
+                 values ({})",
+                vars.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                keys.iter()
+                    .map(|k| format!("{k}: {}", values(k)))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        });
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Invalid {
+            what: "the --var values".into(),
+            problems,
+        })
+    }
+}
+
+fn join(names: &[&String]) -> String {
+    names
+        .iter()
+        .map(|s| s.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
@@ -123,6 +236,19 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         out
     };
     let vars: BTreeMap<String, String> = args.vars.into_iter().collect();
+    check_vars(&project, &selected, &vars)?;
+    // The lock `panorama run` holds: an ingest replaces partitions and removes the staging
+    // folders of their earlier writers, which may be a running night's (or another ingest's).
+    let holder = format!(
+        "panorama ingest {} --date {}",
+        if args.all {
+            "--all".to_string()
+        } else {
+            args.sources.join(" ")
+        },
+        args.date
+    );
+    let _lock = WarehouseLock::acquire(&project.warehouse_root, &holder)?;
     let threads = project.threads(args.threads);
     let run_id = format!("manual-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f"));
     let mut reports = Vec::new();

@@ -42,13 +42,21 @@ impl Value<'_> {
         }
     }
 
-    /// A number to order rows by (dedupe keep-latest) where the type has one.
-    pub fn as_order(&self) -> Option<f64> {
+    /// A key that orders the values of one column as the values order (dedupe keep-latest),
+    /// exactly: as an f64, integers above 2^53 (snowflake ids, nanosecond stamps) tied and the
+    /// older version could win. `None` for null and for text, which has no order a contract
+    /// may rely on (it refuses a string `keep_latest_by` column).
+    pub fn order_key(&self) -> Option<u64> {
+        const SIGN: u64 = 1 << 63;
         match self {
-            Value::Int(v) | Value::Datetime(v) => Some(*v as f64),
-            Value::Float(v) => Some(*v),
-            Value::Date(v) => Some(*v as f64),
-            Value::Bool(b) => Some(*b as u8 as f64),
+            Value::Int(v) | Value::Datetime(v) => Some(*v as u64 ^ SIGN),
+            Value::Date(v) => Some(i64::from(*v) as u64 ^ SIGN),
+            Value::Float(v) => {
+                // IEEE 754 total order, with -0.0 and 0.0 one value.
+                let bits = (v + 0.0).to_bits();
+                Some(if bits & SIGN != 0 { !bits } else { bits | SIGN })
+            }
+            Value::Bool(b) => Some(u64::from(*b) | SIGN),
             Value::Null | Value::Str(_) | Value::Token(_) => None,
         }
     }
@@ -750,6 +758,39 @@ pub fn days_to_date(days: i32) -> NaiveDate {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn order_keys_order_exactly() {
+        // Regression: compared as f64, versions above 2^53 tied (the later row won).
+        let ordered = [
+            vec![
+                Value::Int(i64::MIN + 1),
+                Value::Int(-1),
+                Value::Int(0),
+                Value::Int(1_700_000_000_000_000_000),
+                Value::Int(1_700_000_000_000_000_001),
+                Value::Int(i64::MAX),
+            ],
+            vec![
+                Value::Float(-1e300),
+                Value::Float(-0.5),
+                Value::Float(-0.0),
+                Value::Float(1e-300),
+                Value::Float(2.5),
+            ],
+            vec![Value::Date(-1), Value::Date(0), Value::Date(20_000)],
+            vec![Value::Bool(false), Value::Bool(true)],
+        ];
+        for values in ordered {
+            let keys: Vec<u64> = values.iter().map(|v| v.order_key().unwrap()).collect();
+            assert!(keys.windows(2).all(|w| w[0] < w[1]), "{values:?}");
+        }
+        assert_eq!(
+            Value::Float(0.0).order_key(),
+            Value::Float(-0.0).order_key()
+        );
+        assert_eq!(Value::Str("2024-05-01".into()).order_key(), None);
+    }
 
     #[test]
     fn trim_space_matches_the_full_trim() {

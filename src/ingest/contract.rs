@@ -219,7 +219,7 @@ fn default_null_values() -> Vec<String> {
 pub struct Dedupe {
     pub key: Vec<String>,
     /// Among rows with the same key keep the one with the greatest value here (the last read
-    /// on ties); without it, the last one read.
+    /// on ties; not a string column); without it, the last one read.
     #[serde(default)]
     pub keep_latest_by: Option<String>,
 }
@@ -470,6 +470,18 @@ impl Contract {
                     problems.push(format!("`rules.dedupe`: {k:?} is not a declared column"));
                 }
             }
+            let order = d
+                .keep_latest_by
+                .as_ref()
+                .and_then(|o| self.columns.iter().find(|c| &c.name == o));
+            if let Some(c) = order.filter(|c| c.ty == ColumnType::String) {
+                problems.push(format!(
+                    "`rules.dedupe.keep_latest_by`: {:?} is a string column, and text has no \
+                     order to tell the latest version by; declare the column with the type of \
+                     its values (int, float, date or datetime, with `formats` for dates)",
+                    c.name
+                ));
+            }
         }
     }
 
@@ -604,6 +616,35 @@ mod tests {
         assert!(msg.contains("unique_key") && msg.contains("nope"), "{msg}");
         assert!(msg.contains("(c)") && msg.contains("formats"), "{msg}");
         assert!(msg.contains("jobs/x.toml"), "{msg}");
+    }
+
+    #[test]
+    fn keep_latest_by_a_string_column_is_refused() {
+        // Regression: text was never ordered, so the older version could win while the reject
+        // said "latest by".
+        let err = parse(
+            r#"
+            name = "d"
+            [source]
+            path = "d.csv"
+            format = "csv"
+            [rules]
+            dedupe = { key = ["id"], keep_latest_by = "ver" }
+            [[columns]]
+            name = "id"
+            type = "string"
+            [[columns]]
+            name = "ver"
+            type = "string"
+            "#,
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(matches!(err, Error::Invalid { .. }), "{msg}");
+        assert!(
+            msg.contains("keep_latest_by") && msg.contains("\"ver\" is a string column"),
+            "{msg}"
+        );
     }
 
     #[test]

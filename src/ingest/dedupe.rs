@@ -21,7 +21,8 @@ pub(super) struct RowKey {
     pub hash: u64,
     /// 32 more bits of a second hash: two keys sharing `hash` but not `check` are different.
     pub check: u32,
-    pub order: f64,
+    /// `Value::order_key` of the order column (0 without one).
+    pub order: u64,
     pub line: u64,
     /// `seq << 32 | ordinal in the batch`.
     pub id: u64,
@@ -106,7 +107,7 @@ type Table = HashMap<u64, Winner, BuildHasherDefault<Premixed>>;
 
 #[derive(Clone, Copy, Debug)]
 struct Winner {
-    order: f64,
+    order: u64,
     id: u64,
     line: u64,
     file: u32,
@@ -272,7 +273,7 @@ impl KeyIndex {
             let w = Winner {
                 check: u32_at(8),
                 file: u32_at(12),
-                order: f64::from_bits(u64_at(16)),
+                order: u64_at(16),
                 id: u64_at(24),
                 line: u64_at(32),
             };
@@ -335,7 +336,7 @@ mod tests {
                 RowKey {
                     hash,
                     check: (key as u32).wrapping_mul(2_654_435_761),
-                    order: ((state >> 20) % 5) as f64,
+                    order: (state >> 20) % 5,
                     line: i + 2,
                     id: ((i / 100) << 32) | (i % 100),
                 }
@@ -372,14 +373,24 @@ mod tests {
     #[test]
     fn latest_wins_and_ties_go_to_the_later_row() {
         let dir = tempfile::tempdir().unwrap();
-        let key = |order: f64, line: u64| RowKey {
-            hash: 7 << 56,
+        let key = |hash: u64, order: u64, line: u64| RowKey {
+            hash: hash << 56,
             check: 1,
             order,
             line,
             id: line,
         };
-        let keys = [key(1.0, 1), key(3.0, 2), key(2.0, 3), key(3.0, 4)];
+        // Orders one apart near the top of the range: exact in memory and through the spill
+        // files (as f64 they tied, and row 6 beat the newer row 5).
+        let top = u64::MAX - 10;
+        let keys = [
+            key(7, top + 1, 1),
+            key(7, top + 3, 2),
+            key(7, top + 2, 3),
+            key(7, top + 3, 4),
+            key(8, top + 2, 5),
+            key(8, top + 1, 6),
+        ];
         for budget in [1 << 20, 1] {
             let mut index = KeyIndex::new(true, 100, budget, dir.path().join("s"));
             for k in &keys {
@@ -389,7 +400,7 @@ mod tests {
                     .map(|i| RowKey {
                         hash: (k.line << 8) | i,
                         check: 0,
-                        order: 0.0,
+                        order: 0,
                         line: 100,
                         id: 1000 + k.line * 100 + i,
                     })
@@ -397,11 +408,13 @@ mod tests {
                 index.take(&filler, 1, 10).unwrap();
             }
             let losers = index.finish().unwrap();
-            assert_eq!(losers.len(), 3);
+            assert_eq!(losers.len(), 4);
             for id in [1, 2, 3] {
                 assert_eq!(losers.get(id), Some((0, 4)), "budget {budget}, row {id}");
             }
             assert_eq!(losers.get(4), None);
+            assert_eq!(losers.get(5), None, "budget {budget}");
+            assert_eq!(losers.get(6), Some((0, 5)), "budget {budget}");
         }
     }
 }

@@ -22,7 +22,7 @@ use super::clean::{CompiledColumn, Value};
 use super::contract::{ColumnType, Contract, Encoding, FixedField, Format};
 use super::dedupe::{KeyIndex, LoserCursor, Losers, RowKey};
 use super::pii::Tokenizer;
-use super::readers::{self, FieldCount, FileCtx, RawBatch, RawRow};
+use super::readers::{self, Block, FieldCount, FileCtx, RawBatch, RawRow};
 use super::{IngestReport, IngestRequest};
 use crate::error::{Context, Error, Result};
 use crate::warehouse::parquet::{PartWriter, ROW_GROUP_ROWS};
@@ -323,12 +323,13 @@ impl Shared<'_> {
                 Err(_) => return,
             }
         }
+        // A null order value orders below every other.
         let order = match d.order_col {
             Some(o) => match clean(o) {
-                Ok(v) => v.as_order().unwrap_or(f64::NEG_INFINITY),
+                Ok(v) => v.order_key().unwrap_or(0),
                 Err(_) => return,
             },
-            None => f64::NEG_INFINITY,
+            None => 0,
         };
         out.keys.push(RowKey {
             hash: key_hash(&bytes, 0x5eed_0001),
@@ -440,6 +441,7 @@ impl Shared<'_> {
             }
             _ => None,
         };
+        let mut lines = LineCounter::new(bytes, first_line);
         loop {
             let start = rdr.position().clone();
             match rdr.read_byte_record(&mut rec) {
@@ -447,7 +449,8 @@ impl Shared<'_> {
                 Ok(true) => {}
                 Err(e) => {
                     let end = (rdr.position().byte() as usize).min(bytes.len());
-                    let (at, line) = record_start(bytes, &start, end, first_line);
+                    let at = record_start(bytes, &start, end);
+                    let line = lines.line_at(at);
                     let raw = readers::lossy(trim_eol(&bytes[at..end]), enc);
                     self.reject_whole(out, line, format!("unreadable CSV record: {e}"), raw);
                     continue;
@@ -455,7 +458,8 @@ impl Shared<'_> {
             }
             let pos = rec.position().cloned().unwrap_or(start);
             let end = (rdr.position().byte() as usize).min(bytes.len());
-            let (at, line) = record_start(bytes, &pos, end, first_line);
+            let at = record_start(bytes, &pos, end);
+            let line = lines.line_at(at);
             let raw_bytes = trim_eol(&bytes[at..end]);
             while not_utf8.get(next_bad).is_some_and(|&p| p < at) {
                 next_bad += 1;
@@ -529,7 +533,7 @@ impl Shared<'_> {
     fn process_ndjson(&self, out: &mut CleanBatch, first_line: u64, bytes: &[u8]) {
         let enc = self.contract.source.encoding;
         let mut rows = Vec::new();
-        for (i, line_bytes) in bytes.split(|b| *b == b'\n').enumerate() {
+        for (i, line_bytes) in readers::split_lines(bytes).enumerate() {
             let lb = trim_eol(line_bytes);
             if lb.iter().all(u8::is_ascii_whitespace) {
                 continue;
@@ -565,7 +569,7 @@ impl Shared<'_> {
     fn process_fixed(&self, out: &mut CleanBatch, first_line: u64, bytes: &[u8]) {
         let enc = self.contract.source.encoding;
         let mapping = out.file.mapping.clone();
-        for (i, line_bytes) in bytes.split(|b| *b == b'\n').enumerate() {
+        for (i, line_bytes) in readers::split_lines(bytes).enumerate() {
             let lb = trim_eol(line_bytes);
             if lb.is_empty() {
                 continue;
@@ -620,20 +624,45 @@ fn invalid_utf8_at(block: &[u8]) -> Vec<usize> {
     bad
 }
 
-/// Where a CSV record really starts, and its line: the reader's record position is where the
-/// previous record ended, before the `\n` of a CRLF line end and before any blank lines, which
-/// the record does not include.
-fn record_start(bytes: &[u8], pos: &csv::Position, end: usize, first_line: u64) -> (usize, u64) {
+/// Where a CSV record really starts: the reader's record position is where the previous
+/// record ended, before the `\n` of a CRLF line end and before any blank lines, which the
+/// record does not include.
+fn record_start(bytes: &[u8], pos: &csv::Position, end: usize) -> usize {
     let from = (pos.byte() as usize).min(end);
-    let skipped = bytes[from..end]
+    from + bytes[from..end]
         .iter()
         .take_while(|b| **b == b'\n' || **b == b'\r')
-        .count();
-    let newlines = bytes[from..from + skipped]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count() as u64;
-    (from + skipped, first_line + pos.line() - 1 + newlines)
+        .count()
+}
+
+/// Line numbers of offsets in a block, asked in increasing order. Lines end at an LF, a CRLF
+/// or a lone CR, as the block reader counts them (the csv crate counts LFs only, so a file
+/// of classic-Mac line ends was all "line 2").
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8], first_line: u64) -> Self {
+        LineCounter {
+            bytes,
+            at: 0,
+            line: first_line,
+        }
+    }
+
+    fn line_at(&mut self, offset: usize) -> u64 {
+        if offset > self.at {
+            let base = self.at;
+            self.line += memchr::memchr2_iter(b'\n', b'\r', &self.bytes[base..offset])
+                .filter(|&i| readers::is_line_end(self.bytes, base + i))
+                .count() as u64;
+            self.at = offset;
+        }
+        self.line
+    }
 }
 
 fn trim_eol(b: &[u8]) -> &[u8] {
@@ -1122,7 +1151,12 @@ fn produce(
                                 line,
                             )?;
                             (
-                                readers::map_header(c, &names, path, line)?,
+                                readers::map_header(
+                                    c,
+                                    &names,
+                                    path,
+                                    &format!("line {line}: the header"),
+                                )?,
                                 Some(names.len()),
                             )
                         }
@@ -1143,14 +1177,32 @@ fn produce(
                     mapping,
                     fields,
                 });
-                while let Some((first_line, block)) = reader.next_block(path)? {
+                while let Some(block) = reader.next_block(path)? {
                     if cancelled() {
                         return Err(Error::Interrupted);
                     }
-                    let batch = RawBatch::Lines {
-                        file: ctx.clone(),
-                        first_line,
-                        bytes: block,
+                    let batch = match block {
+                        Block::Records { first_line, bytes } => RawBatch::Lines {
+                            file: ctx.clone(),
+                            first_line,
+                            bytes,
+                        },
+                        Block::UnclosedQuote {
+                            first_line,
+                            quote_line,
+                            bytes,
+                        } => RawBatch::Rows {
+                            file: ctx.clone(),
+                            rows: vec![RawRow {
+                                record: first_line,
+                                raw: readers::lossy(trim_eol(&bytes), c.source.encoding),
+                                fields: Vec::new(),
+                                error: Some(format!(
+                                    "a quote opened on line {quote_line} is never closed: the \
+                                     record runs on to the end of the file"
+                                )),
+                            }],
+                        },
                     };
                     if tx.send((seq, batch)).is_err() {
                         return Err(Error::Interrupted);

@@ -200,6 +200,26 @@ pub fn lossy(bytes: &[u8], enc: Encoding) -> String {
     }
 }
 
+/// The most bytes one record (or line) may take. A record that runs on past it is almost
+/// always a quote that is never closed: without the cap, the reader grew its block until
+/// the record ended, i.e. to the whole rest of the file (1.4 GB of memory for 189 MB).
+pub const MAX_RECORD_BYTES: usize = 64 << 20;
+
+/// A piece of a line-oriented file, as the block reader cuts it.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Block {
+    /// Whole records, and the line number of the first line.
+    Records { first_line: u64, bytes: Vec<u8> },
+    /// A CSV file's last record, which ends inside a quoted field: the line it starts on,
+    /// the line of the quote that opened the field, and its text. It is rejected, not read
+    /// as one field holding the rest of the file.
+    UnclosedQuote {
+        first_line: u64,
+        quote_line: u64,
+        bytes: Vec<u8>,
+    },
+}
+
 /// Cuts a line-oriented file into blocks that end on a record boundary.
 pub struct BlockReader {
     file: File,
@@ -209,6 +229,11 @@ pub struct BlockReader {
     csv_delimiter: Option<u8>,
     /// Bytes read at a time.
     block_bytes: usize,
+    /// The most bytes a record may take (`MAX_RECORD_BYTES`; tests make it small).
+    max_record_bytes: usize,
+    /// The file's last record, when it ends inside a quote: handed out after the records
+    /// before it.
+    unclosed: Option<Block>,
     pub next_line: u64,
     pub hasher: blake3::Hasher,
     pub bytes_read: u64,
@@ -223,16 +248,25 @@ impl BlockReader {
         header: bool,
         csv_delimiter: Option<u8>,
     ) -> Result<(BlockReader, Option<Vec<u8>>)> {
-        Self::open_in_blocks_of(path, skip_lines, header, csv_delimiter, BLOCK_BYTES)
+        Self::open_in_blocks_of(
+            path,
+            skip_lines,
+            header,
+            csv_delimiter,
+            BLOCK_BYTES,
+            MAX_RECORD_BYTES,
+        )
     }
 
-    /// `open`, reading `block_bytes` at a time (tests make it small to cut many blocks).
+    /// `open`, reading `block_bytes` at a time and refusing records longer than
+    /// `max_record_bytes` (tests make both small).
     fn open_in_blocks_of(
         path: &Path,
         skip_lines: usize,
         header: bool,
         csv_delimiter: Option<u8>,
         block_bytes: usize,
+        max_record_bytes: usize,
     ) -> Result<(BlockReader, Option<Vec<u8>>)> {
         let file = File::open(path).map_err(|e| Error::input(path, format!("cannot open: {e}")))?;
         let mut r = BlockReader {
@@ -241,6 +275,8 @@ impl BlockReader {
             eof: false,
             csv_delimiter,
             block_bytes,
+            max_record_bytes,
+            unclosed: None,
             next_line: 1,
             hasher: blake3::Hasher::new(),
             bytes_read: 0,
@@ -283,15 +319,18 @@ impl BlockReader {
         Ok(got)
     }
 
+    /// The next line (banner or header), without its line end: LF, CRLF or a lone CR.
     fn take_line(&mut self, path: &Path) -> Result<Option<Vec<u8>>> {
         loop {
-            if let Some(i) = memchr::memchr(b'\n', &self.carry) {
-                let mut line: Vec<u8> = self.carry.drain(..=i).collect();
-                self.next_line += 1;
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
+            if let Some(i) = memchr::memchr2(b'\n', b'\r', &self.carry) {
+                // A CR at the end of what was read: an LF may follow in the next read.
+                if self.carry[i] == b'\r' && i + 1 == self.carry.len() && self.fill(path)? > 0 {
+                    continue;
                 }
+                let crlf = self.carry[i] == b'\r' && self.carry.get(i + 1) == Some(&b'\n');
+                let mut line: Vec<u8> = self.carry.drain(..i + 1 + crlf as usize).collect();
+                line.truncate(i);
+                self.next_line += 1;
                 return Ok(Some(line));
             }
             if self.eof {
@@ -301,12 +340,16 @@ impl BlockReader {
                 self.next_line += 1;
                 return Ok(Some(std::mem::take(&mut self.carry)));
             }
+            if self.carry.len() >= self.max_record_bytes {
+                return Err(self.oversized_record(path));
+            }
             self.fill(path)?;
         }
     }
 
-    /// The next block of whole records and the line number of its first line.
-    pub fn next_block(&mut self, path: &Path) -> Result<Option<(u64, Vec<u8>)>> {
+    /// The next block of whole records, or the file's last record when it ends inside a
+    /// quoted field; `None` at the end of the file.
+    pub fn next_block(&mut self, path: &Path) -> Result<Option<Block>> {
         loop {
             if self.carry.len() >= self.block_bytes || self.eof {
                 break;
@@ -316,42 +359,87 @@ impl BlockReader {
             }
         }
         if self.carry.is_empty() {
-            return Ok(None);
+            return Ok(self.unclosed.take());
         }
-        let cut = if self.eof {
-            self.carry.len()
-        } else {
-            match self.record_boundary() {
-                Some(i) => i + 1,
-                None => {
-                    // One record larger than a block (a runaway quote or a huge line):
-                    // grow until it ends.
-                    if self.fill(path)? == 0 {
-                        self.carry.len()
-                    } else {
-                        return self.next_block(path);
-                    }
-                }
+        let cut = loop {
+            if self.eof {
+                break self.last_cut();
             }
+            if let Some(i) = self.record_boundary() {
+                break i + 1;
+            }
+            // One record larger than a block: read on until it ends, within the cap.
+            if self.carry.len() >= self.max_record_bytes {
+                return Err(self.oversized_record(path));
+            }
+            self.fill(path)?;
         };
         let rest = self.carry.split_off(cut);
-        let block = std::mem::replace(&mut self.carry, rest);
-        let first = self.next_line;
-        self.next_line += memchr::memchr_iter(b'\n', &block).count() as u64;
-        Ok(Some((first, block)))
+        let bytes = std::mem::replace(&mut self.carry, rest);
+        let first_line = self.next_line;
+        self.next_line += count_line_ends(&bytes);
+        if bytes.is_empty() {
+            return Ok(self.unclosed.take());
+        }
+        Ok(Some(Block::Records { first_line, bytes }))
+    }
+
+    /// At the end of the file: where its last records end. A last CSV record that ends
+    /// inside a quoted field is set aside as `unclosed` (the csv crate would read it as a
+    /// record whose field holds the rest of the file).
+    fn last_cut(&mut self) -> usize {
+        let Some(d) = self.csv_delimiter else {
+            return self.carry.len();
+        };
+        if memchr::memchr(b'"', &self.carry).is_none() {
+            return self.carry.len();
+        }
+        let scan = csv_scan(&self.carry, d);
+        let Some(quote) = scan.open_quote else {
+            return self.carry.len();
+        };
+        let start = scan.last_record_end.map_or(0, |i| i + 1);
+        let first_line = self.next_line + count_line_ends(&self.carry[..start]);
+        self.unclosed = Some(Block::UnclosedQuote {
+            first_line,
+            quote_line: first_line + count_line_ends(&self.carry[start..quote]),
+            bytes: self.carry.split_off(start),
+        });
+        start
+    }
+
+    /// The error for a record (or line) that runs on past `max_record_bytes`.
+    fn oversized_record(&self, path: &Path) -> Error {
+        let cap = if self.max_record_bytes >= 1 << 20 {
+            format!("{} MiB", self.max_record_bytes >> 20)
+        } else {
+            format!("{} bytes", self.max_record_bytes)
+        };
+        let open_quote = self
+            .csv_delimiter
+            .and_then(|d| csv_scan(&self.carry, d).open_quote);
+        let message = match open_quote {
+            Some(q) => format!(
+                "line {}: a record runs on past {cap} without ending; the quote opened on line {} \
+                 is probably never closed",
+                self.next_line,
+                self.next_line + count_line_ends(&self.carry[..q])
+            ),
+            None => format!(
+                "line {}: a line runs on past {cap} without a line end",
+                self.next_line
+            ),
+        };
+        Error::input(path, message)
     }
 
     /// Index of the last line end that ends a record (the carry starts at a record start).
     fn record_boundary(&self) -> Option<usize> {
         match self.csv_delimiter {
             Some(d) if memchr::memchr(b'"', &self.carry).is_some() => {
-                csv_record_boundary(&self.carry, d)
+                csv_scan(&self.carry, d).last_record_end
             }
-            // Without quotes, the last LF; a file of lone CR line ends has none.
-            Some(d) => {
-                memchr::memrchr(b'\n', &self.carry).or_else(|| csv_record_boundary(&self.carry, d))
-            }
-            None => memchr::memrchr(b'\n', &self.carry),
+            _ => last_line_end(&self.carry),
         }
     }
 
@@ -360,13 +448,68 @@ impl BlockReader {
     }
 }
 
-/// The last line end in `buf` (which starts at a record start) that ends a CSV record, read
-/// as the `csv` crate reads: a quote opens a quoted field only at the start of a field (a
-/// quote inside an unquoted field, as in `5" pipe`, is text), `""` inside quotes is a quote,
-/// and a lone `\r` ends a record too. Counting every quote instead put the cut inside a
-/// quoted field after such a stray quote, splitting a record in two.
-fn csv_record_boundary(buf: &[u8], delimiter: u8) -> Option<usize> {
+/// Whether the byte at `i` ends a line: an LF, or a CR that no LF follows (classic Mac
+/// files). A CR that is the last byte counts: blocks never end between a CR and its LF.
+pub fn is_line_end(buf: &[u8], i: usize) -> bool {
+    buf[i] == b'\n' || (buf[i] == b'\r' && buf.get(i + 1) != Some(&b'\n'))
+}
+
+/// Lines ended in `buf` (LF, CRLF and lone CR each end one).
+pub fn count_line_ends(buf: &[u8]) -> u64 {
+    memchr::memchr2_iter(b'\n', b'\r', buf)
+        .filter(|&i| is_line_end(buf, i))
+        .count() as u64
+}
+
+/// The lines of a block without their line ends (LF, CRLF or a lone CR); the piece after
+/// the last line end comes last, empty when the block ends with one.
+pub fn split_lines(buf: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(buf);
+    std::iter::from_fn(move || {
+        let b = rest?;
+        match memchr::memchr2(b'\n', b'\r', b) {
+            Some(i) => {
+                let crlf = b[i] == b'\r' && b.get(i + 1) == Some(&b'\n');
+                rest = Some(&b[i + 1 + crlf as usize..]);
+                Some(&b[..i])
+            }
+            None => {
+                rest = None;
+                Some(b)
+            }
+        }
+    })
+}
+
+/// The last line end in `buf` that is surely one: a CR at the very end waits for the next
+/// read, which may bring its LF.
+fn last_line_end(buf: &[u8]) -> Option<usize> {
+    let mut end = buf.len();
+    while let Some(i) = memchr::memrchr2(b'\n', b'\r', &buf[..end]) {
+        if buf[i] == b'\n' || buf.get(i + 1).is_some_and(|b| *b != b'\n') {
+            return Some(i);
+        }
+        end = i;
+    }
+    None
+}
+
+/// What a quote-aware scan of CSV text (starting at a record start) found.
+#[derive(Debug, PartialEq, Eq)]
+struct CsvScan {
+    /// The last line end that ends a record.
+    last_record_end: Option<usize>,
+    /// When the text ends inside a quoted field: where the quote that opened it is.
+    open_quote: Option<usize>,
+}
+
+/// Scans CSV text as the `csv` crate reads it: a quote opens a quoted field only at the start
+/// of a field (a quote inside an unquoted field, as in `5" pipe`, is text), `""` inside
+/// quotes is a quote, and a lone `\r` ends a record too. Counting every quote instead put the
+/// cut inside a quoted field after such a stray quote, splitting a record in two.
+fn csv_scan(buf: &[u8], delimiter: u8) -> CsvScan {
     let mut in_quotes = false;
+    let mut opened_at = 0;
     let mut last = None;
     let mut skip_to = 0;
     for i in memchr::memchr3_iter(b'"', b'\n', b'\r', buf) {
@@ -384,6 +527,7 @@ fn csv_record_boundary(buf: &[u8], delimiter: u8) -> Option<usize> {
             b'"' => {
                 in_quotes =
                     i == 0 || matches!(buf[i - 1], b'\n' | b'\r') || buf[i - 1] == delimiter;
+                opened_at = i;
             }
             _ if in_quotes => {}
             b'\n' => last = Some(i),
@@ -395,15 +539,19 @@ fn csv_record_boundary(buf: &[u8], delimiter: u8) -> Option<usize> {
             }
         }
     }
-    last
+    CsvScan {
+        last_record_end: last,
+        open_quote: in_quotes.then_some(opened_at),
+    }
 }
 
-/// Maps contract columns to field positions from a CSV header. Lists every missing column.
+/// Maps contract columns to field positions from a header's names. Lists every missing
+/// column; `names_from` says where the names are (`line 1: the header`, `the Parquet file`).
 pub fn map_header(
     contract: &Contract,
     header: &[String],
     path: &Path,
-    header_line: u64,
+    names_from: &str,
 ) -> Result<Vec<Option<usize>>> {
     let norm = |s: &str| s.trim_matches(super::clean::is_space).to_string();
     let names: Vec<String> = header.iter().map(|h| norm(h)).collect();
@@ -427,7 +575,7 @@ pub fn map_header(
         return Err(Error::input(
             path,
             format!(
-                "line {header_line}: the header has no column {}; the header has: {}",
+                "{names_from} has no column {}; it has: {}",
                 missing.join(", "),
                 names.join(", ")
             ),
@@ -753,7 +901,8 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
             .iter()
             .map(|d| cell(d).ok().flatten().unwrap_or_default())
             .collect();
-        map_header(contract, &names, path, start_row + i as u64 + 1)?
+        let row = start_row + i as u64 + 1;
+        map_header(contract, &names, path, &format!("row {row}: the header"))?
     } else {
         map_positions(contract)?
     };
@@ -815,15 +964,28 @@ pub fn read_parquet(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, St
     let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
     let checksum = blake3::hash(&bytes).to_hex().to_string();
     let len = bytes.len() as u64;
-    let df = ParquetReader::new(std::io::Cursor::new(bytes))
-        .finish()
-        .map_err(|e| Error::input(path, format!("not a readable Parquet file: {e}")))?;
-    let names: Vec<String> = df
-        .get_column_names()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let mapping = map_header(contract, &names, path, 0)?;
+    // polars-parquet panics on some corrupt footers (an unwrap on a None): that is bad
+    // input (exit 3), not a bug of ours (exit 5).
+    let not_readable =
+        |why: String| Error::input(path, format!("not a readable Parquet file ({why})"));
+    let (df, names) = crate::error::catch_library_panic(|| -> Result<(DataFrame, Vec<String>)> {
+        let mut reader = ParquetReader::new(std::io::Cursor::new(bytes));
+        let schema = reader.schema().map_err(|e| not_readable(e.to_string()))?;
+        let all: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
+        let mapping = map_header(contract, &all, path, "the Parquet file")?;
+        // Only the contract's columns: another one may be of a type that has no text form
+        // (a list, binary that is not UTF-8), and the contract does not read it.
+        let mut read: Vec<usize> = mapping.iter().flatten().copied().collect();
+        read.sort_unstable();
+        read.dedup();
+        let df = reader
+            .with_projection(Some(read.clone()))
+            .finish()
+            .map_err(|e| not_readable(e.to_string()))?;
+        Ok((df, read.iter().map(|&i| all[i].clone()).collect()))
+    })
+    .map_err(not_readable)??;
+    let mapping = map_header(contract, &names, path, "the Parquet file")?;
     let mut text_cols = Vec::with_capacity(names.len());
     for c in df.columns() {
         let series = c.as_materialized_series();
@@ -886,6 +1048,22 @@ pub fn is_line_format(f: Format) -> bool {
 mod tests {
     use super::*;
 
+    /// Every block of a file: `(first line, bytes, the quote line of an unclosed record)`.
+    fn blocks(r: &mut BlockReader, p: &Path) -> Vec<(u64, Vec<u8>, Option<u64>)> {
+        let mut out = Vec::new();
+        while let Some(b) = r.next_block(p).unwrap() {
+            out.push(match b {
+                Block::Records { first_line, bytes } => (first_line, bytes, None),
+                Block::UnclosedQuote {
+                    first_line,
+                    quote_line,
+                    bytes,
+                } => (first_line, bytes, Some(quote_line)),
+            });
+        }
+        out
+    }
+
     #[test]
     fn blocks_end_on_record_boundaries_even_with_quoted_newlines() {
         let dir = tempfile::tempdir().unwrap();
@@ -899,8 +1077,8 @@ mod tests {
         assert_eq!(header.unwrap(), b"id,note");
         let mut total = 0;
         let mut expected_line = 2;
-        while let Some((first, block)) = r.next_block(&p).unwrap() {
-            assert_eq!(first, expected_line);
+        for (first, block, unclosed) in blocks(&mut r, &p) {
+            assert_eq!((first, unclosed), (expected_line, None));
             expected_line += memchr::memchr_iter(b'\n', &block).count() as u64;
             let mut rdr = csv::ReaderBuilder::new()
                 .has_headers(false)
@@ -929,7 +1107,8 @@ mod tests {
     #[test]
     fn blocks_cut_where_the_csv_crate_ends_records() {
         // Random text dense in quotes (stray ones too), delimiters and line ends of all
-        // kinds, cut into small blocks: the blocks hold exactly the records of the whole.
+        // kinds, cut into small blocks: the blocks hold exactly the records of the whole,
+        // and a last record that ends inside a quote comes alone, marked.
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.csv");
         let mut seed = 0x9e37_79b9_7f4a_7c15u64;
@@ -940,6 +1119,7 @@ mod tests {
             seed
         };
         let alphabet: &[u8] = b"ab5 \";;\"\n\n\r\"x,,;\"";
+        let mut unclosed_cases = 0;
         for case in 0..2000 {
             let delimiter = if case % 2 == 0 { b',' } else { b';' };
             let len = (next() % 400) as usize;
@@ -949,13 +1129,21 @@ mod tests {
             std::fs::write(&p, &text).unwrap();
             let block = 1 + (next() % 40) as usize;
             let (mut r, _) =
-                BlockReader::open_in_blocks_of(&p, 0, false, Some(delimiter), block).unwrap();
+                BlockReader::open_in_blocks_of(&p, 0, false, Some(delimiter), block, 1 << 20)
+                    .unwrap();
             let mut got = Vec::new();
             let mut line = 1;
-            while let Some((first, bytes)) = r.next_block(&p).unwrap() {
-                assert_eq!(first, line, "case {case}");
-                line += memchr::memchr_iter(b'\n', &bytes).count() as u64;
-                got.extend(csv_records(&bytes, delimiter));
+            let all = blocks(&mut r, &p);
+            for (i, (first, bytes, unclosed)) in all.iter().enumerate() {
+                assert_eq!(*first, line, "case {case}");
+                if let Some(quote_line) = unclosed {
+                    assert_eq!(i, all.len() - 1, "case {case}: the unclosed record is last");
+                    assert_eq!(csv_records(bytes, delimiter).len(), 1, "case {case}");
+                    assert!(*quote_line >= line, "case {case}");
+                    unclosed_cases += 1;
+                }
+                line += count_line_ends(bytes);
+                got.extend(csv_records(bytes, delimiter));
             }
             assert_eq!(
                 got,
@@ -964,33 +1152,136 @@ mod tests {
                 String::from_utf8_lossy(&text)
             );
         }
+        assert!(unclosed_cases > 100, "{unclosed_cases}");
     }
 
     #[test]
     fn lone_cr_line_ends_cut_blocks_too() {
-        // Without quotes and without LF, blocks still end on records (not one huge block).
+        // Without quotes and without LF, blocks still end on records (not one huge block),
+        // and every lone CR counts as a line.
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("cr.csv");
         let text: String = (0..200).map(|i| format!("{i},x\r")).collect();
         std::fs::write(&p, &text).unwrap();
-        let (mut r, _) = BlockReader::open_in_blocks_of(&p, 0, false, Some(b','), 64).unwrap();
-        let (mut blocks, mut got) = (0, Vec::new());
-        while let Some((_, bytes)) = r.next_block(&p).unwrap() {
+        let (mut r, _) =
+            BlockReader::open_in_blocks_of(&p, 0, false, Some(b','), 64, 1 << 20).unwrap();
+        let (mut count, mut got, mut line) = (0, Vec::new(), 1);
+        for (first, bytes, _) in blocks(&mut r, &p) {
             assert!(bytes.len() < 200, "a block of {} bytes", bytes.len());
-            blocks += 1;
+            assert_eq!(first, line);
+            line += count_line_ends(&bytes);
+            count += 1;
             got.extend(csv_records(&bytes, b','));
         }
-        assert!(blocks > 10);
+        assert!(count > 10);
+        assert_eq!(line, 201);
         assert_eq!(got, csv_records(text.as_bytes(), b','));
+    }
+
+    #[test]
+    fn lone_cr_ends_banner_and_header_lines_and_fixed_width_lines() {
+        // Regression: the header was read up to the first LF, i.e. the whole file of a
+        // classic-Mac CSV, and a fixed-width file of lone CRs was one record.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("mac.csv");
+        std::fs::write(&p, "banner\rid,amount\ra,1\rb,2\r\nc,3\r").unwrap();
+        for block in [2, 4096] {
+            let (mut r, header) =
+                BlockReader::open_in_blocks_of(&p, 1, true, Some(b','), block, 1 << 20).unwrap();
+            assert_eq!(header.unwrap(), b"id,amount");
+            let all = blocks(&mut r, &p);
+            assert_eq!(all[0].0, 3, "the first record is on line 3");
+            let records: Vec<_> = all
+                .iter()
+                .flat_map(|(_, b, _)| csv_records(b, b','))
+                .collect();
+            assert_eq!(records.len(), 3, "block {block}");
+        }
+        let (mut r, _) = BlockReader::open(&p, 0, false, None).unwrap();
+        let lines: Vec<Vec<u8>> = blocks(&mut r, &p)
+            .iter()
+            .flat_map(|(_, b, _)| split_lines(b).map(<[u8]>::to_vec).collect::<Vec<_>>())
+            .filter(|l| !l.is_empty())
+            .collect();
+        assert_eq!(
+            lines,
+            [&b"banner"[..], b"id,amount", b"a,1", b"b,2", b"c,3"]
+        );
+        assert_eq!(count_line_ends(b"a\rb\r\nc\n\r"), 4);
+    }
+
+    #[test]
+    fn an_unclosed_quote_at_the_end_is_set_apart_naming_its_line() {
+        // Regression: `1,"runaway` then more lines was read as one clean record holding the
+        // rest of the file.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("q.csv");
+        std::fs::write(&p, "a,b\n0,ok\n\n1,\"runaway\nxx,y\r\nzz,y\n").unwrap();
+        for block in [3, 4096] {
+            let (mut r, _) =
+                BlockReader::open_in_blocks_of(&p, 0, true, Some(b','), block, 1 << 20).unwrap();
+            let all = blocks(&mut r, &p);
+            let (first, bytes, unclosed) = all.last().unwrap();
+            assert_eq!((*first, *unclosed), (4, Some(4)), "block {block}: {all:?}");
+            assert_eq!(bytes, b"1,\"runaway\nxx,y\r\nzz,y\n");
+            let before: Vec<_> = all[..all.len() - 1]
+                .iter()
+                .flat_map(|(_, b, _)| csv_records(b, b','))
+                .collect();
+            assert_eq!(before, [vec![b"0".to_vec(), b"ok".to_vec()]]);
+        }
+        // The quote may open on a later line of its record.
+        std::fs::write(&p, "1,x,y\n2,\"ok\nline\",\"b\"\"\nc").unwrap();
+        let (mut r, _) = BlockReader::open(&p, 0, false, Some(b',')).unwrap();
+        let (first, _, unclosed) = blocks(&mut r, &p).pop().unwrap();
+        assert_eq!((first, unclosed), (2, Some(3)));
+    }
+
+    #[test]
+    fn a_record_beyond_the_cap_fails_naming_the_quote() {
+        // Regression: the block grew to the whole file (1.4 GB of memory for 189 MB).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.csv");
+        let mut text = String::from("a,b\n1,x\n2,\"runaway\n");
+        for _ in 0..1000 {
+            text.push_str("xxxxxxxxxxxxxxxxxxxx,y\n");
+        }
+        std::fs::write(&p, &text).unwrap();
+        let (mut r, _) = BlockReader::open_in_blocks_of(&p, 0, true, Some(b','), 64, 4096).unwrap();
+        let err = loop {
+            match r.next_block(&p) {
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("no error"),
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, Error::Input { .. }));
+        let msg = err.to_string();
+        assert!(
+            msg.contains("big.csv")
+                && msg.contains("line 3")
+                && msg.contains("quote opened on line 3")
+                && msg.contains("4096 bytes"),
+            "{msg}"
+        );
+        assert!(r.carry.capacity() < 3 * 4096, "{}", r.carry.capacity());
+        // A line format without line ends: the same cap.
+        std::fs::write(&p, "x".repeat(10_000)).unwrap();
+        let (mut r, _) = BlockReader::open_in_blocks_of(&p, 0, false, None, 64, 4096).unwrap();
+        let msg = r.next_block(&p).unwrap_err().to_string();
+        assert!(
+            msg.contains("line 1: a line runs on past 4096 bytes"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn a_stray_quote_does_not_split_a_later_quoted_record() {
         let text = b"1,5\" pipe,1\n2,\"multi\nline\",2\n3,x,3\n";
-        let cut = csv_record_boundary(text, b',').unwrap();
+        let cut = csv_scan(text, b',').last_record_end.unwrap();
         assert_eq!(&text[..=cut], text.as_slice());
         // Cut before the end only where a record ends.
-        let cut = csv_record_boundary(&text[..20], b',').unwrap();
+        let cut = csv_scan(&text[..20], b',').last_record_end.unwrap();
         assert_eq!(cut, 11);
     }
 
@@ -1000,6 +1291,43 @@ mod tests {
         assert_eq!(decode(&bytes, Encoding::Gbk).unwrap(), "张三,男");
         assert!(decode(b"\xff\xff", Encoding::Gbk).is_none());
         assert!(decode(b"\xff", Encoding::Utf8).is_none());
+    }
+
+    #[test]
+    fn a_corrupt_parquet_file_is_an_input_error_whatever_byte_is_flipped() {
+        // Regression: some flips made polars-parquet panic (exit 5 instead of 3).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.parquet");
+        let mut df = polars::df!("id" => [1i64, 2, 3], "s" => ["a", "b", "c"]).unwrap();
+        crate::warehouse::parquet::write_frame(&p, &mut df, &[]).unwrap();
+        let good = std::fs::read(&p).unwrap();
+        let contract: Contract = {
+            let t: toml::Table = toml::from_str(
+                "name = 'x'\n[source]\npath = 'x.parquet'\nformat = 'parquet'\n\
+                 [[columns]]\nname = 'id'\ntype = 'int'\n",
+            )
+            .unwrap();
+            Contract::from_table(&t, Path::new("jobs/x.toml")).unwrap()
+        };
+        let mut errors = 0;
+        for at in 0..good.len() {
+            let mut bytes = good.clone();
+            bytes[at] ^= 0xff;
+            std::fs::write(&p, &bytes).unwrap();
+            match read_parquet(&p, &contract) {
+                Ok(_) => {}
+                Err(Error::Input { message, .. }) => {
+                    assert!(
+                        message.starts_with("not a readable Parquet file (")
+                            || message.contains("has no column"),
+                        "{message}"
+                    );
+                    errors += 1;
+                }
+                Err(e) => panic!("byte {at}: {e}"),
+            }
+        }
+        assert!(errors > good.len() / 2, "{errors}");
     }
 
     #[test]

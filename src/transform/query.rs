@@ -478,7 +478,7 @@ impl Compiled {
         };
         let target = SinkTarget::Path(PlRefPath::new(path.to_string_lossy().as_ref()));
         let in_memory = lf.clone();
-        let streamed = crate::error::catch_expected(|| {
+        let streamed = crate::error::catch_library_panic(|| {
             lf.sink(
                 SinkDestination::File { target },
                 FileWriteFormat::Parquet(Arc::new(options)),
@@ -552,7 +552,7 @@ pub fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
         // The streaming engine of polars 0.55 panics on some plans the in-memory one runs
         // (a cross join filtered by an inequality: "entered unreachable code").
         let again = lf.clone();
-        match crate::error::catch_expected(|| lf.collect_with_engine(Engine::Streaming)) {
+        match crate::error::catch_library_panic(|| lf.collect_with_engine(Engine::Streaming)) {
             // A plain query has one sink, so the result is a single frame.
             Ok(r) => return r.map(|r| r.unwrap_single()),
             Err(why) => crate::log::debug(
