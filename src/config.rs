@@ -21,6 +21,8 @@ use crate::error::{Error, Result};
 
 pub const CONFIG_FILE: &str = "panorama.toml";
 pub const PII_KEY_ENV: &str = "PANORAMA_PII_KEY";
+/// A shorter key can be guessed, and with it every token reversed by trying the values.
+const MIN_PII_KEY_BYTES: usize = 16;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -162,8 +164,15 @@ impl Project {
     /// A key file inside the warehouse is refused: the warehouse is what analysts read.
     pub fn pii_key(&self) -> Result<Vec<u8>> {
         if let Ok(k) = std::env::var(PII_KEY_ENV) {
-            if !k.trim().is_empty() {
-                return Ok(k.trim().as_bytes().to_vec());
+            let k = k.trim();
+            if !k.is_empty() {
+                if k.len() < MIN_PII_KEY_BYTES {
+                    return Err(Error::config(format!(
+                        "{PII_KEY_ENV} is too short ({} bytes; at least {MIN_PII_KEY_BYTES})",
+                        k.len()
+                    )));
+                }
+                return Ok(k.as_bytes().to_vec());
             }
         }
         let Some(kf) = &self.config.pii.key_file else {
@@ -193,9 +202,9 @@ impl Project {
             ))
         })?;
         let trimmed: Vec<u8> = key.trim_ascii().to_vec();
-        if trimmed.len() < 16 {
+        if trimmed.len() < MIN_PII_KEY_BYTES {
             return Err(Error::config(format!(
-                "PII key in {} is too short ({} bytes; at least 16)",
+                "PII key in {} is too short ({} bytes; at least {MIN_PII_KEY_BYTES})",
                 path.display(),
                 trimmed.len()
             )));

@@ -858,6 +858,15 @@ fn bad_input_gives_clear_messages_and_exit_codes() {
         "{}",
         stderr(&out)
     );
+    // Regression: a key of one byte in the environment was taken (a key file that short was
+    // refused): tokens under a guessable key are reversible by trying the values.
+    let out = w
+        .cmd(&["ingest", "pii", "--date", "2024-03-31"])
+        .env("PANORAMA_PII_KEY", "k")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("too short"), "{}", stderr(&out));
 
     // While a run holds the warehouse lock, an ingest by hand refuses (exit 4) naming the
     // holder, and writes nothing (it deleted the run's staging folder).

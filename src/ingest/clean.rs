@@ -156,8 +156,22 @@ impl CompiledColumn {
         }
     }
 
-    /// Cleans and types one raw value. `Err` holds the reason for rejecting the row.
+    /// Cleans and types one raw value. `Err` holds the reason for rejecting the row; for a
+    /// personal-data column it names the rule, never the value (reasons reach the rejects
+    /// table, which analysts may read without the raw text).
     pub fn clean<'a>(
+        &'a self,
+        raw: Option<&'a str>,
+        tokenizer: Option<&Tokenizer>,
+    ) -> Result<Value<'a>, String> {
+        let cleaned = self.clean_value(raw, tokenizer);
+        match cleaned {
+            Err(reason) if self.col.pii.is_some() => Err(withhold_values(&reason)),
+            other => other,
+        }
+    }
+
+    fn clean_value<'a>(
         &'a self,
         raw: Option<&'a str>,
         tokenizer: Option<&Tokenizer>,
@@ -186,6 +200,12 @@ impl CompiledColumn {
         }
         if let Some(check) = c.check {
             check_id(check, &v)?;
+            // One form per number, so that `…002x`, `…002X` and `…002ｘ` give one token.
+            if matches!(check, IdCheck::IdCard | IdCheck::CreditCode)
+                && v.bytes().any(|b| b.is_ascii_lowercase() || !b.is_ascii())
+            {
+                v = Cow::Owned(halfwidth(v).to_ascii_uppercase());
+            }
         }
         if !c.accepted.is_empty() && !c.accepted.iter().any(|a| a == v.as_ref()) {
             return Err(format!(
@@ -656,6 +676,29 @@ fn parse_bool(v: &str) -> Result<bool, String> {
     }
 }
 
+/// A reason with each quoted value (as `{:?}` prints it) replaced by `(value withheld)`.
+fn withhold_values(reason: &str) -> String {
+    let mut out = String::with_capacity(reason.len());
+    let mut chars = reason.chars();
+    while let Some(c) = chars.next() {
+        if c != '"' {
+            out.push(c);
+            continue;
+        }
+        // Skip to the closing quote, past escaped ones.
+        let mut escaped = false;
+        for q in chars.by_ref() {
+            match (escaped, q) {
+                (false, '\\') => escaped = true,
+                (false, '"') => break,
+                _ => escaped = false,
+            }
+        }
+        out.push_str("(value withheld)");
+    }
+    out
+}
+
 fn check_id(check: IdCheck, v: &str) -> Result<(), String> {
     let (ok, what) = match check {
         IdCheck::IdCard => (
@@ -815,6 +858,31 @@ mod tests {
     fn col(toml_text: &str) -> CompiledColumn {
         let c: Column = toml::from_str(toml_text).unwrap();
         CompiledColumn::new(&c, &["".into(), "NULL".into()])
+    }
+
+    /// Regressions: `…x` and `…X` tokenized apart (joins on the token broke), and reasons
+    /// of personal-data columns repeated the raw value.
+    #[test]
+    fn personal_data_one_token_per_number_and_no_value_in_reasons() {
+        let t = Tokenizer::new(b"a-test-key-0123456789");
+        let card = col(
+            "name='id'\ntype='string'\nclean=['trim', 'halfwidth']\ncheck='id_card'\npii='tokenize'",
+        );
+        let token = |raw: &str| match card.clean(Some(raw), Some(&t)).unwrap() {
+            Value::Token(k) => k.0,
+            other => panic!("{other:?}"),
+        };
+        let upper = token("11010519491231002X");
+        assert_eq!(token("11010519491231002x"), upper);
+        assert_eq!(token("11010519491231002ｘ"), upper);
+        let phone = col("name='p'\ntype='string'\nclean=['phone']\npii='tokenize'");
+        let reason = phone.clean(Some("010-87654321"), Some(&t)).unwrap_err();
+        assert!(!reason.contains("87654321"), "{reason}");
+        assert!(reason.contains("(value withheld)"), "{reason}");
+        assert_eq!(
+            withhold_values(r#"value "a\"b" is not "c", nor d"#),
+            "value (value withheld) is not (value withheld), nor d"
+        );
     }
 
     #[test]
