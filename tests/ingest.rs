@@ -542,7 +542,11 @@ name = "amt"
 type = "float"
 "#,
     );
-    w.write("src/macfw.txt", "A001  1.50\rA002  2.50\rA003  3.50\r");
+    // ... ending in a line of padding blanks, which is no record (it was a rejected row).
+    w.write(
+        "src/macfw.txt",
+        "A001  1.50\rA002  2.50\rA003  3.50\r          \r",
+    );
 
     // A quote that is never closed: the record is rejected naming the quote's line, not read
     // as one clean row holding the rest of the file.
@@ -674,6 +678,11 @@ type = "string"
     );
     let macfw = w.read_parquet(&format!("warehouse/clean/macfw/{dt}"));
     assert_eq!(strs(&macfw, "code"), ["A001", "A002", "A003"]);
+    assert_eq!(
+        w.read_parquet(&format!("warehouse/rejects/macfw/{dt}"))
+            .height(),
+        0
+    );
     let runaway = w.read_parquet(&format!("warehouse/clean/runaway/{dt}"));
     assert_eq!(strs(&runaway, "b"), ["ok"]);
     let rrej = w.read_parquet(&format!("warehouse/rejects/runaway/{dt}"));

@@ -483,6 +483,17 @@ pub fn halfwidth(v: Cow<'_, str>) -> Cow<'_, str> {
 /// `１３８００１３８０００` all become `13800138000`.
 pub fn normalize_phone(v: &str) -> Result<String, String> {
     let h = halfwidth(Cow::Borrowed(v));
+    // Digits and the separators people write; anything else (Excel's `1.38001380E+10`, an
+    // extension `ext. 12`) is not read as a number whose digits happen to fit.
+    if !h
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')'))
+    {
+        return Err(format!(
+            "{:?} is not a phone number (digits, spaces, +, - and parentheses only)",
+            shorten(v)
+        ));
+    }
     let mut digits: String = h.chars().filter(char::is_ascii_digit).collect();
     if digits.len() == 15 && digits.starts_with("0086") {
         digits.drain(..4);
@@ -966,6 +977,9 @@ mod tests {
             assert_eq!(normalize_phone(p).unwrap(), "13800138000", "{p}");
         }
         assert!(normalize_phone("010-12345678").is_err());
+        // Regression: Excel's scientific form lost digits and still passed.
+        assert!(normalize_phone("1.38001380E+10").is_err());
+        assert!(normalize_phone("(+86) 138 0013 8000").is_ok());
         assert!(normalize_phone("2380013800").is_err());
     }
 

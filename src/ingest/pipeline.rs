@@ -571,7 +571,8 @@ impl Shared<'_> {
         let mapping = out.file.mapping.clone();
         for (i, line_bytes) in readers::split_lines(bytes).enumerate() {
             let lb = trim_eol(line_bytes);
-            if lb.is_empty() {
+            // A line of blanks (padding at the end of an export) is no record, as in CSV.
+            if lb.iter().all(|b| matches!(b, b' ' | b'\t')) {
                 continue;
             }
             let line = first_line + i as u64;

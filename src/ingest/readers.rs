@@ -885,7 +885,7 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
                 f.to_string()
             }),
             Data::Bool(b) => Some(b.to_string()),
-            Data::DateTime(dt) => Some(excel_serial_to_string(dt.as_f64())),
+            Data::DateTime(dt) => Some(excel_date_time(dt)),
             Data::DateTimeIso(s) | Data::DurationIso(s) => Some(s.clone()),
             Data::Error(e) => return Err(format!("cell error {e:?}")),
         })
@@ -942,12 +942,17 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
     Ok((rows, checksum, bytes.len() as u64))
 }
 
-/// Excel serial day numbers (1900 system) to `YYYY-MM-DD` or `YYYY-MM-DD HH:MM:SS`.
-fn excel_serial_to_string(serial: f64) -> String {
-    let base = chrono::NaiveDate::from_ymd_opt(1899, 12, 30).unwrap();
-    let days = serial.floor() as i64;
+/// An Excel date cell to `YYYY-MM-DD`, or `YYYY-MM-DD HH:MM:SS` when it has a time (to the
+/// nearest second); a duration cell to its number of days. calamine knows the workbook's
+/// epoch (1900 or 1904) and Excel's phantom 1900-02-29; the time comes from the fraction.
+fn excel_date_time(dt: &calamine::ExcelDateTime) -> String {
+    let serial = dt.as_f64();
+    let (y, m, d, ..) = dt.to_ymd_hms_milli();
+    let date = chrono::NaiveDate::from_ymd_opt(y.into(), m.into(), d.into());
+    let Some(date) = date.filter(|_| !dt.is_duration()) else {
+        return serial.to_string();
+    };
     let secs = ((serial - serial.floor()) * 86_400.0).round() as i64;
-    let date = base + chrono::Duration::days(days);
     if secs == 0 {
         date.format("%Y-%m-%d").to_string()
     } else {
@@ -1332,7 +1337,17 @@ mod tests {
 
     #[test]
     fn excel_serials() {
-        assert_eq!(excel_serial_to_string(45352.0), "2024-03-01");
-        assert_eq!(excel_serial_to_string(45352.5), "2024-03-01 12:00:00");
+        use calamine::{ExcelDateTime, ExcelDateTimeType::DateTime};
+        let at = |serial: f64, is_1904: bool| {
+            excel_date_time(&ExcelDateTime::new(serial, DateTime, is_1904))
+        };
+        assert_eq!(at(45352.0, false), "2024-03-01");
+        assert_eq!(at(45352.5, false), "2024-03-01 12:00:00");
+        // Regressions: before Excel's phantom 1900-02-29 dates were a day early, and 1904
+        // workbooks four years off.
+        assert_eq!(at(1.0, false), "1900-01-01");
+        assert_eq!(at(59.0, false), "1900-02-28");
+        assert_eq!(at(61.0, false), "1900-03-01");
+        assert_eq!(at(43890.0, true), "2024-03-01");
     }
 }
