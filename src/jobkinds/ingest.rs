@@ -228,11 +228,8 @@ impl PreparedJob for Ingest {
         last_run: &str,
     ) -> Option<String> {
         let s = self.success(job, project, date)?;
-        if s.run_id != last_run {
-            return Some(format!(
-                "its partition was written again (run {}) after run {last_run}",
-                s.run_id
-            ));
+        if let Some(why) = super::written_again(&s, last_run) {
+            return Some(why);
         }
         if s.source_stamps.is_empty() || s.job != job.name {
             return None;

@@ -96,6 +96,17 @@ pub(crate) fn run_own_checks(
 
 /// Whether the checks a job runs itself passed in the run that committed `run_id` (a job whose
 /// table is committed is not done until then: a run killed in between runs it again).
+/// Why a partition no longer holds what the ledger's run `last_run` committed: another run
+/// (`panorama ingest` by hand) wrote it again since, so what was built from it is stale.
+pub(crate) fn written_again(s: &crate::warehouse::Success, last_run: &str) -> Option<String> {
+    (s.run_id != last_run).then(|| {
+        format!(
+            "its partition was written again (run {}) after run {last_run}",
+            s.run_id
+        )
+    })
+}
+
 pub(crate) fn own_checks_passed(
     wh: &crate::warehouse::Warehouse,
     date: chrono::NaiveDate,

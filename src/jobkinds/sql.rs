@@ -220,11 +220,8 @@ impl PreparedJob for SqlJob {
         last_run: &str,
     ) -> Option<String> {
         let s = self.success(job, project, date)?;
-        if s.run_id != last_run {
-            return Some(format!(
-                "its partition was written again (run {}) after run {last_run}",
-                s.run_id
-            ));
+        if let Some(why) = super::written_again(&s, last_run) {
+            return Some(why);
         }
         let built_from = s.extra.get("sql_blake3")?.as_str()?;
         (s.job == job.name && built_from != transform::sql_checksum(&self.model.text)).then(|| {
