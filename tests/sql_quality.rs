@@ -298,6 +298,16 @@ fn models_materialise_and_checks_gate_them() {
         "{html}"
     );
 
+    // By hand while a run holds the warehouse lock: refused (exit 4) when it would write
+    // results, as the night's check jobs do; allowed with --no-write.
+    {
+        let _night =
+            panorama::warehouse::lock::WarehouseLock::acquire(&w.path("warehouse"), "a night")
+                .unwrap();
+        let out = w.run_code(&["check", "payments", "--date", D2], 4);
+        assert!(stderr(&out).contains("a night"), "{}", stderr(&out));
+        w.run_code(&["check", "payments", "--date", D2, "--no-write"], 1);
+    }
     // By hand: the same verdict, exit 1, as JSON too.
     let out = w.run_code(&["check", "payments", "--date", D2, "--format", "json"], 1);
     let v: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();

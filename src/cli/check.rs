@@ -7,6 +7,7 @@ use crate::cli::{parse_date, Ctx, ListFormat};
 use crate::error::{Error, ExitCode, Result};
 use crate::quality::{self, Check};
 use crate::transform;
+use crate::warehouse::lock::WarehouseLock;
 use crate::warehouse::Warehouse;
 
 #[derive(Debug, clap::Args)]
@@ -66,6 +67,16 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             });
         }
     }
+    // Writing results replaces partitions of quality.check_results and the report, as the
+    // check jobs of a running night do: take the lock `panorama run` holds.
+    let _lock = if args.no_write {
+        None
+    } else {
+        Some(WarehouseLock::acquire(
+            &project.warehouse_root,
+            "panorama check",
+        )?)
+    };
     let run_id = format!("check-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S"));
     let mut outcomes = Vec::new();
     let mut dates = Vec::new();
