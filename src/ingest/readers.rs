@@ -732,45 +732,68 @@ pub fn json_rows(
         });
         return;
     }
-    let lookup = |elem: Option<&serde_json::Value>, prefix: Option<&str>| -> Vec<Option<String>> {
-        contract
+    // The fields of one row, and why it is rejected when a value cannot be read exactly.
+    let lookup = |elem: Option<&serde_json::Value>,
+                  prefix: Option<&str>|
+     -> (Vec<Option<String>>, Option<String>) {
+        let mut inexact = None;
+        let fields = contract
             .columns
             .iter()
             .map(|c| {
                 let name = c.source_name();
-                if let (Some(e), Some(p)) = (elem, prefix) {
-                    if let Some(rest) = name.strip_prefix(p).and_then(|r| r.strip_prefix('.')) {
-                        return e.pointer(&pointer_of(rest)).and_then(json_field);
+                let value = match (elem, prefix) {
+                    (Some(e), Some(p)) => {
+                        match name.strip_prefix(p).and_then(|r| r.strip_prefix('.')) {
+                            Some(rest) => e.pointer(&pointer_of(rest)),
+                            None => record.pointer(&pointer_of(name)),
+                        }
                     }
+                    _ => record.pointer(&pointer_of(name)),
+                };
+                if c.ty != super::contract::ColumnType::Float && inexact.is_none() {
+                    inexact = value.and_then(inexact_integer).map(|()| {
+                        format!(
+                            "column `{}`: a JSON number with more digits than JSON numbers \
+                             keep exactly (beyond 64 bits); send it as a string",
+                            c.name
+                        )
+                    });
                 }
-                record.pointer(&pointer_of(name)).and_then(json_field)
+                value.and_then(json_field)
             })
-            .collect()
+            .collect();
+        (fields, inexact)
     };
     match contract.source.explode.as_deref() {
-        None => out.push(RawRow {
-            record: record_no,
-            raw: raw.to_string(),
-            fields: lookup(None, None),
-            error: None,
-        }),
+        None => {
+            let (fields, error) = lookup(None, None);
+            out.push(RawRow {
+                record: record_no,
+                raw: raw.to_string(),
+                fields,
+                error,
+            })
+        }
         Some(path) => match record.pointer(&pointer_of(path)) {
             Some(serde_json::Value::Array(items)) if !items.is_empty() => {
                 for item in items {
+                    let (fields, error) = lookup(Some(item), Some(path));
                     out.push(RawRow {
                         record: record_no,
                         raw: raw.to_string(),
-                        fields: lookup(Some(item), Some(path)),
-                        error: None,
+                        fields,
+                        error,
                     });
                 }
             }
             None | Some(serde_json::Value::Null) | Some(serde_json::Value::Array(_)) => {
+                let (fields, error) = lookup(Some(&serde_json::Value::Null), Some(path));
                 out.push(RawRow {
                     record: record_no,
                     raw: raw.to_string(),
-                    fields: lookup(Some(&serde_json::Value::Null), Some(path)),
-                    error: None,
+                    fields,
+                    error,
                 })
             }
             Some(other) => out.push(RawRow {
@@ -784,6 +807,16 @@ pub fn json_rows(
             }),
         },
     }
+}
+
+/// A whole number the JSON reader could not keep exactly: beyond 64 bits it becomes a float
+/// (`62220212345678901234` read as `6.22202123456789e+19`), which is no account or ICCID.
+fn inexact_integer(v: &serde_json::Value) -> Option<()> {
+    let serde_json::Value::Number(n) = v else {
+        return None;
+    };
+    let f = n.as_f64().filter(|_| n.is_f64())?;
+    (f.fract() == 0.0 && f.abs() >= 9_007_199_254_740_992.0).then_some(())
 }
 
 pub fn json_kind(v: &serde_json::Value) -> &'static str {
@@ -1333,6 +1366,30 @@ mod tests {
             }
         }
         assert!(errors > good.len() / 2, "{errors}");
+    }
+
+    /// Regression: a 20-digit account written as a JSON number was stored as
+    /// `6.22202123456789e+19` in a string column, and a valid ICCID was rejected as invalid.
+    #[test]
+    fn json_integers_beyond_64_bits_are_rejected_not_rounded() {
+        let t: toml::Table = toml::from_str(
+            "name = 'x'\n[source]\npath = 'x.ndjson'\nformat = 'ndjson'\n\
+             [[columns]]\nname = 'acct'\ntype = 'string'\n\
+             [[columns]]\nname = 'amount'\ntype = 'float'\n",
+        )
+        .unwrap();
+        let contract = Contract::from_table(&t, Path::new("jobs/x.toml")).unwrap();
+        let rows = |text: &str| {
+            let mut out = Vec::new();
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            json_rows(&contract, &v, 1, text, &mut out);
+            out
+        };
+        let big = rows(r#"{"acct": 62220212345678901234, "amount": 1.5}"#);
+        assert!(big[0].error.as_deref().unwrap().contains("column `acct`"));
+        let ok = rows(r#"{"acct": 18446744073709551615, "amount": 62220212345678901234}"#);
+        assert_eq!(ok[0].error, None);
+        assert_eq!(ok[0].fields[0].as_deref(), Some("18446744073709551615"));
     }
 
     #[test]
