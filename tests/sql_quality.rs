@@ -417,6 +417,18 @@ fn models_materialise_and_checks_gate_them() {
     w.run_code(&["run", "--date", D2], 0);
     let out = w.run_code(&["run", "--date", D2], 0);
     assert_eq!(last_json_line(&out)["counts"]["to_run"], 0);
+    // An edited contract ingests its source again (a new date format, a wider reject rate).
+    let contract = std::fs::read_to_string(w.path("jobs/ingest/accounts.toml")).unwrap();
+    w.write(
+        "jobs/ingest/accounts.toml",
+        &contract.replace("required = true", "required = true\nclean = [\"trim\"]"),
+    );
+    let out = w.run_code(&["plan", "--date", D2], 0);
+    assert!(
+        stdout(&out).contains("its contract (jobs/ingest/accounts.toml) changed since run"),
+        "{}",
+        stdout(&out)
+    );
 }
 
 fn ingested_shop() -> Workdir {

@@ -271,6 +271,14 @@ pub struct Contract {
 pub const CONTRACT_KEYS: &[&str] = &["name", "table", "source", "rules", "columns", "description"];
 
 impl Contract {
+    /// A checksum of what the contract says (source, rules, columns; not where it was read
+    /// from), recorded in the clean partition's `_SUCCESS`: a night run after the contract was
+    /// edited ingests the source again.
+    pub fn checksum(&self) -> String {
+        let text = serde_json::to_vec(self).expect("a contract serialises");
+        blake3::hash(&text).to_hex().to_string()
+    }
+
     /// Reads and validates a contract file.
     pub fn from_file(path: &Path) -> Result<Contract> {
         let text = std::fs::read_to_string(path)

@@ -1006,6 +1006,7 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
             .map(|f| display_path(root, f).to_string())
             .collect(),
         source_stamps: stamps.clone(),
+        extra: serde_json::json!({ "contract_blake3": c.checksum() }),
         job: req.job.to_string(),
         run_id: req.run_id.to_string(),
         ..Default::default()

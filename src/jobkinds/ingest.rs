@@ -231,7 +231,22 @@ impl PreparedJob for Ingest {
         if let Some(why) = super::written_again(&s, last_run) {
             return Some(why);
         }
-        if s.source_stamps.is_empty() || s.job != job.name {
+        if s.job != job.name {
+            return None;
+        }
+        let read_with = s.extra.get("contract_blake3").and_then(|v| v.as_str());
+        if read_with.is_some_and(|c| c != self.contract.checksum()) {
+            return Some(format!(
+                "its contract ({}) changed since run {}",
+                self.contract
+                    .file
+                    .strip_prefix(&project.root)
+                    .unwrap_or(&self.contract.file)
+                    .display(),
+                s.run_id
+            ));
+        }
+        if s.source_stamps.is_empty() {
             return None;
         }
         // A source that is gone (archived after the night) is no reason to run again: the
