@@ -421,7 +421,7 @@ fn models_materialise_and_checks_gate_them() {
     let contract = std::fs::read_to_string(w.path("jobs/ingest/accounts.toml")).unwrap();
     w.write(
         "jobs/ingest/accounts.toml",
-        &contract.replace("required = true", "required = true\nclean = [\"trim\"]"),
+        contract.replace("required = true", "required = true\nclean = [\"trim\"]"),
     );
     let out = w.run_code(&["plan", "--date", D2], 0);
     assert!(
