@@ -29,6 +29,8 @@ pub struct IngestKind;
 
 struct Ingest {
     contract: Contract,
+    /// `contract.checksum()`, once per family rather than per instance and night.
+    contract_checksum: String,
     /// The contract's `[[checks]]`, when this job runs them (no `check` job checks the table).
     checks: Vec<Check>,
 }
@@ -82,7 +84,11 @@ impl JobKind for IngestKind {
                         // The table's check job runs them (with its own).
                         checks.clear();
                     }
-                    return Ok(Arc::new(Ingest { contract, checks }));
+                    return Ok(Arc::new(Ingest {
+                        contract_checksum: contract.checksum(),
+                        contract,
+                        checks,
+                    }));
                 }
             }
             Err(Error::Invalid { problems: p, .. }) => problems.extend(p),
@@ -235,7 +241,7 @@ impl PreparedJob for Ingest {
             return None;
         }
         let read_with = s.extra.get("contract_blake3").and_then(|v| v.as_str());
-        if read_with.is_some_and(|c| c != self.contract.checksum()) {
+        if read_with.is_some_and(|c| c != self.contract_checksum) {
             return Some(format!(
                 "its contract ({}) changed since run {}",
                 self.contract
