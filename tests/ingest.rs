@@ -545,7 +545,7 @@ type = "float"
     // ... ending in a line of padding blanks, which is no record (it was a rejected row).
     w.write(
         "src/macfw.txt",
-        "A001  1.50\rA002  2.50\rA003  3.50\r          \r",
+        "A001  1.50\rA002  2.50\rA003  3.50\r          \r\u{3000}\u{3000}\r",
     );
 
     // A quote that is never closed: the record is rejected naming the quote's line, not read
@@ -932,6 +932,28 @@ fn bad_input_gives_clear_messages_and_exit_codes() {
         read_partition(&w.path("warehouse/clean/branches/dt=2024-03-31/branch=0001")).height(),
         1
     );
+    // A key given twice names two instances: refused (the last one was ingested).
+    let e = ingest_branch(&["branch=0001", "branch=0002"], 2);
+    assert!(e.contains("given twice"), "{e}");
+    // Another instance's missing fixed source does not stop this one (it refused every
+    // instance of the family).
+    w.write(
+        "jobs/fixed.toml",
+        "kind = \"ingest\"\nname = \"fixed\"\n[source]\npath = \"src/fixed/{branch}.csv\"\nformat = \"csv\"\n[matrix]\nbranch = [\"0001\", \"0002\"]\n[[columns]]\nname = \"id\"\ntype = \"int\"\n",
+    );
+    w.write("src/fixed/0001.csv", "id\n1\n");
+    w.run_code(
+        &[
+            "ingest",
+            "fixed",
+            "--date",
+            "2024-03-31",
+            "--var",
+            "branch=0001",
+        ],
+        0,
+    );
+    std::fs::remove_file(w.path("jobs/fixed.toml")).unwrap();
 
     // Unknown source name and a bad date flag are usage errors.
     w.run_code(&["ingest", "nosuch", "--date", "2024-03-31"], 2);

@@ -93,34 +93,21 @@ fn check_vars(
     if vars.is_empty() {
         return Ok(());
     }
-    let (jobs, job_problems) = spec::load_jobs_partial(project, &crate::jobkinds::registry());
     let mut problems = Vec::new();
     for c in contracts {
-        let instances: Vec<&spec::Job> = jobs
-            .iter()
-            .filter(|j| j.family.kind == "ingest" && j.family.file == c.file)
-            .collect();
-        let Some(first) = instances.first() else {
-            // The job file has problems of its own (a contract's are found earlier).
-            let rel = c.file.strip_prefix(&project.root).unwrap_or(&c.file);
-            let at = format!("{}: ", rel.display());
-            let own: Vec<String> = job_problems
-                .iter()
-                .filter(|p| p.starts_with(&at))
-                .cloned()
-                .collect();
-            if own.is_empty() {
-                problems.push(format!(
-                    "{}: not a job of the project (`panorama jobs` does not list it), so it \
-                     has no matrix values for --var",
-                    rel.display()
-                ));
+        let rel = c.file.strip_prefix(&project.root).unwrap_or(&c.file);
+        let instances = match spec::declared_instances(project, &c.file) {
+            Ok(i) => i,
+            Err(p) => {
+                problems.extend(p.into_iter().map(|p| format!("{}: {p}", rel.display())));
+                continue;
             }
-            problems.extend(own);
-            continue;
         };
-        let keys = &first.family.matrix_keys;
-        if instances.iter().any(|j| &j.vars == vars) {
+        let keys: Vec<String> = instances
+            .first()
+            .map(|v| v.keys().cloned().collect())
+            .unwrap_or_default();
+        if instances.iter().any(|v| v == vars) {
             continue;
         }
         let job = format!("ingest.{}", c.name);
@@ -136,8 +123,8 @@ fn check_vars(
         let values = |k: &String| {
             let mut v: Vec<&str> = Vec::new();
             for j in &instances {
-                if !v.contains(&j.vars[k].as_str()) {
-                    v.push(&j.vars[k]);
+                if !v.contains(&j[k].as_str()) {
+                    v.push(&j[k]);
                 }
             }
             v.join(", ")
@@ -235,7 +222,16 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         }
         out
     };
-    let vars: BTreeMap<String, String> = args.vars.into_iter().collect();
+    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    for (k, v) in args.vars {
+        if let Some(before) = vars.insert(k.clone(), v.clone()) {
+            if before != v {
+                return Err(Error::config(format!(
+                    "--var {k} is given twice ({before}, {v}): one instance at a time"
+                )));
+            }
+        }
+    }
     check_vars(&project, &selected, &vars)?;
     // The lock `panorama run` holds: an ingest replaces partitions and removes the staging
     // folders of their earlier writers, which may be a running night's (or another ingest's).

@@ -48,7 +48,9 @@ impl Value<'_> {
     /// may rely on (it refuses a string `keep_latest_by` column).
     pub fn order_key(&self) -> Option<u64> {
         const SIGN: u64 = 1 << 63;
-        match self {
+        // 0 is a null's key (the lowest): a value never maps to it (i64::MIN ties with
+        // i64::MIN + 1 instead of with null).
+        let key = match self {
             Value::Int(v) | Value::Datetime(v) => Some(*v as u64 ^ SIGN),
             Value::Date(v) => Some(i64::from(*v) as u64 ^ SIGN),
             Value::Float(v) => {
@@ -58,7 +60,8 @@ impl Value<'_> {
             }
             Value::Bool(b) => Some(u64::from(*b) | SIGN),
             Value::Null | Value::Str(_) | Value::Token(_) => None,
-        }
+        };
+        key.map(|k| k.max(1))
     }
 
     /// Bytes identifying the value in a key (dedupe, unique).
@@ -199,13 +202,13 @@ impl CompiledColumn {
             return self.missing();
         }
         if let Some(check) = c.check {
-            check_id(check, &v)?;
             // One form per number, so that `…002x`, `…002X` and `…002ｘ` give one token.
             if matches!(check, IdCheck::IdCard | IdCheck::CreditCode)
                 && v.bytes().any(|b| b.is_ascii_lowercase() || !b.is_ascii())
             {
                 v = Cow::Owned(halfwidth(v).to_ascii_uppercase());
             }
+            check_id(check, &v)?;
         }
         if !c.accepted.is_empty() && !c.accepted.iter().any(|a| a == v.as_ref()) {
             return Err(format!(
@@ -839,6 +842,8 @@ mod tests {
             let keys: Vec<u64> = values.iter().map(|v| v.order_key().unwrap()).collect();
             assert!(keys.windows(2).all(|w| w[0] < w[1]), "{values:?}");
         }
+        // Regression: i64::MIN had key 0, a null's, and a later null row won over it.
+        assert!(Value::Int(i64::MIN).order_key().unwrap() > 0);
         assert_eq!(
             Value::Float(0.0).order_key(),
             Value::Float(-0.0).order_key()
@@ -886,6 +891,12 @@ mod tests {
         let upper = token("11010519491231002X");
         assert_eq!(token("11010519491231002x"), upper);
         assert_eq!(token("11010519491231002ｘ"), upper);
+        // Without a halfwidth rule too (the check saw the full-width character and refused).
+        let bare = col("name='id'\ntype='string'\ncheck='id_card'\npii='tokenize'");
+        match bare.clean(Some("11010519491231002ｘ"), Some(&t)).unwrap() {
+            Value::Token(k) => assert_eq!(k.0, upper),
+            other => panic!("{other:?}"),
+        }
         let phone = col("name='p'\ntype='string'\nclean=['phone']\npii='tokenize'");
         let reason = phone.clean(Some("010-87654321"), Some(&t)).unwrap_err();
         assert!(!reason.contains("87654321"), "{reason}");

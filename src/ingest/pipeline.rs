@@ -571,8 +571,7 @@ impl Shared<'_> {
         let mapping = out.file.mapping.clone();
         for (i, line_bytes) in readers::split_lines(bytes).enumerate() {
             let lb = trim_eol(line_bytes);
-            // A line of blanks (padding at the end of an export) is no record, as in CSV.
-            if lb.iter().all(|b| matches!(b, b' ' | b'\t')) {
+            if lb.is_empty() {
                 continue;
             }
             let line = first_line + i as u64;
@@ -585,6 +584,11 @@ impl Shared<'_> {
                 );
                 continue;
             };
+            // A line of blanks (padding at the end of an export, ASCII or ideographic
+            // spaces) is no record, as in CSV.
+            if text.chars().all(super::clean::is_space) {
+                continue;
+            }
             // Exports often strip trailing blanks: a short line reads as if padded, and the
             // fields it lacks are empty (then `required` and type checks decide).
             let chars: Vec<(usize, char)> = text.char_indices().collect();

@@ -979,19 +979,25 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
 /// nearest second); a duration cell to its number of days. calamine knows the workbook's
 /// epoch (1900 or 1904) and Excel's phantom 1900-02-29; the time comes from the fraction.
 fn excel_date_time(dt: &calamine::ExcelDateTime) -> String {
-    let serial = dt.as_f64();
-    let (y, m, d, ..) = dt.to_ymd_hms_milli();
-    let date = chrono::NaiveDate::from_ymd_opt(y.into(), m.into(), d.into());
-    let Some(date) = date.filter(|_| !dt.is_duration()) else {
-        return serial.to_string();
+    let (y, m, d, h, mi, sec, ms) = dt.to_ymd_hms_milli();
+    let at = chrono::NaiveDate::from_ymd_opt(y.into(), m.into(), d.into())
+        .and_then(|date| date.and_hms_milli_opt(h.into(), mi.into(), sec.into(), ms.into()));
+    let Some(at) = at.filter(|_| !dt.is_duration()) else {
+        return dt.as_f64().to_string();
     };
-    let secs = ((serial - serial.floor()) * 86_400.0).round() as i64;
-    if secs == 0 {
-        date.format("%Y-%m-%d").to_string()
+    // To the nearest second, carrying into the next day: calamine already carried a serial
+    // a hair before midnight into its day (adding our own rounded fraction on top of its date
+    // put such times a day late).
+    let at = {
+        use chrono::Timelike;
+        (at + chrono::Duration::milliseconds(500))
+            .with_nanosecond(0)
+            .expect("zero nanoseconds")
+    };
+    if at.time() == chrono::NaiveTime::MIN {
+        at.format("%Y-%m-%d").to_string()
     } else {
-        (date.and_hms_opt(0, 0, 0).unwrap() + chrono::Duration::seconds(secs))
-            .format("%Y-%m-%d %H:%M:%S")
-            .to_string()
+        at.format("%Y-%m-%d %H:%M:%S").to_string()
     }
 }
 
@@ -1029,19 +1035,23 @@ pub fn read_parquet(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, St
         let series = c.as_materialized_series();
         // Timestamps as `2026-01-02 03:04:05` (a fraction only when there is one), the form
         // of the default formats and of `%Y-%m-%d %H:%M:%S`; a plain cast wrote `.000000`.
-        let text = match series.dtype() {
+        // polars panics on a date or timestamp beyond chrono's range (date32 2147483647).
+        let text = crate::error::catch_library_panic(|| match series.dtype() {
             DataType::Datetime(_, _) => series
                 .datetime()
                 .and_then(|d| d.to_string("%Y-%m-%d %H:%M:%S%.f"))
                 .map(|ca| ca.into_series()),
             _ => series.cast(&DataType::String),
-        };
-        let s = text.map_err(|e| {
-            Error::input(
-                path,
-                format!("column {:?}: cannot read as text: {e}", c.name()),
-            )
-        })?;
+        });
+        let s = text
+            .map_err(|panic| panic.to_string())
+            .and_then(|r| r.map_err(|e| e.to_string()))
+            .map_err(|e| {
+                Error::input(
+                    path,
+                    format!("column {:?}: cannot read as text: {e}", c.name()),
+                )
+            })?;
         text_cols.push(s);
     }
     let cas: Vec<&StringChunked> = text_cols
@@ -1332,6 +1342,28 @@ mod tests {
     }
 
     #[test]
+    fn a_date_beyond_chronos_range_is_an_input_error() {
+        use polars::prelude::{DataFrame, DataType, NamedFrom, Series};
+        // Regression: polars panicked casting date32 2147483647 to text (exit 5).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.parquet");
+        let d = Series::new("d".into(), [i32::MAX])
+            .cast(&DataType::Date)
+            .unwrap();
+        let mut df = DataFrame::new(1, vec![d.into()]).unwrap();
+        crate::warehouse::parquet::write_frame(&p, &mut df, &[]).unwrap();
+        let t: toml::Table = toml::from_str(
+            "name = 'x'\n[source]\npath = 'd.parquet'\nformat = 'parquet'\n\
+             [[columns]]\nname = 'd'\ntype = 'date'\n",
+        )
+        .unwrap();
+        let contract = Contract::from_table(&t, Path::new("jobs/x.toml")).unwrap();
+        let e = read_parquet(&p, &contract).unwrap_err();
+        assert!(matches!(e, Error::Input { .. }), "{e}");
+        assert!(e.to_string().contains("cannot read as text"), "{e}");
+    }
+
+    #[test]
     fn a_corrupt_parquet_file_is_an_input_error_whatever_byte_is_flipped() {
         // Regression: some flips made polars-parquet panic (exit 5 instead of 3).
         let dir = tempfile::tempdir().unwrap();
@@ -1406,5 +1438,10 @@ mod tests {
         assert_eq!(at(59.0, false), "1900-02-28");
         assert_eq!(at(61.0, false), "1900-03-01");
         assert_eq!(at(43890.0, true), "2024-03-01");
+        // Regression: a hair before midnight (float noise) went a day late.
+        assert_eq!(at(45000.99999999999, false), "2023-03-16");
+        assert_eq!(at(45000.999996, false), "2023-03-16");
+        assert_eq!(at(45000.999994, false), "2023-03-15 23:59:59");
+        assert_eq!(at(45000.25, false), "2023-03-15 06:00:00");
     }
 }

@@ -374,6 +374,29 @@ fn string_list(table: &toml::Table, key: &str, problems: &mut Vec<String>) -> Ve
     }
 }
 
+/// The instances (matrix values) a job file declares, validated as `panorama jobs` validates
+/// them, without the kind's checks of each instance (a missing source file of another
+/// instance does not stop `panorama ingest --var` of this one). One empty instance without a
+/// `[matrix]`.
+pub fn declared_instances(project: &Project, file: &Path) -> Result<Vec<Vars>, Vec<String>> {
+    let text = std::fs::read_to_string(file).map_err(|e| vec![format!("{e}")])?;
+    let table: toml::Table = toml::from_str(&text).map_err(|e| vec![e.to_string()])?;
+    let mut problems = Vec::new();
+    let matrix = match table.get("matrix") {
+        None => BTreeMap::new(),
+        Some(toml::Value::Table(m)) => matrix_values(m, project, &mut problems),
+        Some(_) => {
+            problems.push("`matrix`: must be a table ([matrix])".into());
+            BTreeMap::new()
+        }
+    };
+    if problems.is_empty() {
+        Ok(cartesian(&matrix))
+    } else {
+        Err(problems)
+    }
+}
+
 /// Values of each matrix key, in their order, duplicates dropped.
 fn matrix_values(
     m: &toml::Table,
