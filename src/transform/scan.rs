@@ -158,7 +158,8 @@ pub fn scan(table_dir: &Path, parts: &[Partition]) -> Result<LazyFrame> {
             hive_options: HiveOptions {
                 enabled: Some(!has_dt),
                 hive_start_idx: base.len() + 1,
-                schema: Some(Arc::new(hive)),
+                // With hive columns off, a hive schema is an error in polars.
+                schema: (!has_dt).then(|| Arc::new(hive)),
                 try_parse_dates: true,
             },
             glob: false,
@@ -247,5 +248,24 @@ mod tests {
             .collect()
             .unwrap();
         assert_eq!(one.get_column_names(), ["a", "b", "dt"]);
+    }
+
+    /// Regression: a table with its own `dt` column could not be scanned ("a hive schema was
+    /// given but hive_partitioning was disabled"); its column wins over the partition key.
+    #[test]
+    fn a_data_column_named_dt_wins() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::new(dir.path());
+        commit(
+            &wh,
+            "2026-11-03",
+            df!("dt" => ["own"], "a" => [1i64]).unwrap(),
+        );
+        let parts = partitions(&wh, Layer::Clean, "t");
+        let df = scan(&wh.table_dir(Layer::Clean, "t"), &parts)
+            .unwrap()
+            .collect()
+            .unwrap();
+        assert_eq!(df.column("dt").unwrap().str().unwrap().get(0), Some("own"));
     }
 }
