@@ -94,8 +94,9 @@ pub fn changed_inputs(
 }
 
 /// The plan of one night from the ledger's statuses: a job runs unless it succeeded for the
-/// date (or `--force`); a job that succeeded runs again when its inputs changed (`changed`),
-/// and so do the succeeded jobs after it, which were built from the old inputs.
+/// date (or `--force`); a job that succeeded runs again when its inputs changed (`changed`)
+/// or a parent succeeded after it did (re-run on its own), and so do the succeeded jobs after
+/// it, which were built from the old inputs.
 pub fn plan_night(
     dag: &Dag,
     selected: &[bool],
