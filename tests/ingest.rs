@@ -955,6 +955,19 @@ fn bad_input_gives_clear_messages_and_exit_codes() {
     );
     std::fs::remove_file(w.path("jobs/fixed.toml")).unwrap();
 
+    // A misspelt top-level key is refused by hand as `panorama jobs` refuses it.
+    w.write(
+        "jobs/typo.toml",
+        simple("typo", "src/g.csv", "csv", "").replace("[source]", "colour = \"red\"\n[source]"),
+    );
+    let out = w.run_code(&["ingest", "typo", "--date", "2024-03-31"], 2);
+    assert!(
+        stderr(&out).contains("`colour`: unknown key"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(w.path("jobs/typo.toml")).unwrap();
+
     // Unknown source name and a bad date flag are usage errors.
     w.run_code(&["ingest", "nosuch", "--date", "2024-03-31"], 2);
     w.run_code(&["ingest", "--all", "--date", "2024-3-31x"], 2);

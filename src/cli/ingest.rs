@@ -62,6 +62,18 @@ pub fn discover_contracts(project_root: &Path) -> Result<Vec<Contract>> {
         if table.get("kind").and_then(|k| k.as_str()) != Some("ingest") {
             continue;
         }
+        // As `panorama jobs` refuses them: a misspelt key is not silently ignored by hand.
+        for k in table.keys() {
+            let known = crate::ingest::contract::CONTRACT_KEYS.contains(&k.as_str())
+                || crate::schedule::COMMON_KEYS.contains(&k.as_str())
+                || k == "checks";
+            if !known {
+                problems.push(format!(
+                    "{}: `{k}`: unknown key for kind \"ingest\"",
+                    f.display()
+                ));
+            }
+        }
         match Contract::from_table(&table, &f) {
             Ok(c) => contracts.push(c),
             Err(Error::Invalid { what, problems: p }) => {

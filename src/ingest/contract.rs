@@ -458,6 +458,14 @@ impl Contract {
                     problems.push(format!(
                         "{at}: date format {f:?} has no % directive (e.g. \"%Y-%m-%d\")"
                     ));
+                } else if chrono::format::StrftimeItems::new(f)
+                    .any(|i| matches!(i, chrono::format::Item::Error))
+                {
+                    // Else every row would be rejected at night for a typo here.
+                    problems.push(format!(
+                        "{at}: date format {f:?} has a directive chrono does not know \
+                         (see https://docs.rs/chrono/latest/chrono/format/strftime)"
+                    ));
                 }
             }
         }
@@ -623,6 +631,24 @@ mod tests {
         assert!(msg.contains("delimiter"), "{msg}");
         assert!(msg.contains("unique_key") && msg.contains("nope"), "{msg}");
         assert!(msg.contains("(c)") && msg.contains("formats"), "{msg}");
+        // Regression: an unknown directive passed and rejected every row at run time.
+        let err = parse(
+            r#"
+            name = "d"
+            [source]
+            path = "d.csv"
+            format = "csv"
+            [[columns]]
+            name = "day"
+            type = "date"
+            formats = ["%Y-%Q-%d"]
+            "#,
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("directive chrono does not know"),
+            "{err}"
+        );
         assert!(msg.contains("jobs/x.toml"), "{msg}");
     }
 
