@@ -935,6 +935,12 @@ fn bad_input_gives_clear_messages_and_exit_codes() {
     // A key given twice names two instances: refused (the last one was ingested).
     let e = ingest_branch(&["branch=0001", "branch=0002"], 2);
     assert!(e.contains("given twice"), "{e}");
+    // No --var for a family: says so (it was "unknown placeholder {branch}").
+    let e = ingest_branch(&[], 2);
+    assert!(
+        e.contains("ingest.branches is a family (matrix: branch)"),
+        "{e}"
+    );
     // Another instance's missing fixed source does not stop this one (it refused every
     // instance of the family).
     w.write(

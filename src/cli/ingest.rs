@@ -102,9 +102,6 @@ fn check_vars(
     contracts: &[&Contract],
     vars: &BTreeMap<String, String>,
 ) -> Result<()> {
-    if vars.is_empty() {
-        return Ok(());
-    }
     let mut problems = Vec::new();
     for c in contracts {
         let rel = c.file.strip_prefix(&project.root).unwrap_or(&c.file);
@@ -123,6 +120,18 @@ fn check_vars(
             continue;
         }
         let job = format!("ingest.{}", c.name);
+        if vars.is_empty() {
+            // Else the source path's first matrix placeholder was an "unknown placeholder".
+            problems.push(format!(
+                "{job} is a family (matrix: {}): ingest one instance with --var, e.g. --var {}",
+                keys.join(", "),
+                keys.iter()
+                    .map(|k| format!("{k}={}", instances[0][k]))
+                    .collect::<Vec<_>>()
+                    .join(" --var ")
+            ));
+            continue;
+        }
         if keys.is_empty() {
             problems.push(format!(
                 "{job} has no [matrix], so --var {} names nothing in it",
