@@ -341,11 +341,24 @@ impl Shared<'_> {
     }
 
     fn reject_whole(&self, out: &mut CleanBatch, line: u64, reason: String, raw: String) {
+        self.reject_record(out, line, None, reason, raw);
+    }
+
+    /// Rejects a record the reader could not turn into fields, naming the column when the
+    /// problem is one column's.
+    fn reject_record(
+        &self,
+        out: &mut CleanBatch,
+        line: u64,
+        column: Option<String>,
+        reason: String,
+        raw: String,
+    ) {
         out.rows_read += 1;
         out.rejects.push(Reject {
             file: out.file.display.clone(),
             record: line,
-            column: None,
+            column,
             reason,
             raw,
         });
@@ -397,7 +410,7 @@ impl Shared<'_> {
 
     fn process_row(&self, out: &mut CleanBatch, r: RawRow) {
         if let Some(e) = r.error {
-            self.reject_whole(out, r.record, e, r.raw);
+            self.reject_record(out, r.record, r.error_column, e, r.raw);
             return;
         }
         let fields: Vec<Option<&str>> = r.fields.iter().map(|f| f.as_deref()).collect();
@@ -1207,6 +1220,7 @@ fn produce(
                                     "a quote opened on line {quote_line} is never closed: the \
                                      record runs on to the end of the file"
                                 )),
+                                error_column: None,
                             }],
                         },
                     };

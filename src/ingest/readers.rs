@@ -88,6 +88,8 @@ pub struct RawRow {
     pub fields: Vec<Option<String>>,
     /// Set when the record could not be split (malformed): the row is rejected with it.
     pub error: Option<String>,
+    /// The column the error is about, when there is one.
+    pub error_column: Option<String>,
 }
 
 /// A unit of work for the cleaning workers.
@@ -729,14 +731,15 @@ pub fn json_rows(
                 "expected a JSON object, found {}",
                 json_kind(record)
             )),
+            error_column: None,
         });
         return;
     }
     // The fields of one row, and why it is rejected when a value cannot be read exactly.
     let lookup = |elem: Option<&serde_json::Value>,
                   prefix: Option<&str>|
-     -> (Vec<Option<String>>, Option<String>) {
-        let mut inexact = None;
+     -> (Vec<Option<String>>, Option<(String, String)>) {
+        let mut inexact: Option<(String, String)> = None;
         let fields = contract
             .columns
             .iter()
@@ -753,10 +756,13 @@ pub fn json_rows(
                 };
                 if c.ty != super::contract::ColumnType::Float && inexact.is_none() {
                     inexact = value.and_then(inexact_integer).map(|()| {
-                        format!(
-                            "column `{}`: a JSON number with more digits than JSON numbers \
-                             keep exactly (beyond 64 bits); send it as a string",
-                            c.name
+                        (
+                            c.name.clone(),
+                            format!(
+                                "{}: a JSON number with more digits than JSON numbers keep \
+                                 exactly (beyond 64 bits); send it as a string",
+                                c.name
+                            ),
                         )
                     });
                 }
@@ -767,33 +773,39 @@ pub fn json_rows(
     };
     match contract.source.explode.as_deref() {
         None => {
-            let (fields, error) = lookup(None, None);
+            let (fields, inexact) = lookup(None, None);
+            let (error_column, error) = inexact.unzip();
             out.push(RawRow {
                 record: record_no,
                 raw: raw.to_string(),
                 fields,
                 error,
+                error_column,
             })
         }
         Some(path) => match record.pointer(&pointer_of(path)) {
             Some(serde_json::Value::Array(items)) if !items.is_empty() => {
                 for item in items {
-                    let (fields, error) = lookup(Some(item), Some(path));
+                    let (fields, inexact) = lookup(Some(item), Some(path));
+                    let (error_column, error) = inexact.unzip();
                     out.push(RawRow {
                         record: record_no,
                         raw: raw.to_string(),
                         fields,
                         error,
+                        error_column,
                     });
                 }
             }
             None | Some(serde_json::Value::Null) | Some(serde_json::Value::Array(_)) => {
-                let (fields, error) = lookup(Some(&serde_json::Value::Null), Some(path));
+                let (fields, inexact) = lookup(Some(&serde_json::Value::Null), Some(path));
+                let (error_column, error) = inexact.unzip();
                 out.push(RawRow {
                     record: record_no,
                     raw: raw.to_string(),
                     fields,
                     error,
+                    error_column,
                 })
             }
             Some(other) => out.push(RawRow {
@@ -804,6 +816,7 @@ pub fn json_rows(
                     "field {path:?} should be an array to explode, found {}",
                     json_kind(other)
                 )),
+                error_column: None,
             }),
         },
     }
@@ -970,6 +983,7 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
             raw,
             fields,
             error,
+            error_column: None,
         });
     }
     Ok((rows, checksum, bytes.len() as u64))
@@ -1083,6 +1097,7 @@ pub fn read_parquet(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, St
                 .map(|m| m.and_then(|j| values[j].map(str::to_string)))
                 .collect(),
             error: None,
+            error_column: None,
         });
     }
     Ok((rows, checksum, len))
@@ -1418,7 +1433,12 @@ mod tests {
             out
         };
         let big = rows(r#"{"acct": 62220212345678901234, "amount": 1.5}"#);
-        assert!(big[0].error.as_deref().unwrap().contains("column `acct`"));
+        assert!(big[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .starts_with("acct: a JSON number"));
+        assert_eq!(big[0].error_column.as_deref(), Some("acct"));
         let ok = rows(r#"{"acct": 18446744073709551615, "amount": 62220212345678901234}"#);
         assert_eq!(ok[0].error, None);
         assert_eq!(ok[0].fields[0].as_deref(), Some("18446744073709551615"));
