@@ -936,10 +936,7 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
     };
 
     let wh = Warehouse::new(&req.project.warehouse_root);
-    let mut key = PartitionKey::date(&req.date.format("%Y-%m-%d").to_string());
-    for (k, v) in req.vars {
-        key = key.with(k, v);
-    }
+    let key = PartitionKey::instance(req.date, req.vars);
     let staged = wh.stage(Layer::Clean, &c.table, &key, req.run_id)?;
     let staged_rejects = wh.stage(Layer::Rejects, &c.table, &key, req.run_id)?;
     let threads = req.threads.max(1);

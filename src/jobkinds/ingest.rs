@@ -23,7 +23,7 @@ use crate::schedule::{
     substitute_with, Committed, Io, JobCtx, JobError, JobFile, JobKind, JobOutcome, JobRef,
     PreparedJob, TableRef, Vars,
 };
-use crate::warehouse::{Layer, PartitionKey, SourceStamp, Success, Warehouse};
+use crate::warehouse::{Layer, SourceStamp, Warehouse};
 
 pub struct IngestKind;
 
@@ -103,21 +103,6 @@ const PLACEHOLDERS: &[&str] = &["date", "yyyymmdd"];
 impl Ingest {
     fn clean_table(&self) -> String {
         format!("{}.{}", Layer::Clean.as_str(), self.contract.table)
-    }
-
-    /// The `_SUCCESS` of the instance's clean partition for `date`.
-    fn success(
-        &self,
-        job: &JobRef<'_>,
-        project: &Project,
-        date: chrono::NaiveDate,
-    ) -> Option<Success> {
-        let wh = Warehouse::new(&project.warehouse_root);
-        let mut key = PartitionKey::date(&date.to_string());
-        for (k, v) in job.vars {
-            key = key.with(k, v);
-        }
-        wh.read_success(Layer::Clean, &self.contract.table, &key)
     }
 }
 
@@ -233,7 +218,7 @@ impl PreparedJob for Ingest {
         date: chrono::NaiveDate,
         last_run: &str,
     ) -> Option<String> {
-        let s = self.success(job, project, date)?;
+        let s = super::instance_success(project, Layer::Clean, &self.contract.table, job, date)?;
         if let Some(why) = super::written_again(&s, last_run) {
             return Some(why);
         }
@@ -272,7 +257,7 @@ impl PreparedJob for Ingest {
         date: chrono::NaiveDate,
     ) -> Option<Committed> {
         let wh = Warehouse::new(&project.warehouse_root);
-        let s = self.success(job, project, date)?;
+        let s = super::instance_success(project, Layer::Clean, &self.contract.table, job, date)?;
         if s.job != job.name {
             return None;
         }
@@ -319,7 +304,7 @@ fn error_chain(e: &Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::warehouse::Success;
+    use crate::warehouse::{PartitionKey, Success};
 
     #[test]
     fn committed_reads_the_partitions_success_marker() {

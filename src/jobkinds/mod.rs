@@ -94,8 +94,21 @@ pub(crate) fn run_own_checks(
     Ok(o.warning_lines())
 }
 
-/// Whether the checks a job runs itself passed in the run that committed `run_id` (a job whose
-/// table is committed is not done until then: a run killed in between runs it again).
+/// The `_SUCCESS` of a job instance's partition of `layer.table` for `date`.
+pub(crate) fn instance_success(
+    project: &crate::config::Project,
+    layer: crate::warehouse::Layer,
+    table: &str,
+    job: &crate::schedule::JobRef<'_>,
+    date: chrono::NaiveDate,
+) -> Option<crate::warehouse::Success> {
+    crate::warehouse::Warehouse::new(&project.warehouse_root).read_success(
+        layer,
+        table,
+        &crate::warehouse::PartitionKey::instance(date, job.vars),
+    )
+}
+
 /// Why a partition no longer holds what the ledger's run `last_run` committed: another run
 /// (`panorama ingest` by hand) wrote it again since, so what was built from it is stale.
 pub(crate) fn written_again(s: &crate::warehouse::Success, last_run: &str) -> Option<String> {
@@ -107,6 +120,8 @@ pub(crate) fn written_again(s: &crate::warehouse::Success, last_run: &str) -> Op
     })
 }
 
+/// Whether the checks a job runs itself passed in the run that committed `run_id` (a job whose
+/// table is committed is not done until then: a run killed in between runs it again).
 pub(crate) fn own_checks_passed(
     wh: &crate::warehouse::Warehouse,
     date: chrono::NaiveDate,

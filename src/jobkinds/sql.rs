@@ -28,7 +28,7 @@ use crate::schedule::{
     Vars,
 };
 use crate::transform::{self, Model};
-use crate::warehouse::{Layer, PartitionKey, Warehouse};
+use crate::warehouse::{Layer, Warehouse};
 
 pub struct SqlKind;
 
@@ -127,21 +127,6 @@ impl SqlJob {
     fn table(&self) -> String {
         format!("{}.{}", Layer::Feature.as_str(), self.model.name)
     }
-
-    /// The `_SUCCESS` of the instance's feature partition for `date`.
-    fn success(
-        &self,
-        job: &JobRef<'_>,
-        project: &Project,
-        date: chrono::NaiveDate,
-    ) -> Option<crate::warehouse::Success> {
-        let wh = Warehouse::new(&project.warehouse_root);
-        let mut key = PartitionKey::date(&date.to_string());
-        for (k, v) in job.vars {
-            key = key.with(k, v);
-        }
-        wh.read_success(Layer::Feature, &self.model.name, &key)
-    }
 }
 
 impl PreparedJob for SqlJob {
@@ -219,7 +204,7 @@ impl PreparedJob for SqlJob {
         date: chrono::NaiveDate,
         last_run: &str,
     ) -> Option<String> {
-        let s = self.success(job, project, date)?;
+        let s = super::instance_success(project, Layer::Feature, &self.model.name, job, date)?;
         if let Some(why) = super::written_again(&s, last_run) {
             return Some(why);
         }
@@ -239,7 +224,7 @@ impl PreparedJob for SqlJob {
         date: chrono::NaiveDate,
     ) -> Option<Committed> {
         let wh = Warehouse::new(&project.warehouse_root);
-        let s = self.success(job, project, date)?;
+        let s = super::instance_success(project, Layer::Feature, &self.model.name, job, date)?;
         if s.job != job.name {
             return None;
         }

@@ -237,14 +237,7 @@ fn load_file(path: &Path, project: &Project, registry: &Registry) -> Result<Vec<
         .get("description")
         .and_then(|v| v.as_str())
         .map(str::to_string);
-    let matrix = match table.get("matrix") {
-        None => BTreeMap::new(),
-        Some(toml::Value::Table(m)) => matrix_values(m, project, &mut problems),
-        Some(_) => {
-            problems.push("`matrix`: must be a table ([matrix])".into());
-            BTreeMap::new()
-        }
-    };
+    let matrix = file_matrix(&table, project, &mut problems);
     let matrix_keys: Vec<String> = matrix.keys().cloned().collect();
 
     let prepared = match (kind_impl, kind.as_deref()) {
@@ -382,18 +375,27 @@ pub fn declared_instances(project: &Project, file: &Path) -> Result<Vec<Vars>, V
     let text = std::fs::read_to_string(file).map_err(|e| vec![format!("{e}")])?;
     let table: toml::Table = toml::from_str(&text).map_err(|e| vec![e.to_string()])?;
     let mut problems = Vec::new();
-    let matrix = match table.get("matrix") {
-        None => BTreeMap::new(),
-        Some(toml::Value::Table(m)) => matrix_values(m, project, &mut problems),
-        Some(_) => {
-            problems.push("`matrix`: must be a table ([matrix])".into());
-            BTreeMap::new()
-        }
-    };
+    let matrix = file_matrix(&table, project, &mut problems);
     if problems.is_empty() {
         Ok(cartesian(&matrix))
     } else {
         Err(problems)
+    }
+}
+
+/// A job file's `[matrix]`: values of each key (none without one).
+fn file_matrix(
+    table: &toml::Table,
+    project: &Project,
+    problems: &mut Vec<String>,
+) -> BTreeMap<String, Vec<String>> {
+    match table.get("matrix") {
+        None => BTreeMap::new(),
+        Some(toml::Value::Table(m)) => matrix_values(m, project, problems),
+        Some(_) => {
+            problems.push("`matrix`: must be a table ([matrix])".into());
+            BTreeMap::new()
+        }
     }
 }
 

@@ -511,10 +511,7 @@ pub fn build(req: &BuildRequest<'_>) -> Result<BuildReport> {
     if req.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
         return Err(Error::Interrupted);
     }
-    let mut key = PartitionKey::date(&req.date.format("%Y-%m-%d").to_string());
-    for (k, v) in req.vars {
-        key = key.with(k, v);
-    }
+    let key = PartitionKey::instance(req.date, req.vars);
     let staged = wh.stage(Layer::Feature, &m.name, &key, req.run_id)?;
     let file = staged.dir().join("part-00000.parquet");
     // Streamed into the staged file (bounded memory); the partition gives `dt` (and a family's

@@ -478,7 +478,7 @@ impl Compiled {
         };
         let target = SinkTarget::Path(PlRefPath::new(path.to_string_lossy().as_ref()));
         let in_memory = lf.clone();
-        let streamed = crate::error::catch_library_panic(|| {
+        let streamed = on_streaming_engine(|| {
             lf.sink(
                 SinkDestination::File { target },
                 FileWriteFormat::Parquet(Arc::new(options)),
@@ -487,15 +487,10 @@ impl Compiled {
             .and_then(|lf| lf.collect_with_engine(Engine::Streaming))
         });
         match streamed {
-            Ok(r) => {
+            Some(r) => {
                 r.map_err(|e| query_error_named(e, "query", &names))?;
             }
-            Err(why) => {
-                // See `collect`: a plan the streaming engine cannot run is run in memory.
-                crate::log::debug(
-                    "the streaming engine failed on this plan; running it in memory",
-                    &[("panic", why.into())],
-                );
+            None => {
                 let mut df = in_memory
                     .collect_with_engine(Engine::InMemory)
                     .map(|r| r.unwrap_single())
@@ -548,23 +543,31 @@ pub fn collect(lf: LazyFrame) -> PolarsResult<DataFrame> {
         Ok("in-memory") | Ok("in_memory") => Engine::InMemory,
         _ => Engine::Streaming,
     };
+    // A plain query has one sink, so the result is a single frame.
     if engine == Engine::Streaming {
-        // The streaming engine of polars 0.55 panics on some plans the in-memory one runs
-        // (a cross join filtered by an inequality: "entered unreachable code").
-        let again = lf.clone();
-        match crate::error::catch_library_panic(|| lf.collect_with_engine(Engine::Streaming)) {
-            // A plain query has one sink, so the result is a single frame.
-            Ok(r) => return r.map(|r| r.unwrap_single()),
-            Err(why) => crate::log::debug(
+        if let Some(r) = on_streaming_engine(|| lf.clone().collect_with_engine(Engine::Streaming)) {
+            return r.map(|r| r.unwrap_single());
+        }
+    }
+    lf.collect_with_engine(Engine::InMemory)
+        .map(|r| r.unwrap_single())
+}
+
+/// Runs `f`, which runs a plan on polars' streaming engine; `None` when the engine panicked
+/// on the plan, which the caller then runs in memory. polars 0.55's streaming engine panics
+/// on some plans the in-memory one runs (a cross join filtered by an inequality: "entered
+/// unreachable code").
+fn on_streaming_engine<T>(f: impl FnOnce() -> PolarsResult<T>) -> Option<PolarsResult<T>> {
+    match crate::error::catch_library_panic(f) {
+        Ok(r) => Some(r),
+        Err(why) => {
+            crate::log::debug(
                 "the streaming engine failed on this plan; running it in memory",
                 &[("panic", why.into())],
-            ),
+            );
+            None
         }
-        return again
-            .collect_with_engine(Engine::InMemory)
-            .map(|r| r.unwrap_single());
     }
-    lf.collect_with_engine(engine).map(|r| r.unwrap_single())
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -80,6 +80,20 @@ impl PartitionKey {
         }
     }
 
+    /// The partition of a date and a job instance's matrix values (keys after `dt`, in order).
+    pub fn instance<'a>(
+        date: chrono::NaiveDate,
+        vars: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> PartitionKey {
+        PartitionKey {
+            dt: date.format("%Y-%m-%d").to_string(),
+            extra: vars
+                .into_iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+
     pub fn with(mut self, key: &str, value: &str) -> PartitionKey {
         self.extra.push((key.to_string(), value.to_string()));
         self
