@@ -136,6 +136,15 @@ thread_local! {
 /// caller through the pool.
 static CATCHING_PANICS: AtomicUsize = AtomicUsize::new(0);
 
+/// The message a panic carries (`panic!("…")` gives a `&str` or a `String`), else `default`.
+pub fn panic_message(payload: &(dyn std::any::Any + Send), default: &str) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| default.to_string())
+}
+
 /// Runs `f` and turns a panic inside it into its message: for a library that panics on bad
 /// input instead of returning an error (polars-parquet on a corrupt footer), or on a plan it
 /// has another way to run (polars' streaming engine, see `transform::query::collect`). Meanwhile the
@@ -147,11 +156,7 @@ pub fn catch_library_panic<T>(f: impl FnOnce() -> T) -> std::result::Result<T, S
     CATCHING_PANICS.fetch_sub(1, Ordering::SeqCst);
     CATCHING_PANIC.set(outer);
     out.map_err(|payload| {
-        let message = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "the reader panicked".into());
+        let message = panic_message(payload.as_ref(), "the reader panicked");
         // Assertion messages span lines: one line for the error chain.
         message.split_whitespace().collect::<Vec<_>>().join(" ")
     })

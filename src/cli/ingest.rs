@@ -38,13 +38,20 @@ fn parse_var(s: &str) -> std::result::Result<(String, String), String> {
         .ok_or_else(|| format!("{s:?} is not key=value"))
 }
 
+/// An ingest job file: its contract, and the file as read (its matrix and checks).
+pub struct Discovered {
+    pub contract: Contract,
+    pub table: toml::Table,
+}
+
 /// Ingest contracts of a project: every `jobs/**/*.toml` whose `kind` is `ingest`.
-pub fn discover_contracts(project_root: &Path) -> Result<Vec<Contract>> {
+pub fn discover_contracts(project_root: &Path) -> Result<Vec<Discovered>> {
     let mut files = Vec::new();
     collect_toml(&project_root.join("jobs"), &mut files);
     files.sort();
     let mut contracts = Vec::new();
     let mut problems = Vec::new();
+    let ingest_keys = crate::jobkinds::ingest::keys();
     for f in files {
         let text = std::fs::read_to_string(&f)
             .map_err(|e| Error::config(format!("{}: {e}", f.display())))?;
@@ -64,9 +71,8 @@ pub fn discover_contracts(project_root: &Path) -> Result<Vec<Contract>> {
         }
         // As `panorama jobs` refuses them: a misspelt key is not silently ignored by hand.
         for k in table.keys() {
-            let known = crate::ingest::contract::CONTRACT_KEYS.contains(&k.as_str())
-                || crate::schedule::COMMON_KEYS.contains(&k.as_str())
-                || k == "checks";
+            let known = ingest_keys.contains(&k.as_str())
+                || crate::schedule::COMMON_KEYS.contains(&k.as_str());
             if !known {
                 problems.push(format!(
                     "{}: `{k}`: unknown key for kind \"ingest\"",
@@ -75,7 +81,7 @@ pub fn discover_contracts(project_root: &Path) -> Result<Vec<Contract>> {
             }
         }
         match Contract::from_table(&table, &f) {
-            Ok(c) => contracts.push(c),
+            Ok(contract) => contracts.push(Discovered { contract, table }),
             Err(Error::Invalid { what, problems: p }) => {
                 problems.extend(p.into_iter().map(|x| format!("{what}: {x}")))
             }
@@ -99,34 +105,37 @@ pub fn discover_contracts(project_root: &Path) -> Result<Vec<Contract>> {
 /// value swapped a folder outside the warehouse into place and deleted it.
 fn check_vars(
     project: &crate::config::Project,
-    contracts: &[&Contract],
+    contracts: &[&Discovered],
     vars: &BTreeMap<String, String>,
 ) -> Result<()> {
     let mut problems = Vec::new();
-    for c in contracts {
-        let rel = c.file.strip_prefix(&project.root).unwrap_or(&c.file);
-        let instances = match spec::declared_instances(project, &c.file) {
-            Ok(i) => i,
+    for d in contracts {
+        let c = &d.contract;
+        let matrix = match spec::declared_matrix(project, &d.table) {
+            Ok(m) => m,
             Err(p) => {
+                let rel = c.file.strip_prefix(&project.root).unwrap_or(&c.file);
                 problems.extend(p.into_iter().map(|p| format!("{}: {p}", rel.display())));
                 continue;
             }
         };
-        let keys: Vec<String> = instances
-            .first()
-            .map(|v| v.keys().cloned().collect())
-            .unwrap_or_default();
-        if instances.iter().any(|v| v == vars) {
+        let is_instance = vars.len() == matrix.len()
+            && vars
+                .iter()
+                .all(|(k, v)| matrix.get(k).is_some_and(|vs| vs.contains(v)));
+        if is_instance {
             continue;
         }
+        let keys: Vec<&str> = matrix.keys().map(String::as_str).collect();
         let job = format!("ingest.{}", c.name);
         if vars.is_empty() {
             // Else the source path's first matrix placeholder was an "unknown placeholder".
             problems.push(format!(
                 "{job} is a family (matrix: {}): ingest one instance with --var, e.g. --var {}",
                 keys.join(", "),
-                keys.iter()
-                    .map(|k| format!("{k}={}", instances[0][k]))
+                matrix
+                    .iter()
+                    .map(|(k, vs)| format!("{k}={}", vs[0]))
                     .collect::<Vec<_>>()
                     .join(" --var ")
             ));
@@ -139,17 +148,16 @@ fn check_vars(
             ));
             continue;
         }
-        let unknown: Vec<&String> = vars.keys().filter(|k| !keys.contains(k)).collect();
-        let missing: Vec<&String> = keys.iter().filter(|k| !vars.contains_key(*k)).collect();
-        let values = |k: &String| {
-            let mut v: Vec<&str> = Vec::new();
-            for j in &instances {
-                if !v.contains(&j[k].as_str()) {
-                    v.push(&j[k]);
-                }
-            }
-            v.join(", ")
-        };
+        let unknown: Vec<&str> = vars
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !matrix.contains_key(*k))
+            .collect();
+        let missing: Vec<&str> = keys
+            .iter()
+            .copied()
+            .filter(|k| !vars.contains_key(*k))
+            .collect();
         problems.push(if !unknown.is_empty() || !missing.is_empty() {
             format!(
                 "{job}: --var must name exactly its matrix keys ({}){}{}",
@@ -157,12 +165,12 @@ fn check_vars(
                 if unknown.is_empty() {
                     String::new()
                 } else {
-                    format!("; unknown: {}", join(&unknown))
+                    format!("; unknown: {}", unknown.join(", "))
                 },
                 if missing.is_empty() {
                     String::new()
                 } else {
-                    format!("; missing: {}", join(&missing))
+                    format!("; missing: {}", missing.join(", "))
                 },
             )
         } else {
@@ -173,8 +181,9 @@ fn check_vars(
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect::<Vec<_>>()
                     .join(","),
-                keys.iter()
-                    .map(|k| format!("{k}: {}", values(k)))
+                matrix
+                    .iter()
+                    .map(|(k, vs)| format!("{k}: {}", vs.join(", ")))
                     .collect::<Vec<_>>()
                     .join("; ")
             )
@@ -188,14 +197,6 @@ fn check_vars(
             problems,
         })
     }
-}
-
-fn join(names: &[&String]) -> String {
-    names
-        .iter()
-        .map(|s| s.as_str())
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -215,7 +216,7 @@ fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) {
 pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let project = ctx.project()?;
     let all = discover_contracts(&project.root)?;
-    let selected: Vec<&Contract> = if args.all {
+    let selected: Vec<&Discovered> = if args.all {
         all.iter().collect()
     } else {
         if args.sources.is_empty() {
@@ -226,7 +227,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         let mut out = Vec::new();
         let mut unknown = Vec::new();
         for s in &args.sources {
-            match all.iter().find(|c| &c.name == s || &c.table == s) {
+            match all
+                .iter()
+                .find(|d| d.contract.name == *s || d.contract.table == *s)
+            {
                 Some(c) => out.push(c),
                 None => unknown.push(s.clone()),
             }
@@ -236,7 +240,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                 "unknown source(s): {}; the project has: {}",
                 unknown.join(", "),
                 all.iter()
-                    .map(|c| c.name.as_str())
+                    .map(|d| d.contract.name.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             )));
@@ -270,7 +274,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let run_id = format!("manual-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f"));
     let mut reports = Vec::new();
     let mut failures: Vec<(String, Error)> = Vec::new();
-    for c in selected {
+    for d in selected {
+        let c = &d.contract;
         let job = format!("ingest.{}", c.name);
         let req = IngestRequest {
             project: &project,
@@ -300,11 +305,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
                     ],
                 );
                 // `[[checks]]` belong to the job (the contract file read as a job file).
-                let declares_checks = crate::transform::index(&project)
-                    .files
-                    .iter()
-                    .any(|f| f.path == c.file && f.table.contains_key("checks"));
-                if declares_checks {
+                if d.table.contains_key("checks") {
                     crate::log::info(
                         &format!(
                             "clean.{0} declares checks, which `panorama ingest` does not run: \

@@ -174,7 +174,8 @@ impl CompiledColumn {
         }
     }
 
-    fn clean_value<'a>(
+    /// `clean`, with the reasons as they are (values included).
+    pub(super) fn clean_value<'a>(
         &'a self,
         raw: Option<&'a str>,
         tokenizer: Option<&Tokenizer>,

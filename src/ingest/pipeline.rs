@@ -8,7 +8,6 @@
 //! (24 bytes each) are kept for the cleaning pass.
 
 use std::collections::BTreeMap;
-use std::fs;
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -313,8 +312,9 @@ impl Shared<'_> {
         let Some(d) = &self.dedupe else {
             return;
         };
+        // The reasons are not kept here: `clean_value` skips withholding their values.
         let clean = |i: usize| {
-            self.columns[i].clean(fields.get(i).copied().flatten(), self.tokenizer.as_ref())
+            self.columns[i].clean_value(fields.get(i).copied().flatten(), self.tokenizer.as_ref())
         };
         let mut bytes = Vec::with_capacity(64);
         for &k in &d.key_cols {
@@ -547,7 +547,8 @@ impl Shared<'_> {
         let enc = self.contract.source.encoding;
         let mut rows = Vec::new();
         for (i, line_bytes) in readers::split_lines(bytes).enumerate() {
-            let lb = trim_eol(line_bytes);
+            // `split_lines` dropped the line end.
+            let lb = line_bytes;
             if lb.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -583,7 +584,8 @@ impl Shared<'_> {
         let enc = self.contract.source.encoding;
         let mapping = out.file.mapping.clone();
         for (i, line_bytes) in readers::split_lines(bytes).enumerate() {
-            let lb = trim_eol(line_bytes);
+            // `split_lines` dropped the line end.
+            let lb = line_bytes;
             if lb.is_empty() {
                 continue;
             }
@@ -963,10 +965,7 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
     let mut pre_checksum = None;
     if let Some(keep_latest) = shared.dedupe.as_ref().map(|d| d.keep_latest) {
         shared.pass = Pass::Keys;
-        let total: u64 = files
-            .iter()
-            .map(|f| fs::metadata(f).map(|m| m.len()).unwrap_or(0))
-            .sum();
+        let total: u64 = stamps.iter().map(|s| s.bytes).sum();
         let budget = req.project.config.ingest.dedupe_memory_mb << 20;
         let mut index = KeyIndex::new(keep_latest, total, budget, staged.dir().join("_keys"));
         let stats = run_pass(req, &files, &shared, threads, |b| {
@@ -1009,18 +1008,17 @@ pub fn ingest(req: &IngestRequest) -> Result<IngestReport> {
     debug_assert_eq!(rows_read, rows_written + rows_rejected);
     let reject_dir = staged_rejects.target().to_path_buf();
     sink.rejects.finish()?;
+    let source_files: Vec<String> = shared.file_names.iter().map(|f| f.to_string()).collect();
+    let extra = serde_json::json!({ "contract_blake3": c.checksum() });
     let success = |rows: u64, columns: Vec<String>| Success {
         rows,
         columns,
         rows_read: Some(rows_read),
         rows_rejected: Some(rows_rejected),
         source_checksum: Some(source.checksum.clone()),
-        source_files: files
-            .iter()
-            .map(|f| display_path(root, f).to_string())
-            .collect(),
+        source_files: source_files.clone(),
         source_stamps: stamps.clone(),
-        extra: serde_json::json!({ "contract_blake3": c.checksum() }),
+        extra: extra.clone(),
         job: req.job.to_string(),
         run_id: req.run_id.to_string(),
         ..Default::default()

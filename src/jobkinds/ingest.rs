@@ -36,7 +36,7 @@ struct Ingest {
 }
 
 /// The ingest kind's keys: the contract's and `checks`.
-fn keys() -> Vec<&'static str> {
+pub(crate) fn keys() -> Vec<&'static str> {
     let mut k = CONTRACT_KEYS.to_vec();
     k.push("checks");
     k

@@ -195,11 +195,7 @@ fn spawn_worker(rx: Receiver<Task>, tx: Sender<Done>, shared: Arc<Shared>) {
                 };
                 let result = catch_unwind(AssertUnwindSafe(|| t.family.prepared.run(&job, &ctx)))
                     .unwrap_or_else(|p| {
-                        let msg = p
-                            .downcast_ref::<&str>()
-                            .map(|s| s.to_string())
-                            .or_else(|| p.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "unknown panic".into());
+                        let msg = crate::error::panic_message(p.as_ref(), "unknown panic");
                         Err(JobError::permanent(format!("the job panicked: {msg}")))
                     });
                 let done = Done {

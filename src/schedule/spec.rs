@@ -367,17 +367,17 @@ fn string_list(table: &toml::Table, key: &str, problems: &mut Vec<String>) -> Ve
     }
 }
 
-/// The instances (matrix values) a job file declares, validated as `panorama jobs` validates
-/// them, without the kind's checks of each instance (a missing source file of another
-/// instance does not stop `panorama ingest --var` of this one). One empty instance without a
-/// `[matrix]`.
-pub fn declared_instances(project: &Project, file: &Path) -> Result<Vec<Vars>, Vec<String>> {
-    let text = std::fs::read_to_string(file).map_err(|e| vec![format!("{e}")])?;
-    let table: toml::Table = toml::from_str(&text).map_err(|e| vec![e.to_string()])?;
+/// The matrix a job file declares (values of each key, in order), validated as `panorama
+/// jobs` validates it, without the kind's checks of each instance (a missing source file of
+/// another instance does not stop `panorama ingest --var` of this one). Empty without one.
+pub fn declared_matrix(
+    project: &Project,
+    table: &toml::Table,
+) -> Result<BTreeMap<String, Vec<String>>, Vec<String>> {
     let mut problems = Vec::new();
-    let matrix = file_matrix(&table, project, &mut problems);
+    let matrix = file_matrix(table, project, &mut problems);
     if problems.is_empty() {
-        Ok(cartesian(&matrix))
+        Ok(matrix)
     } else {
         Err(problems)
     }
