@@ -379,9 +379,10 @@ impl Contract {
         if s.path.trim().is_empty() {
             problems.push("`source.path`: empty".into());
         }
-        if s.delimiter.len() != 1 {
+        if s.delimiter.len() != 1 || matches!(s.delimiter.as_str(), "\"" | "\n" | "\r") {
             problems.push(format!(
-                "`source.delimiter`: {:?} must be a single ASCII character",
+                "`source.delimiter`: {:?} must be a single ASCII character other than a quote \
+                 or a line end",
                 s.delimiter
             ));
         }

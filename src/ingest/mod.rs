@@ -7,6 +7,7 @@
 
 pub mod clean;
 pub mod contract;
+mod csv_record;
 mod dedupe;
 pub mod pii;
 pub mod pipeline;

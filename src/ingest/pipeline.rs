@@ -19,6 +19,7 @@ use polars::prelude::*;
 
 use super::clean::{CompiledColumn, Value};
 use super::contract::{ColumnType, Contract, Encoding, FixedField, Format};
+use super::csv_record::{Records, Span};
 use super::dedupe::{KeyIndex, LoserCursor, Losers, RowKey};
 use super::pii::Tokenizer;
 use super::readers::{self, Block, FieldCount, FileCtx, RawBatch, RawRow};
@@ -420,12 +421,8 @@ impl Shared<'_> {
 
     fn process_csv(&self, out: &mut CleanBatch, first_line: u64, bytes: &[u8]) {
         let enc = self.contract.source.encoding;
-        let mut rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .delimiter(self.delimiter)
-            .flexible(true)
-            .from_reader(bytes);
-        let mut rec = csv::ByteRecord::new();
+        let mut records = Records::new(bytes, self.delimiter);
+        let mut rec: Vec<std::borrow::Cow<[u8]>> = Vec::new();
         let mapping = out.file.mapping.clone();
         // One validation of the whole block instead of one per field: it finds where the
         // bytes that are not UTF-8 are, and only the records holding some are decoded field
@@ -456,22 +453,9 @@ impl Shared<'_> {
         };
         let mut lines = LineCounter::new(bytes, first_line);
         loop {
-            let start = rdr.position().clone();
-            match rdr.read_byte_record(&mut rec) {
-                Ok(false) => break,
-                Ok(true) => {}
-                Err(e) => {
-                    let end = (rdr.position().byte() as usize).min(bytes.len());
-                    let at = record_start(bytes, &start, end);
-                    let line = lines.line_at(at);
-                    let raw = readers::lossy(trim_eol(&bytes[at..end]), enc);
-                    self.reject_whole(out, line, format!("unreadable CSV record: {e}"), raw);
-                    continue;
-                }
-            }
-            let pos = rec.position().cloned().unwrap_or(start);
-            let end = (rdr.position().byte() as usize).min(bytes.len());
-            let at = record_start(bytes, &pos, end);
+            let Some(Span { start: at, end }) = records.next_into(&mut rec) else {
+                break;
+            };
             let line = lines.line_at(at);
             let raw_bytes = trim_eol(&bytes[at..end]);
             while not_utf8.get(next_bad).is_some_and(|&p| p < at) {
@@ -493,6 +477,7 @@ impl Shared<'_> {
             let mut decoded: Vec<std::borrow::Cow<str>> = recycle(std::mem::take(&mut decoded_buf));
             let mut bad = None;
             for (j, f) in rec.iter().enumerate() {
+                let f: &[u8] = f;
                 if wanted
                     .as_ref()
                     .is_some_and(|w| !w.get(j).copied().unwrap_or(false))
@@ -642,17 +627,6 @@ fn invalid_utf8_at(block: &[u8]) -> Vec<usize> {
         }
     }
     bad
-}
-
-/// Where a CSV record really starts: the reader's record position is where the previous
-/// record ended, before the `\n` of a CRLF line end and before any blank lines, which the
-/// record does not include.
-fn record_start(bytes: &[u8], pos: &csv::Position, end: usize) -> usize {
-    let from = (pos.byte() as usize).min(end);
-    from + bytes[from..end]
-        .iter()
-        .take_while(|b| **b == b'\n' || **b == b'\r')
-        .count()
 }
 
 /// Line numbers of offsets in a block, asked in increasing order. Lines end at an LF, a CRLF
