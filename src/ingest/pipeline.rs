@@ -452,10 +452,7 @@ impl Shared<'_> {
             _ => None,
         };
         let mut lines = LineCounter::new(bytes, first_line);
-        loop {
-            let Some(Span { start: at, end }) = records.next_into(&mut rec) else {
-                break;
-            };
+        while let Some(Span { start: at, end }) = records.next_into(&mut rec) {
             let line = lines.line_at(at);
             let raw_bytes = trim_eol(&bytes[at..end]);
             while not_utf8.get(next_bad).is_some_and(|&p| p < at) {
