@@ -52,6 +52,24 @@ impl<'a> Records<'a> {
             return None;
         }
         let start = i;
+        // Most lines hold no quote: their fields are the pieces between delimiters up to the
+        // line end, found with one scan for the line end and one for delimiters. A line with
+        // a quote is split so up to the field the first quote is in, and field by field from
+        // there (a quoted field may hold delimiters and line ends).
+        let eol = memchr::memchr2(b'\n', b'\r', &b[start..]).map_or(b.len(), |k| start + k);
+        let quote = memchr::memchr(b'"', &b[start..eol]).map_or(eol, |k| start + k);
+        for k in memchr::memchr_iter(d, &b[start..quote]) {
+            fields.push(Cow::Borrowed(&b[i..start + k]));
+            i = start + k + 1;
+        }
+        if quote == eol {
+            fields.push(Cow::Borrowed(&b[i..eol]));
+            self.pos = line_end(b, eol);
+            return Some(Span {
+                start,
+                end: self.pos,
+            });
+        }
         loop {
             // At the start of a field.
             let (field, next) = if b.get(i) == Some(&b'"') {
@@ -61,26 +79,26 @@ impl<'a> Records<'a> {
                 (Cow::Borrowed(&b[i..stop]), stop)
             };
             fields.push(field);
-            match b.get(next) {
-                Some(&c) if c == d => i = next + 1,
-                Some(b'\r') if b.get(next + 1) == Some(&b'\n') => {
-                    self.pos = next + 2;
-                    break;
-                }
-                Some(_) => {
-                    self.pos = next + 1;
-                    break;
-                }
-                None => {
-                    self.pos = b.len();
-                    break;
-                }
+            if b.get(next) == Some(&d) {
+                i = next + 1;
+            } else {
+                self.pos = line_end(b, next);
+                break;
             }
         }
         Some(Span {
             start,
             end: self.pos,
         })
+    }
+}
+
+/// Just past the line end at `at` (a CRLF counts as one), or the block's end.
+fn line_end(b: &[u8], at: usize) -> usize {
+    match b.get(at) {
+        Some(b'\r') if b.get(at + 1) == Some(&b'\n') => at + 2,
+        Some(_) => at + 1,
+        None => b.len(),
     }
 }
 
