@@ -136,6 +136,17 @@ thread_local! {
 /// caller through the pool.
 static CATCHING_PANICS: AtomicUsize = AtomicUsize::new(0);
 
+/// Why `pattern` is not a valid regular expression, in one line (the regex crate draws a
+/// caret under the pattern over several lines, which broke lists of problems); `None` when
+/// it compiles.
+pub fn regex_problem(pattern: &str) -> Option<String> {
+    let text = regex::Regex::new(pattern).err()?.to_string();
+    let last = text.lines().rev().find(|l| !l.trim().is_empty());
+    Some(last.map_or(text.clone(), |l| {
+        l.trim_start_matches("error: ").to_string()
+    }))
+}
+
 /// The message a panic carries (`panic!("…")` gives a `&str` or a `String`), else `default`.
 pub fn panic_message(payload: &(dyn std::any::Any + Send), default: &str) -> String {
     payload

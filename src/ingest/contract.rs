@@ -323,6 +323,8 @@ impl Contract {
             Some(v) => deserialize_section(v, "rules", &mut problems).unwrap_or_default(),
         };
         let mut columns = Vec::new();
+        // Columns left out for a problem still count as declared for the other checks.
+        let mut unreadable = Vec::new();
         match table.get("columns") {
             Some(toml::Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
@@ -331,8 +333,13 @@ impl Contract {
                         .and_then(|n| n.as_str())
                         .map(|n| format!("columns[{i}] ({n})"))
                         .unwrap_or_else(|| format!("columns[{i}]"));
-                    if let Some(c) = deserialize_section::<Column>(item, &label, &mut problems) {
-                        columns.push(c);
+                    match deserialize_section::<Column>(item, &label, &mut problems) {
+                        Some(c) => columns.push(c),
+                        None => unreadable.extend(
+                            item.get("name")
+                                .and_then(|n| n.as_str())
+                                .map(str::to_string),
+                        ),
                     }
                 }
             }
@@ -361,9 +368,7 @@ impl Contract {
             columns,
             file: file.to_path_buf(),
         };
-        if source.is_some() {
-            contract.check_semantics(&mut problems);
-        }
+        contract.check_semantics(source.is_some(), &unreadable, &mut problems);
         if problems.is_empty() {
             Ok(contract)
         } else {
@@ -374,7 +379,21 @@ impl Contract {
         }
     }
 
-    fn check_semantics(&self, problems: &mut Vec<String>) {
+    /// The checks beyond types. `source_read`: the source section could be read (else its
+    /// checks are skipped); `unreadable`: columns left out for a problem already reported.
+    fn check_semantics(
+        &self,
+        source_read: bool,
+        unreadable: &[String],
+        problems: &mut Vec<String>,
+    ) {
+        if source_read {
+            self.check_source(problems);
+        }
+        self.check_columns_and_rules(unreadable, problems);
+    }
+
+    fn check_source(&self, problems: &mut Vec<String>) {
         let s = &self.source;
         if s.path.trim().is_empty() {
             problems.push("`source.path`: empty".into());
@@ -412,6 +431,9 @@ impl Contract {
                 ));
             }
         }
+    }
+
+    fn check_columns_and_rules(&self, unreadable: &[String], problems: &mut Vec<String>) {
         if !(0.0..=1.0).contains(&self.rules.max_reject_rate) {
             problems.push(format!(
                 "`rules.max_reject_rate`: {} must be between 0 and 1",
@@ -450,7 +472,7 @@ impl Contract {
                 ));
             }
             if let Some(p) = &c.pattern {
-                if let Err(e) = regex_lite_check(p) {
+                if let Some(e) = crate::error::regex_problem(p) {
                     problems.push(format!("{at}: `pattern` {p:?} is not a valid regex: {e}"));
                 }
             }
@@ -470,7 +492,12 @@ impl Contract {
                 }
             }
         }
-        let names: HashSet<&str> = self.columns.iter().map(|c| c.name.as_str()).collect();
+        let names: HashSet<&str> = self
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .chain(unreadable.iter().map(String::as_str))
+            .collect();
         for k in &self.rules.unique_key {
             if !names.contains(k.as_str()) {
                 problems.push(format!(
@@ -523,26 +550,50 @@ fn deserialize_section<T: serde::de::DeserializeOwned>(
     label: &str,
     problems: &mut Vec<String>,
 ) -> Option<T> {
-    match T::deserialize(value.clone()) {
-        Ok(v) => Some(v),
-        Err(e) => {
-            problems.push(format!(
-                "`{label}`: {}",
-                e.to_string().trim().replace('\n', " ")
-            ));
-            None
+    let describe =
+        |e: &toml::de::Error| format!("`{label}`: {}", e.to_string().trim().replace('\n', " "));
+    let mut error = match T::deserialize(value.clone()) {
+        Ok(v) => return Some(v),
+        Err(e) => e,
+    };
+    problems.push(describe(&error));
+    // Serde stops at a section's first problem. To list the others in the same round (and
+    // to run the checks that need the section), the key the problem is about is dropped and
+    // the rest read again: that key is the one whose removal changes the error. A required
+    // key cannot be dropped; the section is then left out.
+    let mut table = value.as_table()?.clone();
+    for _ in 0..table.len() {
+        let without = |key: &str| {
+            let mut t = table.clone();
+            t.remove(key);
+            T::deserialize(toml::Value::Table(t))
+        };
+        let culprit = table
+            .keys()
+            .find(|k| without(k).map_or_else(|e| e.to_string() != error.to_string(), |_| true))?
+            .clone();
+        match without(&culprit) {
+            Ok(v) => return Some(v),
+            Err(e)
+                if e.to_string()
+                    .contains(&format!("missing field `{culprit}`")) =>
+            {
+                return None
+            }
+            Err(e) => {
+                problems.push(describe(&e));
+                error = e;
+            }
         }
+        table.remove(&culprit);
     }
+    None
 }
 
 pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-fn regex_lite_check(p: &str) -> std::result::Result<(), String> {
-    regex::Regex::new(p).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Reads a fixed-width layout file: `name,start,width` per line, `#` comments.
@@ -651,6 +702,57 @@ mod tests {
             "{err}"
         );
         assert!(msg.contains("jobs/x.toml"), "{msg}");
+    }
+
+    #[test]
+    fn problems_behind_a_type_error_are_listed_in_the_same_round() {
+        // Regression: an unknown encoding or clean rule hid every other problem of the
+        // contract (the delimiter, the rate, min > max, a bad regex) until it was fixed.
+        let err = parse(
+            r#"
+            name = "x"
+            [source]
+            path = "a.csv"
+            format = "csv"
+            encoding = "latin9"
+            delimiter = ";;"
+            [rules]
+            max_reject_rate = 2
+            unique_key = ["a"]
+            dedupe = { key = ["ghost"] }
+            [[columns]]
+            name = "a"
+            type = "strin"
+            [[columns]]
+            name = "b"
+            type = "int"
+            clean = ["trim", "sparkle"]
+            min = 5
+            max = 1
+            [[columns]]
+            name = "c"
+            type = "string"
+            pattern = "([a-z"
+            colour = "red"
+            "#,
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        for want in [
+            "latin9",
+            "delimiter",
+            "max_reject_rate",
+            "strin",
+            "sparkle",
+            "min 5 is greater than max 1",
+            "not a valid regex",
+            "colour",
+            "\"ghost\" is not a declared column",
+        ] {
+            assert!(msg.contains(want), "{want}: {msg}");
+        }
+        // Column a could not be read, but it is declared: no follow-on error about it.
+        assert!(!msg.contains("\"a\" is not a declared column"), "{msg}");
     }
 
     #[test]

@@ -392,7 +392,7 @@ pub fn parse_checks(
                 let pattern = str_of("pattern", &mut p).unwrap_or_default();
                 if pattern.is_empty() {
                     p.push(format!("{at}: `pattern` is missing"));
-                } else if let Err(e) = regex::Regex::new(&pattern) {
+                } else if let Some(e) = crate::error::regex_problem(&pattern) {
                     p.push(format!(
                         "{at}: `pattern` is not a valid regular expression: {e}"
                     ));
