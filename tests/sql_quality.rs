@@ -622,6 +622,11 @@ fn query_formats_partitions_and_errors() {
         csv("SELECT v, ROW_NUMBER() OVER (ORDER BY v) AS rn, AVG(v) OVER (ORDER BY v) AS a FROM (VALUES (3), (NULL), (1)) t(v) ORDER BY rn"),
         "1,1,1.0|3,2,2.0|,3,2.0"
     );
+    // An IN list mixing integers and decimals (polars typed it by the first value).
+    assert_eq!(
+        csv("SELECT count(*) AS n FROM payments WHERE amount IN (7, 10.5)"),
+        "2"
+    );
     // STRPOS counts characters.
     assert_eq!(
         csv("SELECT STRPOS('上海市众源广告有限公司', '公司') AS p"),
@@ -662,6 +667,10 @@ fn query_formats_partitions_and_errors() {
         (
             "SELECT * FROM payments FULL JOIN accounts USING (account_id)",
             "FULL JOIN … USING (…) is not supported",
+        ),
+        (
+            "SELECT count(*) AS n FROM payments p JOIN accounts a ON p.account_id = a.account_id AND (p.amount > 5) IS TRUE",
+            "move the other conditions to WHERE",
         ),
         (
             "SELECT STRING_AGG(DISTINCT status, ',') AS s FROM payments",

@@ -1209,6 +1209,7 @@ pub fn rewrite(
                     }
                 }
                 _ => {
+                    uniform_number_list(e);
                     if let Some(new) = sql_null_semantics(e) {
                         *e = new;
                     }
@@ -1344,6 +1345,41 @@ fn sql_null_semantics(e: &Expr) -> Option<Expr> {
         _ => return None,
     };
     parse_expr(&text).ok()
+}
+
+/// `x IN (0, 15473.33)`: polars types the list by its first value and refused a decimal after
+/// an integer. When the list mixes them, the integers are written as decimals.
+fn uniform_number_list(e: &mut Expr) {
+    let Expr::InList { list, .. } = e else {
+        return;
+    };
+    fn number(e: &mut Expr) -> Option<&mut String> {
+        match e {
+            Expr::Value(v) => match &mut v.value {
+                Value::Number(n, _) => Some(n),
+                _ => None,
+            },
+            Expr::UnaryOp {
+                op: UnaryOperator::Minus | UnaryOperator::Plus,
+                expr,
+            } => number(expr),
+            Expr::Nested(inner) => number(inner),
+            _ => None,
+        }
+    }
+    let is_integer = |n: &str| n.bytes().all(|b| b.is_ascii_digit());
+    let kinds: Vec<bool> = list
+        .iter_mut()
+        .filter_map(|v| number(v).map(|n| is_integer(n)))
+        .collect();
+    if !(kinds.contains(&true) && kinds.contains(&false)) {
+        return;
+    }
+    for v in list.iter_mut() {
+        if let Some(n) = number(v).filter(|n| is_integer(n)) {
+            n.push_str(".0");
+        }
+    }
 }
 
 fn is_null_literal(e: &Expr) -> bool {

@@ -404,6 +404,12 @@ fn clean_polars_message(s: &str, tables: &[String]) -> String {
     if let Some(i) = out.find("Resolved plan until failure") {
         out.truncate(i);
     }
+    if out.contains("unsupported join constraint expression") {
+        return "a JOIN's ON condition may only AND equalities and plain comparisons of the \
+                joined tables' columns (no functions, CASE or IS TRUE there); for an INNER JOIN, \
+                move the other conditions to WHERE, where they mean the same"
+            .to_string();
+    }
     if out.contains("Span(Location(") {
         let flat: String = out.split_whitespace().collect::<Vec<_>>().join(" ");
         let cut: String = flat.chars().take(140).collect();
