@@ -9,7 +9,8 @@
 #    - panorama: the shipped contract (every column typed and validated: three date forms,
 #      phones to digits, money with 万/亿, ID-card / credit-code / IMEI / ICCID check digits,
 #      value maps, accepted values, PII tokenized, dedupe keep-latest, rejects kept) → zstd
-#      Parquet partition + rejects partition;
+#      Parquet partition + rejects partition; then again as "pano-peer" with only the peers'
+#      cleaning (benches/contracts/applications_peer.toml), for a like-for-like figure;
 #    - DuckDB and polars (Python, in the throw-away virtualenv benches/.venv) doing the
 #      cleaning the issue names: the three date forms, phones to digits, money to numbers,
 #      dedupe by id keeping the latest, rejects kept → zstd Parquet. They do less work than
@@ -68,6 +69,9 @@ measure() { # name, command...
 
 echo "tool       seconds   throughput   memory"
 measure panorama "$BIN" -q -C "$PROJ" ingest applications --date "$DATE" --threads "$THREADS" --format json
+# Like for like: the same file with only the peers' cleaning (benches/contracts).
+cp benches/contracts/applications_peer.toml "$PROJ/jobs/"
+measure pano-peer "$BIN" -q -C "$PROJ" ingest applications_peer --date "$DATE" --threads "$THREADS" --format json
 if [ "$SIZE_MB" -gt 2000 ]; then
   echo "(peers skipped above 2,000 MB: they load the whole file into memory)"
   exit 0
