@@ -285,6 +285,9 @@ accepted = ["M", "F"]
         .0
         .into_owned();
     gbk.extend_from_slice(b"3|\x81\x20|M\r\n");
+    // Regression: `墊` and `億` end in the byte of `|` (0x7C) in GBK; the bytes were split
+    // there, and the rows rejected for a wrong field count.
+    gbk.extend_from_slice(&encoding_rs::GBK.encode("4|墊付|男\r\n5|億\"x|女\r\n").0);
     w.write("src/persons.csv", gbk);
 
     // NDJSON with a nested array exploded into rows, and one truncated line.
@@ -575,7 +578,7 @@ type = "string"
     w.run_code(&["ingest", "--all", "--date", "2024-03-31"], 0);
     let dt = "dt=2024-03-31";
     let persons = w.read_parquet(&format!("warehouse/clean/persons/{dt}"));
-    assert_eq!(persons.height(), 2);
+    assert_eq!(persons.height(), 4);
     let prej = w.read_parquet(&format!("warehouse/rejects/persons/{dt}"));
     let reasons = strs(&prej, "reason");
     assert!(reasons.iter().any(|r| r.contains("gbk")), "{reasons:?}");

@@ -7,6 +7,7 @@
 //! `[ingest] dedupe_memory_mb` and spills to disk beyond, and only the superseded rows
 //! (24 bytes each) are kept for the cleaning pass.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::hash::Hasher;
 use std::path::{Path, PathBuf};
@@ -421,19 +422,37 @@ impl Shared<'_> {
 
     fn process_csv(&self, out: &mut CleanBatch, first_line: u64, bytes: &[u8]) {
         let enc = self.contract.source.encoding;
+        if enc == Encoding::Utf8 {
+            return self.split_csv(out, first_line, bytes, enc);
+        }
+        // GBK and GB18030 text is decoded before it is split: a delimiter byte above 0x3F
+        // (`|`, `\\`, `@`) may be the second byte of a character (`墊` is 0x89 0x7C in GBK),
+        // and splitting the bytes cut such characters in two. Bytes that are not valid in the
+        // encoding become a byte that is not UTF-8 either, so that their record is rejected
+        // naming its field, as for a UTF-8 source.
+        match readers::decode(bytes, enc) {
+            Some(text) => self.split_csv(out, first_line, text.as_bytes(), enc),
+            None => self.split_csv(
+                out,
+                first_line,
+                &readers::decode_marking_invalid(bytes, enc),
+                enc,
+            ),
+        }
+    }
+
+    /// Splits and cleans CSV text: UTF-8, but for the sequences that were not valid in the
+    /// source's encoding `enc` (named in the reasons).
+    fn split_csv(&self, out: &mut CleanBatch, first_line: u64, bytes: &[u8], enc: Encoding) {
         let mut records = Records::new(bytes, self.delimiter);
-        let mut rec: Vec<std::borrow::Cow<[u8]>> = Vec::new();
+        let mut rec: Vec<Cow<[u8]>> = Vec::new();
         let mapping = out.file.mapping.clone();
         // One validation of the whole block instead of one per field: it finds where the
         // bytes that are not UTF-8 are, and only the records holding some are decoded field
         // by field (to name the bad field). A block without them is the common case.
-        let not_utf8 = if enc == Encoding::Utf8 {
-            invalid_utf8_at(bytes)
-        } else {
-            Vec::new()
-        };
+        let not_utf8 = invalid_utf8_at(bytes);
         let mut next_bad = 0;
-        let mut decoded_buf: Vec<std::borrow::Cow<'static, str>> = Vec::new();
+        let mut decoded_buf: Vec<Cow<'static, str>> = Vec::new();
         let mut fields_buf: Vec<Option<&'static str>> = Vec::new();
         // The key pass decodes only the fields it cleans.
         let wanted: Option<Vec<bool>> = match (self.pass, &self.dedupe) {
@@ -458,8 +477,7 @@ impl Shared<'_> {
             while not_utf8.get(next_bad).is_some_and(|&p| p < at) {
                 next_bad += 1;
             }
-            let record_is_utf8 =
-                enc == Encoding::Utf8 && not_utf8.get(next_bad).is_none_or(|&p| p >= end);
+            let record_is_utf8 = not_utf8.get(next_bad).is_none_or(|&p| p >= end);
             // A line of blanks between records is a blank line (as in NDJSON), not a record.
             if rec.len() == 1
                 && !out.file.fields.is_single()
@@ -468,10 +486,10 @@ impl Shared<'_> {
                 continue;
             }
             if let Some(reason) = out.file.fields.problem(rec.len()) {
-                self.reject_whole(out, line, reason, readers::lossy(raw_bytes, enc));
+                self.reject_whole(out, line, reason, lossy_utf8(raw_bytes));
                 continue;
             }
-            let mut decoded: Vec<std::borrow::Cow<str>> = recycle(std::mem::take(&mut decoded_buf));
+            let mut decoded: Vec<Cow<str>> = recycle(std::mem::take(&mut decoded_buf));
             let mut bad = None;
             for (j, f) in rec.iter().enumerate() {
                 let f: &[u8] = f;
@@ -479,7 +497,7 @@ impl Shared<'_> {
                     .as_ref()
                     .is_some_and(|w| !w.get(j).copied().unwrap_or(false))
                 {
-                    decoded.push(std::borrow::Cow::Borrowed(""));
+                    decoded.push(Cow::Borrowed(""));
                     continue;
                 }
                 if record_is_utf8 {
@@ -487,16 +505,14 @@ impl Shared<'_> {
                     // in them, and none crosses the ASCII line end before them) and the CSV
                     // parser splits them only at ASCII delimiters and quotes, so every field
                     // is valid UTF-8 too.
-                    decoded.push(std::borrow::Cow::Borrowed(unsafe {
-                        std::str::from_utf8_unchecked(f)
-                    }));
+                    decoded.push(Cow::Borrowed(unsafe { std::str::from_utf8_unchecked(f) }));
                     continue;
                 }
-                match readers::decode(f, enc) {
+                match readers::decode(f, Encoding::Utf8) {
                     Some(s) => decoded.push(s),
                     None => {
                         bad.get_or_insert(j);
-                        decoded.push(std::borrow::Cow::Borrowed(""));
+                        decoded.push(Cow::Borrowed(""));
                     }
                 }
             }
@@ -509,7 +525,7 @@ impl Shared<'_> {
                         j + 1,
                         readers::encoding_name(enc)
                     ),
-                    readers::lossy(raw_bytes, enc),
+                    lossy_utf8(raw_bytes),
                 );
                 continue;
             }
@@ -519,7 +535,7 @@ impl Shared<'_> {
                     .iter()
                     .map(|m| m.and_then(|j| decoded.get(j).map(|c| c.as_ref()))),
             );
-            self.record(out, line, &fields, &|| readers::lossy(raw_bytes, enc));
+            self.record(out, line, &fields, &|| lossy_utf8(raw_bytes));
             fields_buf = recycle(fields);
             decoded_buf = recycle(decoded);
         }
@@ -654,6 +670,10 @@ impl<'a> LineCounter<'a> {
         }
         self.line
     }
+}
+
+fn lossy_utf8(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 fn trim_eol(b: &[u8]) -> &[u8] {
@@ -1124,6 +1144,7 @@ fn produce(
                     is_csv && c.source.header,
                     is_csv.then_some(shared.delimiter),
                 )?;
+                reader.set_multibyte(c.source.encoding != Encoding::Utf8);
                 let (mapping, header_fields) = match c.source.format {
                     Format::Csv => match header {
                         Some(h) => {

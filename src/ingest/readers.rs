@@ -179,6 +179,42 @@ pub fn decode(bytes: &[u8], enc: Encoding) -> Option<Cow<'_, str>> {
     }
 }
 
+/// GBK or GB18030 bytes as UTF-8, with each sequence that is not valid in the encoding
+/// replaced by the byte 0xFF (not UTF-8 either), where a lossy decoding puts U+FFFD.
+pub fn decode_marking_invalid(bytes: &[u8], enc: Encoding) -> Vec<u8> {
+    let encoding = match enc {
+        Encoding::Utf8 => return bytes.to_vec(),
+        Encoding::Gbk => encoding_rs::GBK,
+        Encoding::Gb18030 => encoding_rs::GB18030,
+    };
+    let mut decoder = encoding.new_decoder_without_bom_handling();
+    let room = decoder
+        .max_utf8_buffer_length_without_replacement(bytes.len())
+        .unwrap_or(bytes.len() * 3);
+    // A marker takes one byte for one or more bytes in: within `room` plus the input.
+    let mut out = vec![0u8; room + bytes.len() + 16];
+    let (mut src, mut written) = (bytes, 0);
+    loop {
+        let (result, read, wrote) =
+            decoder.decode_to_utf8_without_replacement(src, &mut out[written..], true);
+        src = &src[read..];
+        written += wrote;
+        match result {
+            encoding_rs::DecoderResult::InputEmpty => break,
+            encoding_rs::DecoderResult::Malformed(..) => {
+                if written == out.len() {
+                    out.push(0);
+                }
+                out[written] = 0xFF;
+                written += 1;
+            }
+            encoding_rs::DecoderResult::OutputFull => out.resize(out.len() * 2, 0),
+        }
+    }
+    out.truncate(written);
+    out
+}
+
 pub fn encoding_name(enc: Encoding) -> &'static str {
     match enc {
         Encoding::Utf8 => "utf-8",
@@ -229,6 +265,8 @@ pub struct BlockReader {
     eof: bool,
     /// CSV (its delimiter): line ends inside quoted fields do not end a record.
     csv_delimiter: Option<u8>,
+    /// GBK or GB18030 text, where a delimiter byte above 0x3F may be half a character.
+    multibyte: bool,
     /// Bytes read at a time.
     block_bytes: usize,
     /// The most bytes a record may take (`MAX_RECORD_BYTES`; tests make it small).
@@ -276,6 +314,7 @@ impl BlockReader {
             carry: Vec::new(),
             eof: false,
             csv_delimiter,
+            multibyte: false,
             block_bytes,
             max_record_bytes,
             unclosed: None,
@@ -300,6 +339,11 @@ impl BlockReader {
             None
         };
         Ok((r, header_line))
+    }
+
+    /// The text is GBK or GB18030 (see `csv_scan`).
+    pub fn set_multibyte(&mut self, multibyte: bool) {
+        self.multibyte = multibyte;
     }
 
     fn fill(&mut self, path: &Path) -> Result<usize> {
@@ -396,7 +440,7 @@ impl BlockReader {
         if memchr::memchr(b'"', &self.carry).is_none() {
             return self.carry.len();
         }
-        let scan = csv_scan(&self.carry, d);
+        let scan = csv_scan(&self.carry, d, self.multibyte);
         let Some(quote) = scan.open_quote else {
             return self.carry.len();
         };
@@ -419,7 +463,7 @@ impl BlockReader {
         };
         let open_quote = self
             .csv_delimiter
-            .and_then(|d| csv_scan(&self.carry, d).open_quote);
+            .and_then(|d| csv_scan(&self.carry, d, self.multibyte).open_quote);
         let message = match open_quote {
             Some(q) => format!(
                 "line {}: a record runs on past {cap} without ending; the quote opened on line {} \
@@ -439,7 +483,7 @@ impl BlockReader {
     fn record_boundary(&self) -> Option<usize> {
         match self.csv_delimiter {
             Some(d) if memchr::memchr(b'"', &self.carry).is_some() => {
-                csv_scan(&self.carry, d).last_record_end
+                csv_scan(&self.carry, d, self.multibyte).last_record_end
             }
             _ => last_line_end(&self.carry),
         }
@@ -509,7 +553,10 @@ struct CsvScan {
 /// of a field (a quote inside an unquoted field, as in `5" pipe`, is text), `""` inside
 /// quotes is a quote, and a lone `\r` ends a record too. Counting every quote instead put the
 /// cut inside a quoted field after such a stray quote, splitting a record in two.
-fn csv_scan(buf: &[u8], delimiter: u8) -> CsvScan {
+///
+/// In GBK and GB18030 text (`multibyte`) a delimiter byte above 0x3F may be the second byte
+/// of a character, and a quote after such a character is text.
+fn csv_scan(buf: &[u8], delimiter: u8, multibyte: bool) -> CsvScan {
     let mut in_quotes = false;
     let mut opened_at = 0;
     let mut last = None;
@@ -527,8 +574,10 @@ fn csv_scan(buf: &[u8], delimiter: u8) -> CsvScan {
                 }
             }
             b'"' => {
-                in_quotes =
-                    i == 0 || matches!(buf[i - 1], b'\n' | b'\r') || buf[i - 1] == delimiter;
+                in_quotes = i == 0
+                    || matches!(buf[i - 1], b'\n' | b'\r')
+                    || (buf[i - 1] == delimiter
+                        && !(multibyte && delimiter > 0x3f && !gbk_char_starts_at(buf, i - 1)));
                 opened_at = i;
             }
             _ if in_quotes => {}
@@ -545,6 +594,21 @@ fn csv_scan(buf: &[u8], delimiter: u8) -> CsvScan {
         last_record_end: last,
         open_quote: in_quotes.then_some(opened_at),
     }
+}
+
+/// Whether a character of GBK or GB18030 text starts at `at`, walking from the start of its
+/// line (line ends are ASCII and never part of a character; `buf` starts at a record start).
+fn gbk_char_starts_at(buf: &[u8], at: usize) -> bool {
+    let mut i = memchr::memrchr2(b'\n', b'\r', &buf[..at]).map_or(0, |k| k + 1);
+    while i < at {
+        i += match buf[i] {
+            0x00..=0x80 | 0xff => 1,
+            // GB18030's four-byte form has a digit second.
+            _ if buf.get(i + 1).is_some_and(u8::is_ascii_digit) => 4,
+            _ => 2,
+        };
+    }
+    i == at
 }
 
 /// Maps contract columns to field positions from a header's names. Lists every missing
@@ -625,27 +689,22 @@ pub fn parse_header(
     path: &Path,
     line_no: u64,
 ) -> Result<Vec<String>> {
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .delimiter(delimiter)
-        .flexible(true)
-        .from_reader(line);
-    let mut rec = csv::ByteRecord::new();
-    rdr.read_byte_record(&mut rec)
-        .map_err(|e| Error::input(path, format!("line {line_no}: unreadable header: {e}")))?;
-    rec.iter()
-        .map(|f| {
-            decode(f, enc).map(|s| s.into_owned()).ok_or_else(|| {
-                Error::input(
-                    path,
-                    format!(
-                        "line {line_no}: header bytes are not valid {}",
-                        encoding_name(enc)
-                    ),
-                )
-            })
-        })
-        .collect()
+    // Decoded before it is split: in GBK a delimiter byte such as `|` may be half a character.
+    let text = decode(line, enc).ok_or_else(|| {
+        Error::input(
+            path,
+            format!(
+                "line {line_no}: header bytes are not valid {}",
+                encoding_name(enc)
+            ),
+        )
+    })?;
+    let mut fields = Vec::new();
+    super::csv_record::Records::new(text.as_bytes(), delimiter).next_into(&mut fields);
+    Ok(fields
+        .iter()
+        .map(|f| String::from_utf8_lossy(f).into_owned())
+        .collect())
 }
 
 /// The fixed-width layout of a contract (inline fields or the layout file).
@@ -1219,6 +1278,30 @@ mod tests {
     }
 
     #[test]
+    fn gbk_text_is_split_on_characters_not_bytes() {
+        // `墊` is 0x89 0x7C in GBK: its second byte is the `|` delimiter, and a quote after it
+        // is text, not the opening of a quoted field running to the next line.
+        let mut text = encoding_rs::GBK.encode("1|墊\"x|y\n2|a|b\n").0.into_owned();
+        assert_eq!(&text[2..4], b"\x89|");
+        assert!(gbk_char_starts_at(&text, 2) && !gbk_char_starts_at(&text, 3));
+        assert_eq!(
+            csv_scan(&text, b'|', true).last_record_end,
+            Some(text.len() - 1)
+        );
+        assert_eq!(csv_scan(&text, b'|', true).open_quote, None);
+        assert!(csv_scan(&text, b'|', false).open_quote.is_some());
+        // A byte that is not GBK becomes 0xFF where a lossy decoding puts U+FFFD.
+        text.extend_from_slice(b"3|\x81\x20|z");
+        let marked = decode_marking_invalid(&text, Encoding::Gbk);
+        assert_eq!(
+            String::from_utf8_lossy(&marked),
+            lossy(&text, Encoding::Gbk)
+        );
+        assert_eq!(marked.iter().filter(|b| **b == 0xFF).count(), 1);
+        assert!(marked.ends_with(b"3|\xFF |z"));
+    }
+
+    #[test]
     fn lone_cr_line_ends_cut_blocks_too() {
         // Without quotes and without LF, blocks still end on records (not one huge block),
         // and every lone CR counts as a line.
@@ -1341,10 +1424,10 @@ mod tests {
     #[test]
     fn a_stray_quote_does_not_split_a_later_quoted_record() {
         let text = b"1,5\" pipe,1\n2,\"multi\nline\",2\n3,x,3\n";
-        let cut = csv_scan(text, b',').last_record_end.unwrap();
+        let cut = csv_scan(text, b',', false).last_record_end.unwrap();
         assert_eq!(&text[..=cut], text.as_slice());
         // Cut before the end only where a record ends.
-        let cut = csv_scan(&text[..20], b',').last_record_end.unwrap();
+        let cut = csv_scan(&text[..20], b',', false).last_record_end.unwrap();
         assert_eq!(cut, 11);
     }
 
