@@ -75,13 +75,27 @@ pub fn discover_contracts(project_root: &Path) -> Result<Vec<Discovered>> {
                 || crate::schedule::COMMON_KEYS.contains(&k.as_str());
             if !known {
                 problems.push(format!(
-                    "{}: `{k}`: unknown key for kind \"ingest\"",
+                    "contract {}: `{k}`: unknown key for kind \"ingest\"",
                     f.display()
                 ));
             }
         }
         match Contract::from_table(&table, &f) {
-            Ok(contract) => contracts.push(Discovered { contract, table }),
+            Ok(contract) => {
+                // Checked as `panorama jobs` checks them, though only `panorama run` runs them.
+                let rel = f
+                    .strip_prefix(project_root)
+                    .unwrap_or(&f)
+                    .display()
+                    .to_string();
+                match crate::jobkinds::ingest::contract_checks(&table, &rel, &contract) {
+                    Ok(_) => contracts.push(Discovered { contract, table }),
+                    Err(p) => problems.extend(
+                        p.into_iter()
+                            .map(|x| format!("contract {}: {x}", f.display())),
+                    ),
+                }
+            }
             Err(Error::Invalid { what, problems: p }) => {
                 problems.extend(p.into_iter().map(|x| format!("{what}: {x}")))
             }

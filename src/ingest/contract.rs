@@ -311,10 +311,20 @@ impl Contract {
             ));
         }
 
+        // A required key serde would refuse is reported and stood in for, so that the rest
+        // of its section is still read and checked; the checks that need it are skipped.
+        let mut guessed = Guessed::default();
         let source: Option<Source> = match table.get("source") {
             None => {
                 problems.push("`source`: missing section ([source] with path and format)".into());
                 None
+            }
+            Some(toml::Value::Table(t)) => {
+                let mut t = t.clone();
+                guessed.format =
+                    !required_key::<Format>(&mut t, "format", "csv", "source", &mut problems);
+                guessed.path = !required_key::<String>(&mut t, "path", "", "source", &mut problems);
+                deserialize_section(&toml::Value::Table(t), "source", &mut problems)
             }
             Some(v) => deserialize_section(v, "source", &mut problems),
         };
@@ -333,8 +343,24 @@ impl Contract {
                         .and_then(|n| n.as_str())
                         .map(|n| format!("columns[{i}] ({n})"))
                         .unwrap_or_else(|| format!("columns[{i}]"));
-                    match deserialize_section::<Column>(item, &label, &mut problems) {
-                        Some(c) => columns.push(c),
+                    let mut item = item.clone();
+                    let (mut name_guessed, mut type_guessed) = (false, false);
+                    if let toml::Value::Table(t) = &mut item {
+                        name_guessed =
+                            !required_key::<String>(t, "name", "_", &label, &mut problems);
+                        type_guessed =
+                            !required_key::<ColumnType>(t, "type", "string", &label, &mut problems);
+                    }
+                    match deserialize_section::<Column>(&item, &label, &mut problems) {
+                        Some(c) => {
+                            if name_guessed {
+                                guessed.column_names.insert(columns.len());
+                            }
+                            if type_guessed {
+                                guessed.column_types.insert(columns.len());
+                            }
+                            columns.push(c)
+                        }
                         None => unreadable.extend(
                             item.get("name")
                                 .and_then(|n| n.as_str())
@@ -368,7 +394,7 @@ impl Contract {
             columns,
             file: file.to_path_buf(),
         };
-        contract.check_semantics(source.is_some(), &unreadable, &mut problems);
+        contract.check_semantics(source.is_some(), &guessed, &unreadable, &mut problems);
         if problems.is_empty() {
             Ok(contract)
         } else {
@@ -380,22 +406,24 @@ impl Contract {
     }
 
     /// The checks beyond types. `source_read`: the source section could be read (else its
-    /// checks are skipped); `unreadable`: columns left out for a problem already reported.
+    /// checks are skipped); `guessed`: required keys stood in for, whose checks are skipped;
+    /// `unreadable`: columns left out for a problem already reported.
     fn check_semantics(
         &self,
         source_read: bool,
+        guessed: &Guessed,
         unreadable: &[String],
         problems: &mut Vec<String>,
     ) {
         if source_read {
-            self.check_source(problems);
+            self.check_source(guessed, problems);
         }
-        self.check_columns_and_rules(unreadable, problems);
+        self.check_columns_and_rules(guessed, unreadable, problems);
     }
 
-    fn check_source(&self, problems: &mut Vec<String>) {
+    fn check_source(&self, guessed: &Guessed, problems: &mut Vec<String>) {
         let s = &self.source;
-        if s.path.trim().is_empty() {
+        if s.path.trim().is_empty() && !guessed.path {
             problems.push("`source.path`: empty".into());
         }
         if s.delimiter.len() != 1 || matches!(s.delimiter.as_str(), "\"" | "\n" | "\r") {
@@ -405,17 +433,23 @@ impl Contract {
                 s.delimiter
             ));
         }
-        if s.format == Format::FixedWidth && s.layout.is_none() && s.fields.is_empty() {
+        if guessed.format {
+            // The checks below are about the format.
+        } else if s.format == Format::FixedWidth && s.layout.is_none() && s.fields.is_empty() {
             problems.push(
                 "`source.layout`: a fixed_width source needs a layout file or inline `fields`"
                     .into(),
             );
         }
-        if s.format != Format::FixedWidth && (s.layout.is_some() || !s.fields.is_empty()) {
+        if !guessed.format
+            && s.format != Format::FixedWidth
+            && (s.layout.is_some() || !s.fields.is_empty())
+        {
             problems
                 .push("`source.layout`/`source.fields`: only for format = \"fixed_width\"".into());
         }
-        if s.encoding != Encoding::Utf8
+        if !guessed.format
+            && s.encoding != Encoding::Utf8
             && !matches!(s.format, Format::Csv | Format::FixedWidth | Format::Ndjson)
         {
             problems.push(format!(
@@ -433,7 +467,12 @@ impl Contract {
         }
     }
 
-    fn check_columns_and_rules(&self, unreadable: &[String], problems: &mut Vec<String>) {
+    fn check_columns_and_rules(
+        &self,
+        guessed: &Guessed,
+        unreadable: &[String],
+        problems: &mut Vec<String>,
+    ) {
         if !(0.0..=1.0).contains(&self.rules.max_reject_rate) {
             problems.push(format!(
                 "`rules.max_reject_rate`: {} must be between 0 and 1",
@@ -441,20 +480,28 @@ impl Contract {
             ));
         }
         let mut seen = HashSet::new();
-        for c in &self.columns {
+        for (i, c) in self.columns.iter().enumerate() {
             let at = format!("`columns` ({})", c.name);
-            if !is_identifier(&c.name) {
-                problems.push(format!("{at}: name is not a valid identifier"));
+            if !guessed.column_names.contains(&i) {
+                if !is_identifier(&c.name) {
+                    problems.push(format!("{at}: name is not a valid identifier"));
+                }
+                if !seen.insert(c.name.as_str()) {
+                    problems.push(format!("{at}: declared twice"));
+                }
             }
-            if !seen.insert(c.name.as_str()) {
-                problems.push(format!("{at}: declared twice"));
-            }
-            if !c.formats.is_empty() && !matches!(c.ty, ColumnType::Date | ColumnType::Datetime) {
+            // Without its type, a column's checks that depend on the type are skipped.
+            let typed = !guessed.column_types.contains(&i);
+            if typed
+                && !c.formats.is_empty()
+                && !matches!(c.ty, ColumnType::Date | ColumnType::Datetime)
+            {
                 problems.push(format!(
                     "{at}: `formats` only applies to date and datetime columns"
                 ));
             }
-            if (c.min.is_some() || c.max.is_some())
+            if typed
+                && (c.min.is_some() || c.max.is_some())
                 && !matches!(c.ty, ColumnType::Int | ColumnType::Float | ColumnType::Date)
             {
                 problems.push(format!(
@@ -466,7 +513,7 @@ impl Contract {
                     problems.push(format!("{at}: min {lo} is greater than max {hi}"));
                 }
             }
-            if c.pii.is_some() && c.ty != ColumnType::String {
+            if typed && c.pii.is_some() && c.ty != ColumnType::String {
                 problems.push(format!(
                     "{at}: `pii` needs type = \"string\" (tokens and masks are text)"
                 ));
@@ -514,11 +561,13 @@ impl Contract {
                     problems.push(format!("`rules.dedupe`: {k:?} is not a declared column"));
                 }
             }
-            let order = d
-                .keep_latest_by
-                .as_ref()
-                .and_then(|o| self.columns.iter().find(|c| &c.name == o));
-            if let Some(c) = order.filter(|c| c.ty == ColumnType::String) {
+            let order = d.keep_latest_by.as_ref().and_then(|o| {
+                self.columns
+                    .iter()
+                    .enumerate()
+                    .find(|(i, c)| &c.name == o && !guessed.column_types.contains(i))
+            });
+            if let Some((_, c)) = order.filter(|(_, c)| c.ty == ColumnType::String) {
                 problems.push(format!(
                     "`rules.dedupe.keep_latest_by`: {:?} is a string column, and text has no \
                      order to tell the latest version by; declare the column with the type of \
@@ -545,47 +594,112 @@ impl Contract {
     }
 }
 
+/// Required keys a contract got wrong, stood in for so that the rest could be checked.
+#[derive(Default)]
+struct Guessed {
+    format: bool,
+    path: bool,
+    /// Indexes into the contract's columns.
+    column_names: HashSet<usize>,
+    column_types: HashSet<usize>,
+}
+
+/// Whether the required `key` of `section` holds a valid `T`; if not, the problem is reported
+/// and `stand_in` put in its place, so that the section's other keys are still read.
+fn required_key<T: serde::de::DeserializeOwned>(
+    section: &mut toml::Table,
+    key: &str,
+    stand_in: &str,
+    label: &str,
+    problems: &mut Vec<String>,
+) -> bool {
+    let problem = match section.get(key) {
+        None => format!("missing field `{key}`"),
+        Some(v) => match T::deserialize(v.clone()) {
+            Ok(_) => return true,
+            Err(e) => format!("{} in `{key}`", e.to_string().trim().replace('\n', " ")),
+        },
+    };
+    problems.push(format!("`{label}`: {problem}"));
+    section.insert(key.to_string(), toml::Value::String(stand_in.to_string()));
+    false
+}
+
 fn deserialize_section<T: serde::de::DeserializeOwned>(
     value: &toml::Value,
     label: &str,
     problems: &mut Vec<String>,
 ) -> Option<T> {
-    let describe =
-        |e: &toml::de::Error| format!("`{label}`: {}", e.to_string().trim().replace('\n', " "));
-    let mut error = match T::deserialize(value.clone()) {
+    let describe = |e: &str| format!("`{label}`: {}", e.trim().replace('\n', " "));
+    let read = |v: &toml::Value| T::deserialize(v.clone()).map_err(|e| e.to_string());
+    let mut value = value.clone();
+    let mut error = match read(&value) {
         Ok(v) => return Some(v),
         Err(e) => e,
     };
     problems.push(describe(&error));
     // Serde stops at a section's first problem. To list the others in the same round (and
-    // to run the checks that need the section), the key the problem is about is dropped and
-    // the rest read again: that key is the one whose removal changes the error. A required
-    // key cannot be dropped; the section is then left out.
-    let mut table = value.as_table()?.clone();
-    for _ in 0..table.len() {
-        let without = |key: &str| {
-            let mut t = table.clone();
-            t.remove(key);
-            T::deserialize(toml::Value::Table(t))
-        };
-        let culprit = table
-            .keys()
-            .find(|k| without(k).map_or_else(|e| e.to_string() != error.to_string(), |_| true))?
-            .clone();
-        match without(&culprit) {
+    // to run the checks that need the section), the smallest piece the problem is about is
+    // dropped and the rest read again: an element of a list, a key of an inline table, or a
+    // key — the first whose removal changes the error.
+    for _ in 0..64 {
+        let next = without_culprit(&value, &|v| read(v).err().as_ref() != Some(&error))?;
+        match read(&next) {
             Ok(v) => return Some(v),
-            Err(e)
-                if e.to_string()
-                    .contains(&format!("missing field `{culprit}`")) =>
-            {
-                return None
-            }
+            // A required key cannot be dropped: the section is left out.
+            Err(e) if e.contains("missing field") => return None,
             Err(e) => {
                 problems.push(describe(&e));
                 error = e;
             }
         }
-        table.remove(&culprit);
+        value = next;
+    }
+    None
+}
+
+/// `table` without the first piece whose removal `changes` the outcome: an element of a list
+/// or a key of an inline table before a whole key.
+fn without_culprit(
+    table: &toml::Value,
+    changes: &dyn Fn(&toml::Value) -> bool,
+) -> Option<toml::Value> {
+    let t = table.as_table()?;
+    for (key, v) in t {
+        let with = |inner: toml::Value| {
+            let mut t = t.clone();
+            t.insert(key.clone(), inner);
+            toml::Value::Table(t)
+        };
+        match v {
+            toml::Value::Array(items) if items.len() > 1 => {
+                for i in 0..items.len() {
+                    let mut fewer = items.clone();
+                    fewer.remove(i);
+                    let candidate = with(toml::Value::Array(fewer));
+                    if changes(&candidate) {
+                        return Some(candidate);
+                    }
+                }
+            }
+            toml::Value::Table(inner) => {
+                for k in inner.keys() {
+                    let mut fewer = inner.clone();
+                    fewer.remove(k);
+                    let candidate = with(toml::Value::Table(fewer));
+                    if changes(&candidate) {
+                        return Some(candidate);
+                    }
+                }
+            }
+            _ => {}
+        }
+        let mut t = t.clone();
+        t.remove(key);
+        let candidate = toml::Value::Table(t);
+        if changes(&candidate) {
+            return Some(candidate);
+        }
     }
     None
 }
@@ -706,53 +820,64 @@ mod tests {
 
     #[test]
     fn problems_behind_a_type_error_are_listed_in_the_same_round() {
-        // Regression: an unknown encoding or clean rule hid every other problem of the
-        // contract (the delimiter, the rate, min > max, a bad regex) until it was fixed.
+        // Regression: an unknown encoding, format, column type or clean rule, or a bad key in
+        // an inline table, hid every other problem of its section (the delimiter, the rate,
+        // min > max, a bad regex, the dedupe columns) until it was fixed.
         let err = parse(
             r#"
             name = "x"
             [source]
             path = "a.csv"
-            format = "csv"
+            format = "cvs"
             encoding = "latin9"
             delimiter = ";;"
             [rules]
             max_reject_rate = 2
             unique_key = ["a"]
-            dedupe = { key = ["ghost"] }
+            dedupe = { key = ["ghost"], keep_latest_by = "c", extra = 1 }
             [[columns]]
             name = "a"
-            type = "strin"
+            type = "integer"
+            min = 5
+            max = 1
+            pattern = "([a-z"
             [[columns]]
             name = "b"
             type = "int"
-            clean = ["trim", "sparkle"]
-            min = 5
-            max = 1
+            clean = ["trim", "sparkle", "glitter"]
             [[columns]]
             name = "c"
             type = "string"
-            pattern = "([a-z"
             colour = "red"
+            [[columns]]
+            type = "string"
             "#,
         )
         .unwrap_err();
         let msg = err.to_string();
         for want in [
+            "cvs",
             "latin9",
             "delimiter",
             "max_reject_rate",
-            "strin",
+            "integer",
             "sparkle",
+            "glitter",
+            "extra",
             "min 5 is greater than max 1",
             "not a valid regex",
             "colour",
             "\"ghost\" is not a declared column",
+            "\"c\" is a string column",
+            "`columns[3]`: missing field `name`",
         ] {
             assert!(msg.contains(want), "{want}: {msg}");
         }
-        // Column a could not be read, but it is declared: no follow-on error about it.
+        // Column a's type is unknown, but it is declared: no follow-on error about it, and
+        // no check that depends on its type.
         assert!(!msg.contains("\"a\" is not a declared column"), "{msg}");
+        assert!(!msg.contains("`min`/`max` apply to"), "{msg}");
+        assert!(!msg.contains("(_)"), "{msg}");
     }
 
     #[test]

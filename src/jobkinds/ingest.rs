@@ -42,6 +42,61 @@ pub(crate) fn keys() -> Vec<&'static str> {
     k
 }
 
+/// The `[[checks]]` of a contract's job file (`rel`, for messages), whose columns must be
+/// columns of the contract (or its matrix keys): a misspelt column failed only at night.
+pub fn contract_checks(
+    file: &toml::Table,
+    rel: &str,
+    contract: &Contract,
+) -> Result<Vec<Check>, Vec<String>> {
+    let Some(items) = file.get("checks") else {
+        return Ok(Vec::new());
+    };
+    let Some(items) = items.as_array() else {
+        return Err(vec![
+            "`checks`: must be an array of tables ([[checks]])".into()
+        ]);
+    };
+    let (checks, mut problems) = quality::parse_checks_partly(items, rel);
+    for p in &mut problems {
+        *p = p.trim_start_matches(&format!("{rel}: ")).to_string();
+    }
+    let matrix_keys: Vec<&str> = file
+        .get("matrix")
+        .and_then(|m| m.as_table())
+        .map(|m| m.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    let known = |col: &str| {
+        col == "dt" || matrix_keys.contains(&col) || contract.columns.iter().any(|c| c.name == col)
+    };
+    problems.extend(checks.iter().flat_map(|check| {
+        check
+            .spec
+            .columns()
+            .into_iter()
+            .filter(|col| !known(col))
+            .map(|col| {
+                format!(
+                    "`checks` ({}): `{col}` is not a column of clean.{} (columns: {})",
+                    check.name,
+                    contract.table,
+                    contract
+                        .columns
+                        .iter()
+                        .map(|c| c.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+            .collect::<Vec<_>>()
+    }));
+    if problems.is_empty() {
+        Ok(checks)
+    } else {
+        Err(problems)
+    }
+}
+
 impl JobKind for IngestKind {
     fn kind(&self) -> &str {
         "ingest"
@@ -53,19 +108,6 @@ impl JobKind for IngestKind {
         project: &Project,
     ) -> Result<Arc<dyn PreparedJob>, Vec<String>> {
         let mut problems = super::unknown_keys(file, &keys());
-        let mut checks = Vec::new();
-        if let Some(items) = file.table.get("checks") {
-            match items.as_array() {
-                Some(a) => match quality::parse_checks(a, file.rel) {
-                    Ok(c) => checks = c,
-                    Err(p) => problems.extend(
-                        p.into_iter()
-                            .map(|m| m.trim_start_matches(&format!("{}: ", file.rel)).to_string()),
-                    ),
-                },
-                None => problems.push("`checks`: must be an array of tables ([[checks]])".into()),
-            }
-        }
         let mut table = toml::Table::new();
         for (k, v) in file.table {
             if CONTRACT_KEYS.contains(&k.as_str()) {
@@ -78,6 +120,13 @@ impl JobKind for IngestKind {
             .or_insert_with(|| toml::Value::String(file.name.to_string()));
         match Contract::from_table(&table, file.path) {
             Ok(contract) => {
+                let mut checks = match contract_checks(file.table, file.rel, &contract) {
+                    Ok(c) => c,
+                    Err(p) => {
+                        problems.extend(p);
+                        Vec::new()
+                    }
+                };
                 if problems.is_empty() {
                     let clean = format!("{}.{}", Layer::Clean.as_str(), contract.table);
                     if !checks.is_empty() && super::sql::checked_tables(project).contains(&clean) {
@@ -356,5 +405,43 @@ mod tests {
         assert!(prepared.committed(&other, &project, date).is_none());
         let io = prepared.io(&vars);
         assert_eq!(io.writes[0].to_string(), "clean.apps[branch=0101]");
+    }
+
+    #[test]
+    fn checks_of_a_contract_name_its_columns() {
+        // Regression: a check on a column the contract does not declare passed `panorama jobs`
+        // and failed at night; `panorama ingest` did not validate the checks at all.
+        let file: toml::Table = toml::from_str(
+            r#"
+            kind = "ingest"
+            name = "t"
+            [matrix]
+            branch = ["01"]
+            [source]
+            path = "x.csv"
+            format = "csv"
+            [[columns]]
+            name = "a"
+            type = "string"
+            [[checks]]
+            type = "unique"
+            columns = ["a", "zzz"]
+            [[checks]]
+            type = "not_null"
+            columns = ["dt", "branch"]
+            [[checks]]
+            type = "regex"
+            column = "a"
+            pattern = "(("
+            "#,
+        )
+        .unwrap();
+        let contract = Contract::from_table(&file, std::path::Path::new("jobs/t.toml")).unwrap();
+        let problems = contract_checks(&file, "jobs/t.toml", &contract).unwrap_err();
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("not a valid regular expression")));
+        assert!(problems
+            .iter()
+            .any(|p| p.contains("`zzz` is not a column of clean.t (columns: a)")));
     }
 }

@@ -114,7 +114,7 @@ impl Spec {
         }
     }
 
-    fn columns(&self) -> Vec<String> {
+    pub(crate) fn columns(&self) -> Vec<String> {
         match self {
             Spec::NotNull { column }
             | Spec::AcceptedValues { column, .. }
@@ -222,6 +222,17 @@ pub fn parse_checks(
     values: &[toml::Value],
     origin: &str,
 ) -> std::result::Result<Vec<Check>, Vec<String>> {
+    let (checks, problems) = parse_checks_partly(values, origin);
+    if problems.is_empty() {
+        Ok(checks)
+    } else {
+        Err(problems)
+    }
+}
+
+/// `parse_checks`, with the checks that parsed beside the problems of the others (so that a
+/// caller checking their columns reports those problems in the same round).
+pub fn parse_checks_partly(values: &[toml::Value], origin: &str) -> (Vec<Check>, Vec<String>) {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     for (i, v) in values.iter().enumerate() {
@@ -523,11 +534,7 @@ pub fn parse_checks(
             });
         }
     }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        Err(problems)
-    }
+    (out, problems)
 }
 
 fn default_name(spec: &Spec) -> String {
