@@ -439,7 +439,9 @@ mod tests {
         let contract = Contract::from_table(&file, std::path::Path::new("jobs/t.toml")).unwrap();
         let problems = contract_checks(&file, "jobs/t.toml", &contract).unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems.iter().any(|p| p.contains("not a valid regular expression")));
+        assert!(problems
+            .iter()
+            .any(|p| p.contains("not a valid regular expression")));
         assert!(problems
             .iter()
             .any(|p| p.contains("`zzz` is not a column of clean.t (columns: a)")));

@@ -1348,11 +1348,24 @@ fn sql_null_semantics(e: &Expr) -> Option<Expr> {
 }
 
 /// `x IN (0, 15473.33)`: polars types the list by its first value and refused a decimal after
-/// an integer. When the list mixes them, the integers are written as decimals.
+/// an integer. When the list mixes them, the integers are written as decimals — unless one is
+/// beyond 2^53, which a decimal (a double) cannot hold exactly (polars' error stays then).
+/// Literals in parentheses, `IN ((0), (1))`, lose them (polars refused those).
 fn uniform_number_list(e: &mut Expr) {
     let Expr::InList { list, .. } = e else {
         return;
     };
+    for v in list.iter_mut() {
+        while let Expr::Nested(inner) = v {
+            if !matches!(
+                **inner,
+                Expr::Value(_) | Expr::Nested(_) | Expr::UnaryOp { .. }
+            ) {
+                break;
+            }
+            *v = std::mem::replace(&mut **inner, Expr::Value(Value::Null.into()));
+        }
+    }
     fn number(e: &mut Expr) -> Option<&mut String> {
         match e {
             Expr::Value(v) => match &mut v.value {
@@ -1368,11 +1381,13 @@ fn uniform_number_list(e: &mut Expr) {
         }
     }
     let is_integer = |n: &str| n.bytes().all(|b| b.is_ascii_digit());
-    let kinds: Vec<bool> = list
+    let exact_in_a_double = |n: &str| n.parse::<u64>().is_ok_and(|x| x <= 1 << 53);
+    let kinds: Vec<(bool, bool)> = list
         .iter_mut()
-        .filter_map(|v| number(v).map(|n| is_integer(n)))
+        .filter_map(|v| number(v).map(|n| (is_integer(n), exact_in_a_double(n))))
         .collect();
-    if !(kinds.contains(&true) && kinds.contains(&false)) {
+    let integers = kinds.iter().filter(|(int, _)| *int).count();
+    if integers == 0 || integers == kinds.len() || kinds.iter().any(|(int, exact)| *int && !exact) {
         return;
     }
     for v in list.iter_mut() {
@@ -1585,13 +1600,16 @@ fn qualifiers(e: &Expr) -> (BTreeSet<String>, bool) {
 /// inner join would. Conditions on the joined (right) table alone move into a subquery,
 /// `LEFT JOIN (SELECT * FROM t AS a WHERE a.amount > 100) AS a ON a.k = e.k`, which is what
 /// the SQL means; a condition mixing both sides (other than an equality) is refused.
+///
+/// In an `INNER JOIN` such conditions mean the same in a subquery, where polars reads them
+/// (in `ON` it could not find a column of the joined table: `AND m.g = 'x'` failed).
 fn push_left_join_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError> {
     use sqlparser::ast::{JoinConstraint, JoinOperator as J, SetExpr};
     for join in &mut twj.joins {
-        let (J::Left(JoinConstraint::On(on)) | J::LeftOuter(JoinConstraint::On(on))) =
-            &mut join.join_operator
-        else {
-            continue;
+        let (left, on) = match &mut join.join_operator {
+            J::Left(JoinConstraint::On(on)) | J::LeftOuter(JoinConstraint::On(on)) => (true, on),
+            J::Join(JoinConstraint::On(on)) | J::Inner(JoinConstraint::On(on)) => (false, on),
+            _ => continue,
         };
         let right = match &join.relation {
             TableFactor::Table { alias: Some(a), .. }
@@ -1616,7 +1634,7 @@ fn push_left_join_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError> {
             );
             if !bare && quals.len() == 1 && quals.contains(&right) {
                 pushed.push(c.clone());
-            } else if quals.contains(&right) && !is_equality {
+            } else if left && quals.contains(&right) && !is_equality {
                 return Err(SqlError::at(
                     format!(
                         "LEFT JOIN … ON {c}: a condition that mixes the joined table {right} \
@@ -2278,6 +2296,32 @@ mod tests {
         assert_eq!(
             rewrite(&a, &HashMap::new(), &clock).unwrap(),
             "SELECT * FROM e LEFT JOIN (SELECT * FROM a WHERE a.amount > 100) AS a ON a.k = e.k AND e.s = 'x' WHERE a.k IS NULL"
+        );
+        // IN lists: integers beside decimals are written as decimals (not beyond 2^53), and
+        // literals lose their parentheses.
+        for (sql, want) in [
+            (
+                "SELECT x FROM t WHERE x IN ((0), (-1), 15473.33)",
+                "SELECT x FROM t WHERE x IN (0.0, -1.0, 15473.33)",
+            ),
+            (
+                "SELECT x FROM t WHERE x IN (9007199254740993, 0.5)",
+                "SELECT x FROM t WHERE x IN (9007199254740993, 0.5)",
+            ),
+            (
+                "SELECT x FROM t WHERE x IN (1, 2)",
+                "SELECT x FROM t WHERE x IN (1, 2)",
+            ),
+        ] {
+            let a = analyze(sql).unwrap();
+            assert_eq!(rewrite(&a, &HashMap::new(), &clock).unwrap(), want);
+        }
+        // INNER JOIN: the same move (polars could not find a column of the joined table in
+        // `ON`); a mixed condition stays, as polars reads it there.
+        let a = analyze("SELECT * FROM e JOIN a ON a.k = e.k AND a.g = 'x' AND a.d > e.d").unwrap();
+        assert_eq!(
+            rewrite(&a, &HashMap::new(), &clock).unwrap(),
+            "SELECT * FROM e JOIN (SELECT * FROM a WHERE a.g = 'x') AS a ON a.k = e.k AND a.d > e.d"
         );
         let a = analyze("SELECT * FROM e LEFT JOIN a ON a.k = e.k AND a.d > e.d").unwrap();
         let err = rewrite(&a, &HashMap::new(), &clock).unwrap_err();

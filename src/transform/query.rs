@@ -404,7 +404,9 @@ fn clean_polars_message(s: &str, tables: &[String]) -> String {
     if let Some(i) = out.find("Resolved plan until failure") {
         out.truncate(i);
     }
-    if out.contains("unsupported join constraint expression") {
+    if out.contains("unsupported join constraint expression")
+        || out.contains("unsupported SQL join constraint")
+    {
         return "a JOIN's ON condition may only AND equalities and plain comparisons of the \
                 joined tables' columns (no functions, CASE or IS TRUE there); for an INNER JOIN, \
                 move the other conditions to WHERE, where they mean the same"
