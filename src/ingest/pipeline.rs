@@ -426,7 +426,7 @@ impl Shared<'_> {
             return self.split_csv(out, first_line, bytes, enc);
         }
         // GBK and GB18030 text is decoded before it is split: a delimiter byte above 0x3F
-        // (`|`, `\\`, `@`) may be the second byte of a character (`墊` is 0x89 0x7C in GBK),
+        // (`|`, `\`, `@`) may be the second byte of a character (`墊` is 0x89 0x7C in GBK),
         // and splitting the bytes cut such characters in two. Bytes that are not valid in the
         // encoding become a byte that is not UTF-8 either, so that their record is rejected
         // naming its field, as for a UTF-8 source.
