@@ -551,6 +551,36 @@ type = "float"
         "A001  1.50\rA002  2.50\rA003  3.50\r          \r\u{3000}\u{3000}\r",
     );
 
+    // A GBK fixed-width extract whose layout counts bytes (a Chinese character takes two):
+    // the fields line up; a character cut by the layout rejects its row, naming the column.
+    w.write(
+        "jobs/gbkfw.toml",
+        r#"kind = "ingest"
+name = "gbkfw"
+[source]
+path = "src/gbkfw.txt"
+format = "fixed_width"
+encoding = "gbk"
+width_unit = "bytes"
+fields = [{ name = "code", start = 1, width = 4 }, { name = "name", start = 5, width = 10 }, { name = "amt", start = 15, width = 6 }]
+[rules]
+max_reject_rate = 0.5
+[[columns]]
+name = "code"
+type = "string"
+[[columns]]
+name = "name"
+type = "string"
+[[columns]]
+name = "amt"
+type = "float"
+"#,
+    );
+    let gbk = |s: &str| encoding_rs::GBK.encode(s).0.into_owned();
+    let mut fw = gbk("A001上海众源    1.50\r\nA002ab公司      2.50\r\n");
+    fw.extend(gbk("A003一二三四 五  3.50\r\n"));
+    w.write("src/gbkfw.txt", fw);
+
     // A quote that is never closed: the record is rejected naming the quote's line, not read
     // as one clean row holding the rest of the file.
     w.write(
@@ -627,6 +657,10 @@ type = "string"
         Some(3),
         "Excel row number"
     );
+    let gbkfw = w.read_parquet(&format!("warehouse/clean/gbkfw/{dt}"));
+    assert_eq!(strs(&gbkfw, "name"), ["上海众源", "ab公司"]);
+    let gbkrej = w.read_parquet(&format!("warehouse/rejects/gbkfw/{dt}"));
+    assert_eq!(strs(&gbkrej, "column"), ["name"]);
     let ledger = w.read_parquet(&format!("warehouse/clean/ledger/{dt}"));
     assert_eq!(ledger.height(), 2);
     let lrej = w.read_parquet(&format!("warehouse/rejects/ledger/{dt}"));

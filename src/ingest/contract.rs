@@ -53,6 +53,23 @@ pub enum Encoding {
     Gb18030,
 }
 
+/// What a fixed-width layout counts: characters (the default), or bytes of the source's
+/// encoding, as mainframe and tax-bureau extracts in GBK are specified (a Chinese character
+/// takes two of their columns).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum WidthUnit {
+    #[default]
+    Characters,
+    Bytes,
+}
+
+impl WidthUnit {
+    fn is_characters(&self) -> bool {
+        *self == WidthUnit::Characters
+    }
+}
+
 /// The type a clean column is stored as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -189,6 +206,10 @@ pub struct Source {
     /// Fixed-width layout inline, instead of `layout`.
     #[serde(default)]
     pub fields: Vec<FixedField>,
+    /// Fixed-width: whether `start` and `width` count characters or bytes. (Not serialised
+    /// when it is the default, so that the checksums of existing contracts stay the same.)
+    #[serde(default, skip_serializing_if = "WidthUnit::is_characters")]
+    pub width_unit: WidthUnit,
     /// Values read as null (after trimming), before any cleaning.
     #[serde(default = "default_null_values")]
     pub null_values: Vec<String>,
@@ -386,6 +407,7 @@ impl Contract {
                 sheet: None,
                 layout: None,
                 fields: Vec::new(),
+                width_unit: WidthUnit::Characters,
                 null_values: default_null_values(),
                 records_path: None,
                 explode: None,
@@ -440,6 +462,9 @@ impl Contract {
                 "`source.layout`: a fixed_width source needs a layout file or inline `fields`"
                     .into(),
             );
+        }
+        if !guessed.format && s.format != Format::FixedWidth && s.width_unit == WidthUnit::Bytes {
+            problems.push("`source.width_unit`: only for format = \"fixed_width\"".into());
         }
         if !guessed.format
             && s.format != Format::FixedWidth

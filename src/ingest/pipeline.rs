@@ -19,7 +19,7 @@ use crossbeam_channel::bounded;
 use polars::prelude::*;
 
 use super::clean::{CompiledColumn, Value};
-use super::contract::{ColumnType, Contract, Encoding, FixedField, Format};
+use super::contract::{ColumnType, Contract, Encoding, FixedField, Format, WidthUnit};
 use super::csv_record::{Records, Span};
 use super::dedupe::{KeyIndex, LoserCursor, Losers, RowKey};
 use super::pii::Tokenizer;
@@ -581,6 +581,7 @@ impl Shared<'_> {
     fn process_fixed(&self, out: &mut CleanBatch, first_line: u64, bytes: &[u8]) {
         let enc = self.contract.source.encoding;
         let mapping = out.file.mapping.clone();
+        let in_bytes = self.contract.source.width_unit == WidthUnit::Bytes;
         for (i, line_bytes) in readers::split_lines(bytes).enumerate() {
             // `split_lines` dropped the line end.
             let lb = line_bytes;
@@ -588,6 +589,10 @@ impl Shared<'_> {
                 continue;
             }
             let line = first_line + i as u64;
+            if in_bytes {
+                self.fixed_bytes_record(out, line, lb, &mapping);
+                continue;
+            }
             let Some(text) = readers::decode(lb, enc) else {
                 self.reject_whole(
                     out,
@@ -621,6 +626,53 @@ impl Shared<'_> {
                 .collect();
             self.record(out, line, &fields, &|| text.to_string());
         }
+    }
+
+    /// A fixed-width line whose layout counts bytes: each field's bytes are decoded on their
+    /// own, so a field that cuts a character in two is named in the reject.
+    fn fixed_bytes_record(
+        &self,
+        out: &mut CleanBatch,
+        line: u64,
+        lb: &[u8],
+        mapping: &[Option<usize>],
+    ) {
+        let enc = self.contract.source.encoding;
+        let raw = readers::lossy(lb, enc);
+        if raw.chars().all(super::clean::is_space) {
+            return;
+        }
+        let mut decoded: Vec<Option<Cow<str>>> = Vec::with_capacity(mapping.len());
+        for (i, m) in mapping.iter().enumerate() {
+            let Some(j) = *m else {
+                decoded.push(None);
+                continue;
+            };
+            let f = &self.layout[j];
+            let a = (f.start - 1).min(lb.len());
+            let b = (a + f.width).min(lb.len());
+            match readers::decode(&lb[a..b], enc) {
+                Some(v) => decoded.push(Some(v)),
+                None => {
+                    let reason = format!(
+                        "field {} (bytes {}-{}) is not valid {}: a character cut by the \
+                         layout, or bytes that are not text",
+                        f.name,
+                        f.start,
+                        f.start + f.width - 1,
+                        readers::encoding_name(enc)
+                    );
+                    let column = self.columns[i].col.name.clone();
+                    self.reject_record(out, line, Some(column), reason, raw);
+                    return;
+                }
+            }
+        }
+        let fields: Vec<Option<&str>> = decoded
+            .iter()
+            .map(|d| d.as_deref().map(|s| s.trim_matches(super::clean::is_space)))
+            .collect();
+        self.record(out, line, &fields, &|| raw.clone());
     }
 }
 
