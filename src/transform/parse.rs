@@ -1601,14 +1601,24 @@ fn qualifiers(e: &Expr) -> (BTreeSet<String>, bool) {
 /// `LEFT JOIN (SELECT * FROM t AS a WHERE a.amount > 100) AS a ON a.k = e.k`, which is what
 /// the SQL means; a condition mixing both sides (other than an equality) is refused.
 ///
-/// In an `INNER JOIN` such conditions mean the same in a subquery, where polars reads them
-/// (in `ON` it could not find a column of the joined table: `AND m.g = 'x'` failed).
+/// `SEMI` and `ANTI` joins are read the same way (polars filtered after the join there too:
+/// a SEMI JOIN gave more rows than its left table, an ANTI JOIN all of them). In an `INNER
+/// JOIN` such conditions mean the same in a subquery, where polars reads them (in `ON` it
+/// could not find a column of the joined table: `AND m.g = 'x'` failed).
 fn push_left_join_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError> {
     use sqlparser::ast::{JoinConstraint, JoinOperator as J, SetExpr};
     for join in &mut twj.joins {
-        let (left, on) = match &mut join.join_operator {
-            J::Left(JoinConstraint::On(on)) | J::LeftOuter(JoinConstraint::On(on)) => (true, on),
-            J::Join(JoinConstraint::On(on)) | J::Inner(JoinConstraint::On(on)) => (false, on),
+        let (kind, on) = match &mut join.join_operator {
+            J::Left(JoinConstraint::On(on)) | J::LeftOuter(JoinConstraint::On(on)) => {
+                (Some("LEFT JOIN"), on)
+            }
+            J::Semi(JoinConstraint::On(on)) | J::LeftSemi(JoinConstraint::On(on)) => {
+                (Some("SEMI JOIN"), on)
+            }
+            J::Anti(JoinConstraint::On(on)) | J::LeftAnti(JoinConstraint::On(on)) => {
+                (Some("ANTI JOIN"), on)
+            }
+            J::Join(JoinConstraint::On(on)) | J::Inner(JoinConstraint::On(on)) => (None, on),
             _ => continue,
         };
         let right = match &join.relation {
@@ -1634,13 +1644,18 @@ fn push_left_join_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError> {
             );
             if !bare && quals.len() == 1 && quals.contains(&right) {
                 pushed.push(c.clone());
-            } else if left && quals.contains(&right) && !is_equality {
+            } else if let Some(kind) = kind.filter(|_| quals.contains(&right) && !is_equality) {
+                let way_round = if kind == "LEFT JOIN" {
+                    "move it into the WHERE clause (if that is what is meant) or into a subquery"
+                } else {
+                    "write the join as [NOT] EXISTS (SELECT 1 FROM … WHERE …) instead"
+                };
                 return Err(SqlError::at(
                     format!(
-                        "LEFT JOIN … ON {c}: a condition that mixes the joined table {right} \
+                        "{kind} … ON {c}: a condition that mixes the joined table {right} \
                          with the others (other than an equality) is not supported: the engine \
-                         would apply it after the join and drop the unmatched rows; move it \
-                         into the WHERE clause (if that is what is meant) or into a subquery"
+                         would apply it after the join, as a filter, and give other rows; \
+                         {way_round}"
                     ),
                     None,
                 ));
@@ -2323,6 +2338,16 @@ mod tests {
             rewrite(&a, &HashMap::new(), &clock).unwrap(),
             "SELECT * FROM e JOIN (SELECT * FROM a WHERE a.g = 'x') AS a ON a.k = e.k AND a.d > e.d"
         );
+        // SEMI and ANTI joins: the same move; mixed conditions are refused (polars filtered
+        // after the join: a SEMI JOIN gave more rows than its left table).
+        let a = analyze("SELECT * FROM e SEMI JOIN a ON a.k = e.k AND a.s = 'x'").unwrap();
+        assert_eq!(
+            rewrite(&a, &HashMap::new(), &clock).unwrap(),
+            "SELECT * FROM e SEMI JOIN (SELECT * FROM a WHERE a.s = 'x') AS a ON a.k = e.k"
+        );
+        let a = analyze("SELECT * FROM e ANTI JOIN a ON a.k = e.k AND a.d > e.d").unwrap();
+        let err = rewrite(&a, &HashMap::new(), &clock).unwrap_err();
+        assert!(err.message.contains("NOT] EXISTS"), "{}", err.message);
         let a = analyze("SELECT * FROM e LEFT JOIN a ON a.k = e.k AND a.d > e.d").unwrap();
         let err = rewrite(&a, &HashMap::new(), &clock).unwrap_err();
         assert!(
