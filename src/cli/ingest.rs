@@ -80,22 +80,20 @@ pub fn discover_contracts(project_root: &Path) -> Result<Vec<Discovered>> {
                 ));
             }
         }
+        // Checks are checked as `panorama jobs` checks them, though only `panorama run` runs
+        // them, and in the same round as the contract's problems.
+        let rel = f
+            .strip_prefix(project_root)
+            .unwrap_or(&f)
+            .display()
+            .to_string();
+        let checks = crate::jobkinds::ingest::contract_checks(&table, &rel);
+        if let Err(p) = &checks {
+            problems.extend(p.iter().map(|x| format!("contract {}: {x}", f.display())));
+        }
         match Contract::from_table(&table, &f) {
-            Ok(contract) => {
-                // Checked as `panorama jobs` checks them, though only `panorama run` runs them.
-                let rel = f
-                    .strip_prefix(project_root)
-                    .unwrap_or(&f)
-                    .display()
-                    .to_string();
-                match crate::jobkinds::ingest::contract_checks(&table, &rel, &contract) {
-                    Ok(_) => contracts.push(Discovered { contract, table }),
-                    Err(p) => problems.extend(
-                        p.into_iter()
-                            .map(|x| format!("contract {}: {x}", f.display())),
-                    ),
-                }
-            }
+            Ok(contract) if checks.is_ok() => contracts.push(Discovered { contract, table }),
+            Ok(_) => {}
             Err(Error::Invalid { what, problems: p }) => {
                 problems.extend(p.into_iter().map(|x| format!("{what}: {x}")))
             }

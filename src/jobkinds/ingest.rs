@@ -42,13 +42,11 @@ pub(crate) fn keys() -> Vec<&'static str> {
     k
 }
 
-/// The `[[checks]]` of a contract's job file (`rel`, for messages), whose columns must be
-/// columns of the contract (or its matrix keys): a misspelt column failed only at night.
-pub fn contract_checks(
-    file: &toml::Table,
-    rel: &str,
-    contract: &Contract,
-) -> Result<Vec<Check>, Vec<String>> {
+/// The `[[checks]]` of a contract's job file (`rel`, for messages), whose `column`s must be
+/// columns of the contract (or `dt`, or its matrix keys): a misspelt column failed only at
+/// night. Read from the file as written, so that these problems come in the same round as
+/// the contract's own, whatever they are.
+pub fn contract_checks(file: &toml::Table, rel: &str) -> Result<Vec<Check>, Vec<String>> {
     let Some(items) = file.get("checks") else {
         return Ok(Vec::new());
     };
@@ -61,35 +59,42 @@ pub fn contract_checks(
     for p in &mut problems {
         *p = p.trim_start_matches(&format!("{rel}: ")).to_string();
     }
-    let matrix_keys: Vec<&str> = file
-        .get("matrix")
-        .and_then(|m| m.as_table())
-        .map(|m| m.keys().map(String::as_str).collect())
+    let name_of = |v: &toml::Value| v.get("name").and_then(|n| n.as_str()).map(str::to_string);
+    let mut known: Vec<String> = file
+        .get("columns")
+        .and_then(|c| c.as_array())
+        .map(|cols| cols.iter().filter_map(name_of).collect())
         .unwrap_or_default();
-    let known = |col: &str| {
-        col == "dt" || matrix_keys.contains(&col) || contract.columns.iter().any(|c| c.name == col)
-    };
-    problems.extend(checks.iter().flat_map(|check| {
-        check
-            .spec
-            .columns()
-            .into_iter()
-            .filter(|col| !known(col))
-            .map(|col| {
-                format!(
-                    "`checks` ({}): `{col}` is not a column of clean.{} (columns: {})",
-                    check.name,
-                    contract.table,
-                    contract
-                        .columns
-                        .iter()
-                        .map(|c| c.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })
-            .collect::<Vec<_>>()
-    }));
+    let declared = known.join(", ");
+    known.push("dt".into());
+    if let Some(m) = file.get("matrix").and_then(|m| m.as_table()) {
+        known.extend(m.keys().cloned());
+    }
+    let table = ["table", "name"]
+        .iter()
+        .find_map(|k| file.get(*k).and_then(|v| v.as_str()))
+        .unwrap_or("this table");
+    for (i, item) in items.iter().enumerate() {
+        let named: Vec<&str> = match (item.get("column"), item.get("columns")) {
+            (Some(toml::Value::String(c)), _) => vec![c.as_str()],
+            (_, Some(toml::Value::Array(cs))) => cs.iter().filter_map(|c| c.as_str()).collect(),
+            _ => Vec::new(),
+        };
+        let ty = item
+            .get("type")
+            .or_else(|| item.get("check"))
+            .and_then(|t| t.as_str())
+            .unwrap_or("?");
+        for col in named {
+            let problem = format!(
+                "checks[{i}] ({ty}): `{col}` is not a column of clean.{table} (its columns: \
+                 {declared}; also dt and the matrix keys)"
+            );
+            if !known.iter().any(|k| k == col) && !problems.contains(&problem) {
+                problems.push(problem);
+            }
+        }
+    }
     if problems.is_empty() {
         Ok(checks)
     } else {
@@ -108,6 +113,10 @@ impl JobKind for IngestKind {
         project: &Project,
     ) -> Result<Arc<dyn PreparedJob>, Vec<String>> {
         let mut problems = super::unknown_keys(file, &keys());
+        let mut checks = contract_checks(file.table, file.rel).unwrap_or_else(|p| {
+            problems.extend(p);
+            Vec::new()
+        });
         let mut table = toml::Table::new();
         for (k, v) in file.table {
             if CONTRACT_KEYS.contains(&k.as_str()) {
@@ -120,13 +129,6 @@ impl JobKind for IngestKind {
             .or_insert_with(|| toml::Value::String(file.name.to_string()));
         match Contract::from_table(&table, file.path) {
             Ok(contract) => {
-                let mut checks = match contract_checks(file.table, file.rel, &contract) {
-                    Ok(c) => c,
-                    Err(p) => {
-                        problems.extend(p);
-                        Vec::new()
-                    }
-                };
                 if problems.is_empty() {
                     let clean = format!("{}.{}", Layer::Clean.as_str(), contract.table);
                     if !checks.is_empty() && super::sql::checked_tables(project).contains(&clean) {
@@ -436,14 +438,35 @@ mod tests {
             "#,
         )
         .unwrap();
-        let contract = Contract::from_table(&file, std::path::Path::new("jobs/t.toml")).unwrap();
-        let problems = contract_checks(&file, "jobs/t.toml", &contract).unwrap_err();
+        let problems = contract_checks(&file, "jobs/t.toml").unwrap_err();
         assert_eq!(problems.len(), 2, "{problems:?}");
         assert!(problems
             .iter()
             .any(|p| p.contains("not a valid regular expression")));
-        assert!(problems
-            .iter()
-            .any(|p| p.contains("`zzz` is not a column of clean.t (columns: a)")));
+        assert!(
+            problems.iter().any(|p| p.starts_with(
+                "checks[0] (unique): `zzz` is not a column of clean.t (its columns: a;"
+            )),
+            "{problems:?}"
+        );
+        // Listed with the contract's own problems (a problem in the body hid them).
+        let mut bad = file.clone();
+        bad.insert("rules".into(), toml::from_str("max_reject_rate = 5").unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("panorama.toml"), "").unwrap();
+        let project = Project::open(dir.path()).unwrap();
+        let keys = vec!["branch".to_string()];
+        let job_file = JobFile {
+            path: &dir.path().join("jobs/t.toml"),
+            rel: "jobs/t.toml",
+            name: "t",
+            table: &bad,
+            matrix_keys: &keys,
+        };
+        let Err(problems) = IngestKind.prepare(&job_file, &project) else {
+            panic!("a bad contract was accepted");
+        };
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("max_reject_rate")));
     }
 }
