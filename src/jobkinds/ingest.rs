@@ -276,6 +276,10 @@ impl PreparedJob for Ingest {
         if s.job != job.name {
             return None;
         }
+        let checks_at = super::own_checks_key(date, &self.clean_table(), job.vars);
+        if let Some(why) = super::checks_changed(project, &checks_at, job.name, &self.checks) {
+            return Some(why);
+        }
         let read_with = s.extra.get("contract_blake3").and_then(|v| v.as_str());
         if read_with.is_some_and(|c| c != self.contract_checksum) {
             return Some(format!(
@@ -451,7 +455,10 @@ mod tests {
         );
         // Listed with the contract's own problems (a problem in the body hid them).
         let mut bad = file.clone();
-        bad.insert("rules".into(), toml::from_str("max_reject_rate = 5").unwrap());
+        bad.insert(
+            "rules".into(),
+            toml::from_str("max_reject_rate = 5").unwrap(),
+        );
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("panorama.toml"), "").unwrap();
         let project = Project::open(dir.path()).unwrap();

@@ -63,10 +63,26 @@ pub(crate) fn run_own_checks(
     checks: &[crate::quality::Check],
     message: &mut String,
 ) -> Result<Vec<String>, crate::schedule::JobError> {
+    let partition = vars_partition(job.vars);
     if checks.is_empty() {
+        // Checks this job ran before and no longer declares: their results would stay in the
+        // quality table and report as if they were current.
+        let wh = crate::warehouse::Warehouse::new(&ctx.project.warehouse_root);
+        let key = crate::quality::results_key_in(ctx.date, table, &partition);
+        let results = crate::quality::RESULTS_TABLE;
+        if wh
+            .read_success(crate::warehouse::Layer::Quality, results, &key)
+            .is_some_and(|s| s.job == job.name)
+        {
+            wh.remove_partition(crate::warehouse::Layer::Quality, results, &key)
+                .map_err(|e| sql::job_error(&e))?;
+            if partition.is_empty() {
+                crate::quality::report::write(ctx.project, ctx.date, &[])
+                    .map_err(|e| sql::job_error(&e))?;
+            }
+        }
         return Ok(Vec::new());
     }
-    let partition = vars_partition(job.vars);
     let o = crate::quality::run_table(
         ctx.project,
         table,
@@ -118,6 +134,43 @@ pub(crate) fn written_again(s: &crate::warehouse::Success, last_run: &str) -> Op
             s.run_id
         )
     })
+}
+
+/// Why the checks a job runs (`checks`, results at `key` of the quality results table) must
+/// run again: they were added, changed or removed since the run that recorded the results.
+/// Results recorded before their checksum was (older versions) are taken as current.
+pub(crate) fn checks_changed(
+    project: &crate::config::Project,
+    key: &crate::warehouse::PartitionKey,
+    job: &str,
+    checks: &[crate::quality::Check],
+) -> Option<String> {
+    let Some(s) = crate::warehouse::Warehouse::new(&project.warehouse_root).read_success(
+        crate::warehouse::Layer::Quality,
+        crate::quality::RESULTS_TABLE,
+        key,
+    ) else {
+        // Checks added since the job ran.
+        return (!checks.is_empty()).then(|| "it has checks that have not run yet".to_string());
+    };
+    if s.job != job {
+        return None;
+    }
+    if checks.is_empty() {
+        return Some(format!("its checks were removed since run {}", s.run_id));
+    }
+    let recorded = s.extra.get("checks_blake3")?.as_str()?;
+    (recorded != crate::quality::checks_checksum(checks))
+        .then(|| format!("its checks changed since run {}", s.run_id))
+}
+
+/// Where the results of the checks a job runs itself on `table` go, for a job instance.
+pub(crate) fn own_checks_key(
+    date: chrono::NaiveDate,
+    table: &str,
+    vars: &crate::schedule::Vars,
+) -> crate::warehouse::PartitionKey {
+    crate::quality::results_key_in(date, table, &vars_partition(vars))
 }
 
 /// Whether the checks a job runs itself passed in the run that committed `run_id` (a job whose

@@ -233,6 +233,22 @@ impl Warehouse {
     pub fn read_success(&self, layer: Layer, table: &str, key: &PartitionKey) -> Option<Success> {
         read_success(&self.partition_dir(layer, table, key))
     }
+
+    /// Removes a partition: first moved aside as a staging folder (one rename, so readers see
+    /// it whole or not at all), then deleted.
+    pub fn remove_partition(&self, layer: Layer, table: &str, key: &PartitionKey) -> Result<()> {
+        let target = self.partition_dir(layer, table, key);
+        if !target.exists() {
+            return Ok(());
+        }
+        let leaf = target.file_name().unwrap().to_string_lossy().to_string();
+        let aside = target.with_file_name(format!(
+            "{STAGING_PREFIX}{leaf}-removed-{}",
+            std::process::id()
+        ));
+        fs::rename(&target, &aside).ctx(|| format!("removing {}", target.display()))?;
+        fs::remove_dir_all(&aside).ctx(|| format!("removing {}", aside.display()))
+    }
 }
 
 pub fn read_success(partition: &Path) -> Option<Success> {
