@@ -716,7 +716,14 @@ impl TableOutcome {
         self.results
             .iter()
             .filter(|r| r.failed() && !r.blocking())
-            .map(|r| format!("check {} (warn): {}", r.check, r.observed))
+            .map(|r| {
+                // A `warn` check that could not run has its reason in the message.
+                if r.status == "error" || r.observed.is_empty() {
+                    format!("check {} (warn) could not run: {}", r.check, r.message)
+                } else {
+                    format!("check {} (warn): {}", r.check, r.observed)
+                }
+            })
             .collect()
     }
 }

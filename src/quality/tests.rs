@@ -276,6 +276,20 @@ fn unknown_columns_and_missing_partitions_are_errors() {
         rs[0].message
     );
     assert!(!rs[0].blocking());
+    // Regression: the run summary's warning for it ended in an empty colon.
+    let o = evaluate(
+        &wh,
+        &cat,
+        Layer::Clean,
+        "apps",
+        d("2026-11-26"),
+        &checks("[[checks]]\ntype = \"not_null\"\ncolumn = \"nope\"\nseverity = \"warn\"\n"),
+    );
+    let lines = o.warning_lines();
+    assert!(
+        lines[0].contains("(warn) could not run: ") && lines[0].contains("nope"),
+        "{lines:?}"
+    );
     let o = evaluate(
         &wh,
         &cat,
