@@ -673,6 +673,10 @@ fn query_formats_partitions_and_errors() {
             "move the other conditions to WHERE",
         ),
         (
+            "SELECT count(*) AS n FROM payments WHERE amount IN (4 + 0, 10.5)",
+            "an IN (…) list may hold literal values only",
+        ),
+        (
             "SELECT STRING_AGG(DISTINCT status, ',') AS s FROM payments",
             "STRING_AGG(DISTINCT …) is not supported",
         ),

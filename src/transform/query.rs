@@ -412,6 +412,11 @@ fn clean_polars_message(s: &str, tables: &[String]) -> String {
                 move the other conditions to WHERE, where they mean the same"
             .to_string();
     }
+    if out.starts_with("array element") {
+        return "an IN (…) list may hold literal values only (no expressions such as `1 + 1` or \
+                casts): write the values out, or use OR"
+            .to_string();
+    }
     if out.contains("Span(Location(") {
         let flat: String = out.split_whitespace().collect::<Vec<_>>().join(" ");
         let cut: String = flat.chars().take(140).collect();
