@@ -618,6 +618,8 @@ type = "string"
     );
     let records = ints(&prej, "record");
     assert_eq!(records, [4, 6], "{reasons:?}");
+    // The reject of bytes that are not GBK names the column their field is read into.
+    assert_eq!(strs(&prej, "column"), ["person_id", "name"]);
     assert!(
         reasons[0].ends_with("kept src/persons.csv record 3"),
         "{reasons:?}"

@@ -517,9 +517,15 @@ impl Shared<'_> {
                 }
             }
             if let Some(j) = bad {
-                self.reject_whole(
+                // The column the field is read into, when the contract reads it.
+                let column = mapping
+                    .iter()
+                    .position(|m| *m == Some(j))
+                    .map(|i| self.columns[i].col.name.clone());
+                self.reject_record(
                     out,
                     line,
+                    column,
                     format!(
                         "field {} holds bytes that are not valid {}",
                         j + 1,
