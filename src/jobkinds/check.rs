@@ -238,21 +238,6 @@ impl PreparedJob for CheckJob {
         }
     }
 
-    /// The checks were edited since they gave their results (the results are of other checks).
-    fn inputs_changed(
-        &self,
-        job: &JobRef<'_>,
-        project: &Project,
-        date: chrono::NaiveDate,
-        _last_run: &str,
-    ) -> Option<String> {
-        let name = self.table_of(job.vars)?;
-        let (layer, table) = self.qualified(&name).ok()?;
-        let qualified = format!("{layer}.{table}");
-        let key = quality::results_key_in(date, &qualified, &Self::partition_of(job.vars));
-        super::checks_changed(project, &key, job.name, &self.checks_for(&qualified))
-    }
-
     fn committed(
         &self,
         job: &JobRef<'_>,

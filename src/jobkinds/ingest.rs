@@ -276,10 +276,6 @@ impl PreparedJob for Ingest {
         if s.job != job.name {
             return None;
         }
-        let checks_at = super::own_checks_key(date, &self.clean_table(), job.vars);
-        if let Some(why) = super::checks_changed(project, &checks_at, job.name, &self.checks) {
-            return Some(why);
-        }
         let read_with = s.extra.get("contract_blake3").and_then(|v| v.as_str());
         if read_with.is_some_and(|c| c != self.contract_checksum) {
             return Some(format!(

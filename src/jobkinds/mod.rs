@@ -68,13 +68,13 @@ pub(crate) fn run_own_checks(
         // Checks this job ran before and no longer declares: their results would stay in the
         // quality table and report as if they were current.
         let wh = crate::warehouse::Warehouse::new(&ctx.project.warehouse_root);
-        let key = crate::quality::results_key_in(ctx.date, table, &partition);
+        let key = own_checks_key(ctx.date, table, job.vars);
         let results = crate::quality::RESULTS_TABLE;
         if wh
             .read_success(crate::warehouse::Layer::Quality, results, &key)
             .is_some_and(|s| s.job == job.name)
         {
-            wh.remove_partition(crate::warehouse::Layer::Quality, results, &key)
+            wh.remove_partition(crate::warehouse::Layer::Quality, results, &key, ctx.run_id)
                 .map_err(|e| sql::job_error(&e))?;
             if partition.is_empty() {
                 crate::quality::report::write(ctx.project, ctx.date, &[])
@@ -136,34 +136,6 @@ pub(crate) fn written_again(s: &crate::warehouse::Success, last_run: &str) -> Op
     })
 }
 
-/// Why the checks a job runs (`checks`, results at `key` of the quality results table) must
-/// run again: they were added, changed or removed since the run that recorded the results.
-/// Results recorded before their checksum was (older versions) are taken as current.
-pub(crate) fn checks_changed(
-    project: &crate::config::Project,
-    key: &crate::warehouse::PartitionKey,
-    job: &str,
-    checks: &[crate::quality::Check],
-) -> Option<String> {
-    let Some(s) = crate::warehouse::Warehouse::new(&project.warehouse_root).read_success(
-        crate::warehouse::Layer::Quality,
-        crate::quality::RESULTS_TABLE,
-        key,
-    ) else {
-        // Checks added since the job ran.
-        return (!checks.is_empty()).then(|| "it has checks that have not run yet".to_string());
-    };
-    if s.job != job {
-        return None;
-    }
-    if checks.is_empty() {
-        return Some(format!("its checks were removed since run {}", s.run_id));
-    }
-    let recorded = s.extra.get("checks_blake3")?.as_str()?;
-    (recorded != crate::quality::checks_checksum(checks))
-        .then(|| format!("its checks changed since run {}", s.run_id))
-}
-
 /// Where the results of the checks a job runs itself on `table` go, for a job instance.
 pub(crate) fn own_checks_key(
     date: chrono::NaiveDate,
@@ -183,7 +155,7 @@ pub(crate) fn own_checks_passed(
     job: &str,
     run_id: &str,
 ) -> bool {
-    let key = crate::quality::results_key_in(date, table, &vars_partition(vars));
+    let key = own_checks_key(date, table, vars);
     let Some(r) = wh.read_success(
         crate::warehouse::Layer::Quality,
         crate::quality::RESULTS_TABLE,

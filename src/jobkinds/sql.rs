@@ -208,12 +208,6 @@ impl PreparedJob for SqlJob {
         if let Some(why) = super::written_again(&s, last_run) {
             return Some(why);
         }
-        if s.job == job.name {
-            let checks_at = super::own_checks_key(date, &self.table(), job.vars);
-            if let Some(why) = super::checks_changed(project, &checks_at, job.name, &self.checks) {
-                return Some(why);
-            }
-        }
         let built_from = s.extra.get("sql_blake3")?.as_str()?;
         (s.job == job.name && built_from != transform::sql_checksum(&self.model.text)).then(|| {
             format!(

@@ -677,17 +677,6 @@ pub struct TableOutcome {
     pub checked_dt: Option<String>,
     pub rows: u64,
     pub results: Vec<CheckResult>,
-    /// `checks_checksum` of the checks run, recorded with the results: a job whose checks
-    /// changed since runs them again.
-    #[serde(skip)]
-    pub checks_blake3: String,
-}
-
-/// A checksum of check declarations (as parsed, so that layout and comments do not count).
-pub fn checks_checksum(checks: &[Check]) -> String {
-    blake3::hash(format!("{checks:?}").as_bytes())
-        .to_hex()
-        .to_string()
 }
 
 impl TableOutcome {
@@ -718,7 +707,7 @@ impl TableOutcome {
             .filter(|r| r.failed() && !r.blocking())
             .map(|r| {
                 // A `warn` check that could not run has its reason in the message.
-                if r.status == "error" || r.observed.is_empty() {
+                if r.status == "error" {
                     format!("check {} (warn) could not run: {}", r.check, r.message)
                 } else {
                     format!("check {} (warn): {}", r.check, r.observed)
@@ -853,7 +842,6 @@ pub fn evaluate_in(
         checked_dt,
         rows,
         results,
-        checks_blake3: checks_checksum(checks),
     }
 }
 
@@ -1560,7 +1548,6 @@ pub fn write_results(
             "checks": o.results.len(),
             "blocking": o.blocking(),
             "warnings": o.warnings(),
-            "checks_blake3": o.checks_blake3,
         }),
         ..Default::default()
     })

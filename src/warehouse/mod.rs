@@ -235,18 +235,27 @@ impl Warehouse {
     }
 
     /// Removes a partition: first moved aside as a staging folder (one rename, so readers see
-    /// it whole or not at all), then deleted.
-    pub fn remove_partition(&self, layer: Layer, table: &str, key: &PartitionKey) -> Result<()> {
+    /// it whole or not at all), then deleted. Gone already is fine.
+    pub fn remove_partition(
+        &self,
+        layer: Layer,
+        table: &str,
+        key: &PartitionKey,
+        run_id: &str,
+    ) -> Result<()> {
         let target = self.partition_dir(layer, table, key);
-        if !target.exists() {
-            return Ok(());
-        }
         let leaf = target.file_name().unwrap().to_string_lossy().to_string();
         let aside = target.with_file_name(format!(
-            "{STAGING_PREFIX}{leaf}-removed-{}",
+            "{STAGING_PREFIX}{leaf}-{run_id}-{}-removed",
             std::process::id()
         ));
-        fs::rename(&target, &aside).ctx(|| format!("removing {}", target.display()))?;
+        match fs::rename(&target, &aside) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => {
+                return Err(e).ctx(|| format!("removing {}", target.display()));
+            }
+        }
         fs::remove_dir_all(&aside).ctx(|| format!("removing {}", aside.display()))
     }
 }
