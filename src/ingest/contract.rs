@@ -172,7 +172,7 @@ impl Column {
     }
 }
 
-/// A fixed-width field: `start` is 1-based, in characters.
+/// A fixed-width field: `start` is 1-based; both count characters, or bytes (`width_unit`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FixedField {
@@ -200,7 +200,8 @@ pub struct Source {
     /// Worksheet name for xlsx (first sheet when absent).
     #[serde(default)]
     pub sheet: Option<String>,
-    /// Fixed-width layout file: one `name,start,width` line per field (`#` comments).
+    /// Fixed-width layout file: one `name,start,width` line per field (`#` comments), in
+    /// characters or bytes (`width_unit`).
     #[serde(default)]
     pub layout: Option<String>,
     /// Fixed-width layout inline, instead of `layout`.
@@ -668,11 +669,14 @@ fn deserialize_section<T: serde::de::DeserializeOwned>(
     // dropped and the rest read again: an element of a list, a key of an inline table, or a
     // key — the first whose removal changes the error.
     for _ in 0..64 {
-        let next = without_culprit(&value, &|v| read(v).err().as_ref() != Some(&error))?;
+        // A removal that only trades the error for "missing field" is not the culprit (keys
+        // are tried in order, and a required one may come before it).
+        let next = without_culprit(&value, &|v| match read(v) {
+            Ok(_) => true,
+            Err(e) => e != error && !e.contains("missing field"),
+        })?;
         match read(&next) {
             Ok(v) => return Some(v),
-            // A required key cannot be dropped: the section is left out.
-            Err(e) if e.contains("missing field") => return None,
             Err(e) => {
                 problems.push(describe(&e));
                 error = e;
@@ -897,6 +901,29 @@ mod tests {
             "`columns[3]`: missing field `name`",
         ] {
             assert!(msg.contains(want), "{want}: {msg}");
+        }
+        // A bad key that sorts after the required ones (`header` after `format` and `path`,
+        // `pii` after `name`) hid the section's other problems.
+        let err = parse(
+            r#"
+            name = "y"
+            [source]
+            path = "a.csv"
+            format = "csv"
+            header = "yes"
+            delimiter = ";;"
+            [[columns]]
+            name = "a"
+            type = "int"
+            pii = "hash"
+            min = 5
+            max = 1
+            "#,
+        )
+        .unwrap_err();
+        let msg2 = err.to_string();
+        for want in ["header", "delimiter", "hash", "min 5 is greater than max 1"] {
+            assert!(msg2.contains(want), "{want}: {msg2}");
         }
         // Column a's type is unknown, but it is declared: no follow-on error about it, and
         // no check that depends on its type.

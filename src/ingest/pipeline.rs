@@ -486,7 +486,7 @@ impl Shared<'_> {
                 continue;
             }
             if let Some(reason) = out.file.fields.problem(rec.len()) {
-                self.reject_whole(out, line, reason, lossy_utf8(raw_bytes));
+                self.reject_whole(out, line, reason, readers::lossy(raw_bytes, Encoding::Utf8));
                 continue;
             }
             let mut decoded: Vec<Cow<str>> = recycle(std::mem::take(&mut decoded_buf));
@@ -531,7 +531,7 @@ impl Shared<'_> {
                         j + 1,
                         readers::encoding_name(enc)
                     ),
-                    lossy_utf8(raw_bytes),
+                    readers::lossy(raw_bytes, Encoding::Utf8),
                 );
                 continue;
             }
@@ -541,7 +541,9 @@ impl Shared<'_> {
                     .iter()
                     .map(|m| m.and_then(|j| decoded.get(j).map(|c| c.as_ref()))),
             );
-            self.record(out, line, &fields, &|| lossy_utf8(raw_bytes));
+            self.record(out, line, &fields, &|| {
+                readers::lossy(raw_bytes, Encoding::Utf8)
+            });
             fields_buf = recycle(fields);
             decoded_buf = recycle(decoded);
         }
@@ -728,10 +730,6 @@ impl<'a> LineCounter<'a> {
         }
         self.line
     }
-}
-
-fn lossy_utf8(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn trim_eol(b: &[u8]) -> &[u8] {

@@ -601,11 +601,22 @@ fn csv_scan(buf: &[u8], delimiter: u8, multibyte: bool) -> CsvScan {
 fn gbk_char_starts_at(buf: &[u8], at: usize) -> bool {
     let mut i = memchr::memrchr2(b'\n', b'\r', &buf[..at]).map_or(0, |k| k + 1);
     while i < at {
+        let at = |k: usize| buf.get(i + k).copied().unwrap_or(0);
         i += match buf[i] {
             0x00..=0x80 | 0xff => 1,
-            // GB18030's four-byte form has a digit second.
-            _ if buf.get(i + 1).is_some_and(u8::is_ascii_digit) => 4,
-            _ => 2,
+            // GB18030's four-byte form: digit, lead byte, digit. A lead byte before a digit
+            // that does not complete one is malformed; the decoder (WHATWG) then takes the
+            // lead byte alone and reads on from the digit.
+            _ if at(1).is_ascii_digit()
+                && (0x81..=0xfe).contains(&at(2))
+                && at(3).is_ascii_digit() =>
+            {
+                4
+            }
+            _ if at(1).is_ascii_digit() => 1,
+            // A trail byte is 0x40..=0xFE but 0x7F; else the lead byte stands alone.
+            _ if matches!(at(1), 0x40..=0x7e | 0x80..=0xfe) => 2,
+            _ => 1,
         };
     }
     i == at
@@ -1290,6 +1301,11 @@ mod tests {
         );
         assert_eq!(csv_scan(&text, b'|', true).open_quote, None);
         assert!(csv_scan(&text, b'|', false).open_quote.is_some());
+        // A lead byte before a digit that starts no four-byte character stands alone, as the
+        // decoder reads it: the `|` after `\x81\x30` is a delimiter, and its quote opens.
+        assert!(gbk_char_starts_at(b"\x81\x30|\"", 2));
+        assert!(gbk_char_starts_at(b"\x81\x30\x81\x30|", 4));
+        assert!(!gbk_char_starts_at(b"\x81\x30\x81\x30|", 2));
         // A byte that is not GBK becomes 0xFF where a lossy decoding puts U+FFFD.
         text.extend_from_slice(b"3|\x81\x20|z");
         let marked = decode_marking_invalid(&text, Encoding::Gbk);

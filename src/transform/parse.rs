@@ -1134,7 +1134,8 @@ pub fn rewrite(
             }
             self.named_windows.push(named);
             for twj in &mut s.from {
-                if let Err(e) = push_left_join_conditions(twj).and_then(|()| refuse_full_using(twj))
+                if let Err(e) =
+                    push_joined_table_conditions(twj).and_then(|()| refuse_full_using(twj))
                 {
                     self.error = Some(e);
                     return ControlFlow::Break(());
@@ -1595,17 +1596,17 @@ fn qualifiers(e: &Expr) -> (BTreeSet<String>, bool) {
     (quals, bare)
 }
 
-/// polars applies the conditions of a `LEFT JOIN … ON` beyond its key equalities after the
-/// join, as a filter: `ON a.k = e.k AND a.amount > 100` dropped the unmatched rows, as an
-/// inner join would. Conditions on the joined (right) table alone move into a subquery,
+/// polars applies the conditions of a join's `ON` beyond its key equalities after the join, as
+/// a filter: in a `LEFT JOIN`, `ON a.k = e.k AND a.amount > 100` dropped the unmatched rows,
+/// as an inner join would. Conditions on the joined (right) table alone move into a subquery,
 /// `LEFT JOIN (SELECT * FROM t AS a WHERE a.amount > 100) AS a ON a.k = e.k`, which is what
-/// the SQL means; a condition mixing both sides (other than an equality) is refused.
+/// the SQL means; any other condition (other than an equality) is refused.
 ///
 /// `SEMI` and `ANTI` joins are read the same way (polars filtered after the join there too:
 /// a SEMI JOIN gave more rows than its left table, an ANTI JOIN all of them). In an `INNER
 /// JOIN` such conditions mean the same in a subquery, where polars reads them (in `ON` it
 /// could not find a column of the joined table: `AND m.g = 'x'` failed).
-fn push_left_join_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError> {
+fn push_joined_table_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError> {
     use sqlparser::ast::{JoinConstraint, JoinOperator as J, SetExpr};
     for join in &mut twj.joins {
         let (kind, on) = match &mut join.join_operator {
@@ -1644,18 +1645,24 @@ fn push_left_join_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError> {
             );
             if !bare && quals.len() == 1 && quals.contains(&right) {
                 pushed.push(c.clone());
-            } else if let Some(kind) = kind.filter(|_| quals.contains(&right) && !is_equality) {
+            } else if let Some(kind) = kind.filter(|_| !is_equality) {
+                // polars applies any other condition after the join, as a filter: an outer,
+                // semi or anti join then gives other rows than SQL says.
                 let way_round = if kind == "LEFT JOIN" {
                     "move it into the WHERE clause (if that is what is meant) or into a subquery"
                 } else {
                     "write the join as [NOT] EXISTS (SELECT 1 FROM … WHERE …) instead"
                 };
+                let what = if quals.contains(&right) {
+                    format!("mixes the joined table {right} with the others")
+                } else {
+                    format!("is not on the joined table {right} alone")
+                };
                 return Err(SqlError::at(
                     format!(
-                        "{kind} … ON {c}: a condition that mixes the joined table {right} \
-                         with the others (other than an equality) is not supported: the engine \
-                         would apply it after the join, as a filter, and give other rows; \
-                         {way_round}"
+                        "{kind} … ON {c}: a condition that {what} (other than an equality) is \
+                         not supported: the engine would apply it after the join, as a filter, \
+                         and give other rows; {way_round}"
                     ),
                     None,
                 ));
@@ -1709,6 +1716,7 @@ pub fn expression_for_polars(text: &str) -> Result<String, SqlError> {
     let _ = sqlparser::ast::visit_expressions_mut(&mut e, |x| {
         whole_mantissa_exponents(x);
         timestamp_literal_casts(x);
+        uniform_number_list(x);
         match date_literals_against_dt(x).and_then(|()| check_interval(x)) {
             Ok(()) => ControlFlow::Continue(()),
             Err(err) => {
@@ -2331,6 +2339,11 @@ mod tests {
             let a = analyze(sql).unwrap();
             assert_eq!(rewrite(&a, &HashMap::new(), &clock).unwrap(), want);
         }
+        // The same in a check's `where` (it failed there).
+        assert_eq!(
+            expression_for_polars("amount IN (0, 15473.33)").unwrap(),
+            "amount IN (0.0, 15473.33)"
+        );
         // INNER JOIN: the same move (polars could not find a column of the joined table in
         // `ON`); a mixed condition stays, as polars reads it there.
         let a = analyze("SELECT * FROM e JOIN a ON a.k = e.k AND a.g = 'x' AND a.d > e.d").unwrap();
@@ -2348,6 +2361,13 @@ mod tests {
         let a = analyze("SELECT * FROM e ANTI JOIN a ON a.k = e.k AND a.d > e.d").unwrap();
         let err = rewrite(&a, &HashMap::new(), &clock).unwrap_err();
         assert!(err.message.contains("NOT] EXISTS"), "{}", err.message);
+        let a = analyze("SELECT * FROM e ANTI JOIN a ON a.k = e.k AND e.amount > 5").unwrap();
+        let err = rewrite(&a, &HashMap::new(), &clock).unwrap_err();
+        assert!(
+            err.message.contains("not on the joined table a alone"),
+            "{}",
+            err.message
+        );
         let a = analyze("SELECT * FROM e LEFT JOIN a ON a.k = e.k AND a.d > e.d").unwrap();
         let err = rewrite(&a, &HashMap::new(), &clock).unwrap_err();
         assert!(
