@@ -1318,6 +1318,50 @@ mod tests {
     }
 
     #[test]
+    fn gbk_blocks_cut_where_the_decoded_text_ends_records() {
+        // Random GBK text dense in characters whose second byte is the `|` delimiter (墊),
+        // quotes and line ends, cut into small blocks: each block, decoded and split, holds
+        // exactly the records of the whole decoded text.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("g.csv");
+        let mut seed = 0x0123_4567_89ab_cdefu64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let pieces = ["墊", "a", "|", "\"", "\n", "\r\n", "億", "x"];
+        let split = |bytes: &[u8]| {
+            let text = decode(bytes, Encoding::Gbk).unwrap();
+            let mut r = crate::ingest::csv_record::Records::new(text.as_bytes(), b'|');
+            let mut fields = Vec::new();
+            let mut out = Vec::new();
+            while r.next_into(&mut fields).is_some() {
+                out.push(fields.iter().map(|f| f.to_vec()).collect::<Vec<_>>());
+            }
+            out
+        };
+        for case in 0..500 {
+            let len = (next() % 120) as usize;
+            let text: String = (0..len)
+                .map(|_| pieces[(next() % pieces.len() as u64) as usize])
+                .collect();
+            let bytes = encoding_rs::GBK.encode(&text).0.into_owned();
+            std::fs::write(&p, &bytes).unwrap();
+            let block = 1 + (next() % 24) as usize;
+            let (mut r, _) =
+                BlockReader::open_in_blocks_of(&p, 0, false, Some(b'|'), block, 1 << 20).unwrap();
+            r.set_multibyte(true);
+            let mut got = Vec::new();
+            for (_, b, _) in blocks(&mut r, &p) {
+                got.extend(split(&b));
+            }
+            assert_eq!(got, split(&bytes), "case {case}, block {block}: {text:?}");
+        }
+    }
+
+    #[test]
     fn lone_cr_line_ends_cut_blocks_too() {
         // Without quotes and without LF, blocks still end on records (not one huge block),
         // and every lone CR counts as a line.

@@ -433,6 +433,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn remove_partition_takes_it_whole_and_a_missing_one_is_fine() {
+        let dir = tempfile::tempdir().unwrap();
+        let wh = Warehouse::new(dir.path());
+        let key = PartitionKey::date("2024-06-30");
+        let s = wh.stage(Layer::Quality, "r", &key, "r1").unwrap();
+        fs::write(s.dir().join("part-0.parquet"), b"x").unwrap();
+        let target = s.commit(Success::default()).unwrap();
+        wh.remove_partition(Layer::Quality, "r", &key, "r2")
+            .unwrap();
+        assert!(!target.exists());
+        let left: Vec<_> = fs::read_dir(target.parent().unwrap()).unwrap().collect();
+        assert!(left.is_empty(), "{left:?}");
+        wh.remove_partition(Layer::Quality, "r", &key, "r3")
+            .unwrap();
+    }
+
+    #[test]
     fn commit_replaces_and_abort_leaves_old() {
         let dir = tempfile::tempdir().unwrap();
         let wh = Warehouse::new(dir.path());
