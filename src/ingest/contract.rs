@@ -456,32 +456,8 @@ impl Contract {
                 s.delimiter
             ));
         }
-        if guessed.format {
-            // The checks below are about the format.
-        } else if s.format == Format::FixedWidth && s.layout.is_none() && s.fields.is_empty() {
-            problems.push(
-                "`source.layout`: a fixed_width source needs a layout file or inline `fields`"
-                    .into(),
-            );
-        }
-        if !guessed.format && s.format != Format::FixedWidth && s.width_unit == WidthUnit::Bytes {
-            problems.push("`source.width_unit`: only for format = \"fixed_width\"".into());
-        }
-        if !guessed.format
-            && s.format != Format::FixedWidth
-            && (s.layout.is_some() || !s.fields.is_empty())
-        {
-            problems
-                .push("`source.layout`/`source.fields`: only for format = \"fixed_width\"".into());
-        }
-        if !guessed.format
-            && s.encoding != Encoding::Utf8
-            && !matches!(s.format, Format::Csv | Format::FixedWidth | Format::Ndjson)
-        {
-            problems.push(format!(
-                "`source.encoding`: {:?} is only supported for csv, ndjson and fixed_width (xlsx, json and parquet are always Unicode)",
-                s.encoding
-            ));
+        if !guessed.format {
+            self.check_format_options(problems);
         }
         for (i, f) in s.fields.iter().enumerate() {
             if f.start == 0 || f.width == 0 {
@@ -490,6 +466,33 @@ impl Contract {
                     f.name
                 ));
             }
+        }
+    }
+
+    /// The source keys that apply to some formats only.
+    fn check_format_options(&self, problems: &mut Vec<String>) {
+        let s = &self.source;
+        let fixed = s.format == Format::FixedWidth;
+        if fixed && s.layout.is_none() && s.fields.is_empty() {
+            problems.push(
+                "`source.layout`: a fixed_width source needs a layout file or inline `fields`"
+                    .into(),
+            );
+        }
+        if !fixed && s.width_unit == WidthUnit::Bytes {
+            problems.push("`source.width_unit`: only for format = \"fixed_width\"".into());
+        }
+        if !fixed && (s.layout.is_some() || !s.fields.is_empty()) {
+            problems
+                .push("`source.layout`/`source.fields`: only for format = \"fixed_width\"".into());
+        }
+        if s.encoding != Encoding::Utf8
+            && !matches!(s.format, Format::Csv | Format::FixedWidth | Format::Ndjson)
+        {
+            problems.push(format!(
+                "`source.encoding`: {:?} is only supported for csv, ndjson and fixed_width (xlsx, json and parquet are always Unicode)",
+                s.encoding
+            ));
         }
     }
 

@@ -241,13 +241,7 @@ mod tests {
     #[test]
     fn random_text_splits_as_the_csv_crate_reads_it() {
         // Text dense in quotes (stray ones too), delimiters and every kind of line end.
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::ingest::test_rng(0x2545_f491_4f6c_dd1du64);
         let alphabet: &[u8] = b"ab5 \";;\"\n\n\r\"x,,;\"\t";
         for case in 0..5000 {
             let delimiter = [b',', b';', b'\t'][case % 3];

@@ -55,3 +55,14 @@ pub struct IngestReport {
 }
 
 pub use pipeline::ingest;
+
+/// A seeded xorshift generator for the randomized tests of the readers.
+#[cfg(test)]
+pub(crate) fn test_rng(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    }
+}

@@ -423,7 +423,7 @@ impl Shared<'_> {
     fn process_csv(&self, out: &mut CleanBatch, first_line: u64, bytes: &[u8]) {
         let enc = self.contract.source.encoding;
         if enc == Encoding::Utf8 {
-            return self.split_csv(out, first_line, bytes, enc);
+            return self.split_csv(out, first_line, bytes, enc, invalid_utf8_at(bytes));
         }
         // GBK and GB18030 text is decoded before it is split: a delimiter byte above 0x3F
         // (`|`, `\`, `@`) may be the second byte of a character (`墊` is 0x89 0x7C in GBK),
@@ -431,26 +431,32 @@ impl Shared<'_> {
         // encoding become a byte that is not UTF-8 either, so that their record is rejected
         // naming its field, as for a UTF-8 source.
         match readers::decode(bytes, enc) {
-            Some(text) => self.split_csv(out, first_line, text.as_bytes(), enc),
-            None => self.split_csv(
-                out,
-                first_line,
-                &readers::decode_marking_invalid(bytes, enc),
-                enc,
-            ),
+            // Decoded text is UTF-8 throughout: nothing to look for.
+            Some(text) => self.split_csv(out, first_line, text.as_bytes(), enc, Vec::new()),
+            None => {
+                let marked = readers::decode_marking_invalid(bytes, enc);
+                let bad = invalid_utf8_at(&marked);
+                self.split_csv(out, first_line, &marked, enc, bad)
+            }
         }
     }
 
     /// Splits and cleans CSV text: UTF-8, but for the sequences that were not valid in the
-    /// source's encoding `enc` (named in the reasons).
-    fn split_csv(&self, out: &mut CleanBatch, first_line: u64, bytes: &[u8], enc: Encoding) {
+    /// source's encoding `enc` (named in the reasons), which start at `not_utf8`.
+    fn split_csv(
+        &self,
+        out: &mut CleanBatch,
+        first_line: u64,
+        bytes: &[u8],
+        enc: Encoding,
+        not_utf8: Vec<usize>,
+    ) {
         let mut records = Records::new(bytes, self.delimiter);
         let mut rec: Vec<Cow<[u8]>> = Vec::new();
         let mapping = out.file.mapping.clone();
-        // One validation of the whole block instead of one per field: it finds where the
-        // bytes that are not UTF-8 are, and only the records holding some are decoded field
-        // by field (to name the bad field). A block without them is the common case.
-        let not_utf8 = invalid_utf8_at(bytes);
+        // One validation of the whole block (by the caller) instead of one per field: only
+        // the records holding bytes that are not UTF-8 are decoded field by field (to name
+        // the bad field). A block without them is the common case.
         let mut next_bad = 0;
         let mut decoded_buf: Vec<Cow<'static, str>> = Vec::new();
         let mut fields_buf: Vec<Option<&'static str>> = Vec::new();
@@ -646,8 +652,10 @@ impl Shared<'_> {
         mapping: &[Option<usize>],
     ) {
         let enc = self.contract.source.encoding;
-        let raw = readers::lossy(lb, enc);
-        if raw.chars().all(super::clean::is_space) {
+        // The line's text is built only for a reject (a blank check of the decoded line
+        // borrows it when it is ASCII, the common case).
+        let raw = || readers::lossy(lb, enc);
+        if readers::decode(lb, enc).is_some_and(|t| t.chars().all(super::clean::is_space)) {
             return;
         }
         let mut decoded: Vec<Option<Cow<str>>> = Vec::with_capacity(mapping.len());
@@ -671,7 +679,7 @@ impl Shared<'_> {
                         readers::encoding_name(enc)
                     );
                     let column = self.columns[i].col.name.clone();
-                    self.reject_record(out, line, Some(column), reason, raw);
+                    self.reject_record(out, line, Some(column), reason, raw());
                     return;
                 }
             }
@@ -680,7 +688,7 @@ impl Shared<'_> {
             .iter()
             .map(|d| d.as_deref().map(|s| s.trim_matches(super::clean::is_space)))
             .collect();
-        self.record(out, line, &fields, &|| raw.clone());
+        self.record(out, line, &fields, &raw);
     }
 }
 

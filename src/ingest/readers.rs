@@ -166,26 +166,28 @@ pub fn resolve_files(
     Ok(files)
 }
 
+/// The decoder of a multi-byte Chinese encoding; `None` for UTF-8, which Rust reads itself.
+fn chinese_encoding(enc: Encoding) -> Option<&'static encoding_rs::Encoding> {
+    match enc {
+        Encoding::Utf8 => None,
+        Encoding::Gbk => Some(encoding_rs::GBK),
+        Encoding::Gb18030 => Some(encoding_rs::GB18030),
+    }
+}
+
 /// Decodes bytes of a text source; `None` when they are not valid in the encoding.
 pub fn decode(bytes: &[u8], enc: Encoding) -> Option<Cow<'_, str>> {
-    match enc {
-        Encoding::Utf8 => std::str::from_utf8(bytes).ok().map(Cow::Borrowed),
-        Encoding::Gbk => {
-            encoding_rs::GBK.decode_without_bom_handling_and_without_replacement(bytes)
-        }
-        Encoding::Gb18030 => {
-            encoding_rs::GB18030.decode_without_bom_handling_and_without_replacement(bytes)
-        }
+    match chinese_encoding(enc) {
+        None => std::str::from_utf8(bytes).ok().map(Cow::Borrowed),
+        Some(e) => e.decode_without_bom_handling_and_without_replacement(bytes),
     }
 }
 
 /// GBK or GB18030 bytes as UTF-8, with each sequence that is not valid in the encoding
 /// replaced by the byte 0xFF (not UTF-8 either), where a lossy decoding puts U+FFFD.
 pub fn decode_marking_invalid(bytes: &[u8], enc: Encoding) -> Vec<u8> {
-    let encoding = match enc {
-        Encoding::Utf8 => return bytes.to_vec(),
-        Encoding::Gbk => encoding_rs::GBK,
-        Encoding::Gb18030 => encoding_rs::GB18030,
+    let Some(encoding) = chinese_encoding(enc) else {
+        return bytes.to_vec();
     };
     let mut decoder = encoding.new_decoder_without_bom_handling();
     let room = decoder
@@ -225,16 +227,9 @@ pub fn encoding_name(enc: Encoding) -> &'static str {
 
 /// Lossy text for reject records and messages.
 pub fn lossy(bytes: &[u8], enc: Encoding) -> String {
-    match enc {
-        Encoding::Utf8 => String::from_utf8_lossy(bytes).into_owned(),
-        Encoding::Gbk => encoding_rs::GBK
-            .decode_without_bom_handling(bytes)
-            .0
-            .into_owned(),
-        Encoding::Gb18030 => encoding_rs::GB18030
-            .decode_without_bom_handling(bytes)
-            .0
-            .into_owned(),
+    match chinese_encoding(enc) {
+        None => String::from_utf8_lossy(bytes).into_owned(),
+        Some(e) => e.decode_without_bom_handling(bytes).0.into_owned(),
     }
 }
 
@@ -1244,13 +1239,7 @@ mod tests {
         // and a last record that ends inside a quote comes alone, marked.
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.csv");
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::ingest::test_rng(0x9e37_79b9_7f4a_7c15u64);
         let alphabet: &[u8] = b"ab5 \";;\"\n\n\r\"x,,;\"";
         let mut unclosed_cases = 0;
         for case in 0..2000 {
@@ -1324,13 +1313,7 @@ mod tests {
         // exactly the records of the whole decoded text.
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("g.csv");
-        let mut seed = 0x0123_4567_89ab_cdefu64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = crate::ingest::test_rng(0x0123_4567_89ab_cdefu64);
         let pieces = ["墊", "a", "|", "\"", "\n", "\r\n", "億", "x"];
         let split = |bytes: &[u8]| {
             let text = decode(bytes, Encoding::Gbk).unwrap();

@@ -114,7 +114,7 @@ impl Spec {
         }
     }
 
-    pub(crate) fn columns(&self) -> Vec<String> {
+    fn columns(&self) -> Vec<String> {
         match self {
             Spec::NotNull { column }
             | Spec::AcceptedValues { column, .. }
