@@ -394,6 +394,14 @@ type = "float"
         ws.write_number(1, 1, 5_000_000.0).unwrap();
         ws.write_string(2, 0, "91350100M000100Y44").unwrap();
         ws.write_string(2, 1, "500万").unwrap();
+        // An Excel error in a cell the contract reads rejects the row, naming the column and
+        // the error; one in a column it does not read is no concern.
+        let div0 = rust_xlsxwriter::Formula::new("=1/0").set_result("#DIV/0!");
+        ws.write_string(3, 0, "91350100M000100Y43").unwrap();
+        ws.write_formula(3, 1, div0.clone()).unwrap();
+        ws.write_string(4, 0, "91350100M000100Y43").unwrap();
+        ws.write_number(4, 1, 100.0).unwrap();
+        ws.write_formula(4, 2, div0).unwrap();
         wb.save(w.path("src/ent.xlsx")).unwrap();
     }
     w.write(
@@ -621,7 +629,7 @@ type = "string"
     // The reject of bytes that are not GBK names the column their field is read into.
     assert_eq!(strs(&prej, "column"), ["person_id", "name"]);
     assert!(
-        reasons[0].ends_with("kept src/persons.csv record 3"),
+        reasons[0].ends_with("src/persons.csv record 3 takes precedence (the first)"),
         "{reasons:?}"
     );
     let raws = strs(&prej, "raw");
@@ -652,13 +660,16 @@ type = "string"
         Some(1234.5)
     );
     let ent = w.read_parquet(&format!("warehouse/clean/enterprises/{dt}"));
-    assert_eq!(ent.height(), 1, "the bad check character is rejected");
+    assert_eq!(ent.height(), 2, "the bad check character is rejected");
     let erej = w.read_parquet(&format!("warehouse/rejects/enterprises/{dt}"));
-    assert_eq!(
-        erej.column("record").unwrap().i64().unwrap().get(0),
-        Some(3),
-        "Excel row number"
+    assert_eq!(ints(&erej, "record"), [3, 4], "Excel row numbers");
+    assert_eq!(strs(&erej, "column"), ["code", "capital"]);
+    let reasons = strs(&erej, "reason");
+    assert!(
+        reasons[1].contains("capital: the cell holds the Excel error #DIV/0!"),
+        "{reasons:?}"
     );
+    assert_eq!(strs(&erej, "raw")[1], "91350100M000100Y43,#DIV/0!,");
     let gbkfw = w.read_parquet(&format!("warehouse/clean/gbkfw/{dt}"));
     assert_eq!(strs(&gbkfw, "name"), ["上海众源", "ab公司"]);
     let gbkrej = w.read_parquet(&format!("warehouse/rejects/gbkfw/{dt}"));
@@ -1187,7 +1198,8 @@ type = "string"
     );
     w.write(
         "src/versions.csv",
-        "id,ver,note\nb,1700000000000000001,newest\nb,1700000000000000000,older\n",
+        // Rows without a key are no one's duplicates (they were all dropped but one).
+        "id,ver,note\nb,1700000000000000001,newest\nb,1700000000000000000,older\n,1,n1\n,2,n2\n",
     );
     w.run_code(&["ingest", "--all", "--date", "2024-03-31"], 0);
 
@@ -1238,7 +1250,9 @@ type = "string"
     assert!(reason(8).0.contains("record 9"), "{:?}", reason(8));
 
     let versions = w.read_parquet("warehouse/clean/versions/dt=2024-03-31");
-    assert_eq!(strs(&versions, "note"), ["newest"]);
+    let mut notes = strs(&versions, "note");
+    notes.sort();
+    assert_eq!(notes, ["n1", "n2", "newest"]);
     let limits = w.read_parquet("warehouse/clean/limits/dt=2024-03-31");
     let mut got: Vec<(String, i64)> = (0..limits.height())
         .map(|i| {

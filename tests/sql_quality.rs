@@ -658,6 +658,34 @@ fn query_formats_partitions_and_errors() {
     );
     // A model's file previewed ad hoc may name the run.
     assert_eq!(csv("SELECT '{{ run_id }}' AS r"), "adhoc");
+    // Aggregates of a constant (polars gave the constant: SUM(1) = 1), in groups and windows.
+    assert_eq!(
+        csv("SELECT SUM(1) AS s, SUM(2) AS t, COUNT(*) FILTER (WHERE 1 = 1) AS f, COUNT(CASE WHEN TRUE THEN 1 END) AS c FROM payments"),
+        "4,8,4,4"
+    );
+    assert_eq!(
+        csv("SELECT k, SUM(1) OVER (PARTITION BY k) AS s FROM (VALUES ('a'), ('a'), ('b')) t(k) ORDER BY k"),
+        "a,2|a,2|b,1"
+    );
+    // LAST_VALUE without ORDER BY is the partition's (polars gave each row its own value).
+    assert_eq!(
+        csv("SELECT COUNT(DISTINCT l) AS n FROM (SELECT LAST_VALUE(v) OVER (PARTITION BY k) AS l FROM (VALUES ('a', 1), ('a', 2), ('a', 3)) t(k, v)) x"),
+        "1"
+    );
+    // Whole weeks toward zero; HAVING on a grouping column; a correlated EXISTS whose own
+    // condition names a column the outer table has too (dt).
+    assert_eq!(
+        csv("SELECT DATE_DIFF('week', DATE '2026-11-20', DATE '2026-11-17') AS a, DATE_DIFF('week', DATE '2026-11-20', DATE '2026-11-05') AS b"),
+        "0,-2"
+    );
+    assert_eq!(
+        csv("SELECT status, COUNT(*) AS n FROM payments GROUP BY status HAVING status = 'paid'"),
+        "paid,2"
+    );
+    assert_eq!(
+        csv(&format!("SELECT COUNT(*) AS n FROM payments p WHERE EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = p.account_id AND a.region = 'north' AND a.dt = '{D2}')")),
+        "3"
+    );
     // What polars cannot answer right is refused (exit 2) instead of answered wrong.
     for (sql, says) in [
         (
@@ -687,6 +715,30 @@ fn query_formats_partitions_and_errors() {
         (
             "SELECT COUNT(DISTINCT status) OVER (ORDER BY paid_on) AS c FROM payments",
             "COUNT(DISTINCT …) OVER (… ORDER BY …) as a running value is not supported",
+        ),
+        // polars filtered after the join (14 rows instead of every account's).
+        (
+            "SELECT count(*) AS n FROM payments p RIGHT JOIN accounts a ON a.account_id = p.account_id AND p.amount > 5",
+            "RIGHT JOIN … ON p.amount > 5",
+        ),
+        // polars ignored NULLS LAST on a later key.
+        (
+            "SELECT ROW_NUMBER() OVER (ORDER BY account_id, paid_on NULLS LAST) AS r FROM payments",
+            "NULLS LAST on a key after the first is not supported",
+        ),
+        // polars panicked.
+        (
+            "SELECT CAST(amount AS DECIMAL(39, 2)) AS x FROM payments",
+            "precision is 1 to 38",
+        ),
+        // polars gave NULL.
+        (
+            "SELECT DATE '2026-02-30' AS d",
+            "is not a day of the calendar",
+        ),
+        (
+            "SELECT count(*) AS n FROM payments p WHERE EXISTS (SELECT 1 FROM payments q WHERE q.account_id = p.account_id AND q.paid_on < p.paid_on)",
+            "a correlation other than an equality",
         ),
     ] {
         let out = w.run_code(&["query", sql], 2);

@@ -178,7 +178,7 @@ impl DedupeSpec {
             key_list: keys.join(", "),
             order_note: order
                 .map(|o| format!(" (latest by {o})"))
-                .unwrap_or_default(),
+                .unwrap_or_else(|| " (the first)".into()),
         })
     }
 }
@@ -266,7 +266,7 @@ impl Shared<'_> {
                 record: line,
                 column: Some(d.reject_column.clone()),
                 reason: format!(
-                    "duplicate key ({}); kept {by} record {at}{}",
+                    "duplicate key ({}); {by} record {at} takes precedence{}",
                     d.key_list, d.order_note
                 ),
                 raw: raw(),
@@ -321,8 +321,9 @@ impl Shared<'_> {
         let mut bytes = Vec::with_capacity(64);
         for &k in &d.key_cols {
             match clean(k) {
+                // A key with a NULL equals no other (as in SQL's UNIQUE): the row is kept.
+                Ok(Value::Null) | Err(_) => return,
                 Ok(v) => v.key_bytes(&mut bytes),
-                Err(_) => return,
             }
         }
         // A null order value orders below every other.

@@ -644,13 +644,25 @@ pub fn map_header(
         }
     }
     if !missing.is_empty() {
+        // A line none of whose fields is a column of the contract may be data (a source that
+        // lost its header): with PII columns declared, its values are not repeated, since
+        // errors go to logs, the ledger and reports.
+        let maybe_pii = names_from.contains("header")
+            && mapping.iter().all(Option::is_none)
+            && contract.columns.iter().any(|c| c.pii.is_some());
+        let has = if !maybe_pii {
+            format!("it has: {}", names.join(", "))
+        } else {
+            format!(
+                "none of its {} fields is a column of the contract (their values are not shown: \
+                 the line may be data holding PII; a source without a header needs `header = \
+                 false`)",
+                names.len()
+            )
+        };
         return Err(Error::input(
             path,
-            format!(
-                "{names_from} has no column {}; it has: {}",
-                missing.join(", "),
-                names.join(", ")
-            ),
+            format!("{names_from} has no column {}; {has}", missing.join(", ")),
         ));
     }
     Ok(mapping)
@@ -998,7 +1010,7 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
             Data::Bool(b) => Some(b.to_string()),
             Data::DateTime(dt) => Some(excel_date_time(dt)),
             Data::DateTimeIso(s) | Data::DurationIso(s) => Some(s.clone()),
-            Data::Error(e) => return Err(format!("cell error {e:?}")),
+            Data::Error(e) => return Err(e.to_string()),
         })
     };
     let mapping: Vec<Option<usize>> = if contract.source.header {
@@ -1024,21 +1036,32 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
         }
         let record = start_row + i as u64 + 1;
         let mut error = None;
+        let mut error_column = None;
         let mut values = Vec::with_capacity(r.len());
+        let mut raw_cells = Vec::with_capacity(r.len());
         for (j, d) in r.iter().enumerate() {
             match cell(d) {
-                Ok(v) => values.push(v),
-                Err(e) => {
-                    error.get_or_insert(format!("column {}: {e}", j + 1));
+                Ok(v) => {
+                    raw_cells.push(v.clone().unwrap_or_default());
+                    values.push(v);
+                }
+                Err(excel_error) => {
+                    // Only a cell the contract reads rejects its row.
+                    if let Some(c) = mapping.iter().position(|m| *m == Some(j)) {
+                        if error.is_none() {
+                            let name = contract.columns[c].name.clone();
+                            error = Some(format!(
+                                "{name}: the cell holds the Excel error {excel_error}"
+                            ));
+                            error_column = Some(name);
+                        }
+                    }
+                    raw_cells.push(excel_error);
                     values.push(None);
                 }
             }
         }
-        let raw = values
-            .iter()
-            .map(|v| v.clone().unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join(",");
+        let raw = raw_cells.join(",");
         let fields = mapping
             .iter()
             .map(|m| m.and_then(|j| values.get(j).cloned().flatten()))
@@ -1048,7 +1071,7 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
             raw,
             fields,
             error,
-            error_column: None,
+            error_column,
         });
     }
     Ok((rows, checksum, bytes.len() as u64))
@@ -1502,6 +1525,31 @@ mod tests {
         let e = read_parquet(&p, &contract).unwrap_err();
         assert!(matches!(e, Error::Input { .. }), "{e}");
         assert!(e.to_string().contains("cannot read as text"), "{e}");
+    }
+
+    /// Regression: a CSV that lost its header line had its first data line (a phone, a name,
+    /// an ID card, all PII) repeated in the error, and so in logs, the ledger and reports.
+    #[test]
+    fn a_header_that_is_a_data_line_is_not_repeated() {
+        let t: toml::Table = toml::from_str(
+            "name = 'x'\n[source]\npath = 'x.csv'\nformat = 'csv'\n\
+             [[columns]]\nname = 'phone'\ntype = 'string'\npii = 'tokenize'\n\
+             [[columns]]\nname = 'name'\ntype = 'string'\n",
+        )
+        .unwrap();
+        let contract = Contract::from_table(&t, Path::new("jobs/x.toml")).unwrap();
+        let data = ["13812345678".to_string(), "张三丰".to_string()];
+        let e = map_header(&contract, &data, Path::new("x.csv"), "line 1: the header")
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("13812345678") && !e.contains("张三丰"), "{e}");
+        assert!(e.contains("none of its 2 fields"), "{e}");
+        // A real header that misses a column still lists its names.
+        let header = ["phone".to_string(), "full_name".to_string()];
+        let e = map_header(&contract, &header, Path::new("x.csv"), "line 1: the header")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("it has: phone, full_name"), "{e}");
     }
 
     #[test]

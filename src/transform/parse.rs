@@ -1123,8 +1123,17 @@ pub fn rewrite(
     }
     impl VisitorMut for R<'_> {
         type Break = ();
+        fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if let Err(err) = exists_own_conditions_first(e) {
+                self.error = Some(err);
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+
         fn pre_visit_select(&mut self, s: &mut Select) -> ControlFlow<()> {
             alias_clashing_projections(s);
+            having_on_group_keys_to_where(s);
             guard_dt_conditions(s);
             let mut named = HashMap::new();
             for sqlparser::ast::NamedWindowDefinition(name, def) in &s.named_window {
@@ -1173,6 +1182,10 @@ pub fn rewrite(
         }
 
         fn post_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+            if let Err(err) = check_typed_literals(e) {
+                self.error = Some(err);
+                return ControlFlow::Break(());
+            }
             whole_mantissa_exponents(e);
             timestamp_literal_casts(e);
             if let Err(err) = date_literals_against_dt(e).and_then(|()| check_interval(e)) {
@@ -1191,7 +1204,8 @@ pub fn rewrite(
                     let named = self.named_windows.last();
                     let rewritten = rewrite_window(e, named).and_then(|w| match w {
                         Some(new) => Ok(Some(new)),
-                        None => rewrite_function(e, self.clock),
+                        None => rewrite_function(e, self.clock)
+                            .map(|r| r.or_else(|| constant_aggregate(e))),
                     });
                     match rewritten {
                         Ok(Some(new)) => *e = new,
@@ -1231,6 +1245,81 @@ pub fn rewrite(
         return Err(e);
     }
     Ok(stmt.to_string())
+}
+
+/// `HAVING` conditions on grouping columns alone (no aggregate, no function) move to `WHERE`,
+/// where they mean the same: polars failed on any of them (`HAVING product = 'tax'`: "cannot
+/// cast List type"). A column that a SELECT alias of another expression shadows stays.
+fn having_on_group_keys_to_where(s: &mut Select) {
+    let Some(having) = s.having.take() else {
+        return;
+    };
+    let sqlparser::ast::GroupByExpr::Expressions(keys, _) = &s.group_by else {
+        s.having = Some(having);
+        return;
+    };
+    let keys: BTreeSet<String> = keys
+        .iter()
+        .filter(|k| matches!(k, Expr::Identifier(_) | Expr::CompoundIdentifier(_)))
+        .map(|k| k.to_string().to_lowercase())
+        .collect();
+    let shadowed: BTreeSet<String> = s
+        .projection
+        .iter()
+        .filter_map(|p| match p {
+            sqlparser::ast::SelectItem::ExprWithAlias { expr, alias }
+                if expr.to_string().to_lowercase() != ident_name(alias) =>
+            {
+                Some(ident_name(alias))
+            }
+            _ => None,
+        })
+        .collect();
+    let on_keys_only = |c: &Expr| {
+        struct V<'a>(&'a BTreeSet<String>, &'a BTreeSet<String>, bool);
+        impl Visitor for V<'_> {
+            type Break = ();
+            fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+                let ok = match e {
+                    Expr::Identifier(i) => {
+                        self.0.contains(&e.to_string().to_lowercase())
+                            && !self.1.contains(&ident_name(i))
+                    }
+                    Expr::CompoundIdentifier(_) => self.0.contains(&e.to_string().to_lowercase()),
+                    Expr::Function(_)
+                    | Expr::Subquery(_)
+                    | Expr::Exists { .. }
+                    | Expr::InSubquery { .. } => false,
+                    _ => true,
+                };
+                if ok {
+                    return ControlFlow::Continue(());
+                }
+                self.2 = false;
+                ControlFlow::Break(())
+            }
+        }
+        let mut v = V(&keys, &shadowed, true);
+        let _ = c.visit(&mut v);
+        v.2 && reads_rows(c)
+    };
+    let mut conjuncts = Vec::new();
+    split_and(&having, &mut conjuncts);
+    let (moved, kept): (Vec<&Expr>, Vec<&Expr>) =
+        conjuncts.into_iter().partition(|c| on_keys_only(c));
+    if moved.is_empty() {
+        s.having = Some(having);
+        return;
+    }
+    let nested = |c: &Expr| Expr::Nested(Box::new(c.clone()));
+    let mut wheres: Vec<Expr> = s
+        .selection
+        .take()
+        .map(|w| vec![nested(&w)])
+        .unwrap_or_default();
+    wheres.extend(moved.into_iter().map(nested));
+    s.selection = and_all(wheres);
+    s.having = and_all(kept.into_iter().cloned().collect());
 }
 
 /// A WHERE condition on `dt` that may be NULL (`dt IN (…, NULL)`, a CASE without ELSE) kept
@@ -1407,12 +1496,32 @@ fn is_null_literal(e: &Expr) -> bool {
 /// and ignores NULLS FIRST/LAST there, so the first key is preceded by a flag that sorts its
 /// NULLs where they belong. The flag is a CASE (named `literal` by polars: a key derived from
 /// the column would clash with it), which is why only the first key gets one.
-fn sql_null_order(spec: &mut sqlparser::ast::WindowSpec) {
+///
+/// A later key sorts its NULLs as the smallest value (first ascending, last descending) and
+/// cannot be given a flag of its own: a `NULLS FIRST|LAST` that asks otherwise is refused
+/// rather than ignored.
+fn sql_null_order(spec: &mut sqlparser::ast::WindowSpec) -> Result<(), SqlError> {
     let Some(first) = spec.order_by.first() else {
-        return;
+        return Ok(());
     };
     if is_null_flag(&first.expr) {
-        return;
+        return Ok(());
+    }
+    for key in &spec.order_by[1..] {
+        let desc = key.options.asc == Some(false);
+        if key.options.nulls_first.is_some_and(|first| first == desc) {
+            return Err(SqlError::at(
+                format!(
+                    "window ORDER BY … {key}: NULLS {} on a key after the first is not \
+                     supported (NULLs of a later key sort as its smallest value: first when \
+                     ascending, last when descending); order by `{} IS NULL` before it, or \
+                     make it the first key",
+                    if desc { "FIRST" } else { "LAST" },
+                    key.expr
+                ),
+                None,
+            ));
+        }
     }
     let desc = first.options.asc == Some(false);
     // Also when NULLs go first: polars ranks a NULL key as NULL, and the others as if the
@@ -1423,7 +1532,7 @@ fn sql_null_order(spec: &mut sqlparser::ast::WindowSpec) {
         "CASE WHEN ({}) IS NULL THEN {null} ELSE {other} END",
         first.expr
     )) else {
-        return;
+        return Ok(());
     };
     let key = sqlparser::ast::OrderByExpr {
         expr: flag,
@@ -1434,6 +1543,7 @@ fn sql_null_order(spec: &mut sqlparser::ast::WindowSpec) {
         with_fill: None,
     };
     spec.order_by.insert(0, key);
+    Ok(())
 }
 
 /// The flag `sql_null_order` adds (so that a window seen twice gets one).
@@ -1550,12 +1660,19 @@ fn rewrite_window(
     }
     let running = match &mut f.over {
         Some(sqlparser::ast::WindowType::WindowSpec(spec)) => {
-            sql_null_order(spec);
+            sql_null_order(spec)?;
             !spec.order_by.is_empty()
         }
         Some(sqlparser::ast::WindowType::NamedWindow(_)) | None => return Ok(None),
     };
     if !running {
+        // Without ORDER BY the frame is the whole partition: polars gave each row its own
+        // value (it reads LAST_VALUE as "up to the current row" whatever the window).
+        if name == "last_value" {
+            let mut last = f.clone();
+            last.name = ObjectName::from(vec![Ident::new("LAST")]);
+            return Ok(Some(Expr::Function(last)));
+        }
         return Ok(None);
     }
     let distinct = matches!(&f.args, FunctionArguments::List(l)
@@ -1607,7 +1724,7 @@ fn qualifiers(e: &Expr) -> (BTreeSet<String>, bool) {
 /// JOIN` such conditions mean the same in a subquery, where polars reads them (in `ON` it
 /// could not find a column of the joined table: `AND m.g = 'x'` failed).
 fn push_joined_table_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError> {
-    use sqlparser::ast::{JoinConstraint, JoinOperator as J, SetExpr};
+    use sqlparser::ast::{JoinConstraint, JoinOperator as J};
     for join in &mut twj.joins {
         let (kind, on) = match &mut join.join_operator {
             J::Left(JoinConstraint::On(on)) | J::LeftOuter(JoinConstraint::On(on)) => {
@@ -1619,9 +1736,16 @@ fn push_joined_table_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError
             J::Anti(JoinConstraint::On(on)) | J::LeftAnti(JoinConstraint::On(on)) => {
                 (Some("ANTI JOIN"), on)
             }
+            J::Right(JoinConstraint::On(on)) | J::RightOuter(JoinConstraint::On(on)) => {
+                (Some("RIGHT JOIN"), on)
+            }
+            J::FullOuter(JoinConstraint::On(on)) => (Some("FULL JOIN"), on),
             J::Join(JoinConstraint::On(on)) | J::Inner(JoinConstraint::On(on)) => (None, on),
             _ => continue,
         };
+        // Only a LEFT, SEMI or ANTI join keeps its left rows whatever the joined table says,
+        // so that a condition on the joined table alone may filter it first.
+        let pushable = matches!(kind, None | Some("LEFT JOIN" | "SEMI JOIN" | "ANTI JOIN"));
         let right = match &join.relation {
             TableFactor::Table { alias: Some(a), .. }
             | TableFactor::Derived { alias: Some(a), .. } => ident_name(&a.name),
@@ -1636,33 +1760,53 @@ fn push_joined_table_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError
         let mut pushed: Vec<Expr> = Vec::new();
         for c in conjuncts {
             let (quals, bare) = qualifiers(c);
-            let is_equality = matches!(
-                c,
-                Expr::BinaryOp {
-                    op: BinaryOperator::Eq,
-                    ..
-                }
-            );
-            if !bare && quals.len() == 1 && quals.contains(&right) {
+            if pushable && !bare && quals.len() == 1 && quals.contains(&right) {
                 pushed.push(c.clone());
-            } else if let Some(kind) = kind.filter(|_| !is_equality) {
+            } else if let Some(kind) = kind.filter(|_| {
+                // polars reads any equality right in a LEFT, SEMI or ANTI join (`a.product =
+                // 'tax'` too), but in a RIGHT or FULL join only one between the two tables.
+                let equality = matches!(
+                    c,
+                    Expr::BinaryOp {
+                        op: BinaryOperator::Eq,
+                        ..
+                    }
+                );
+                !(equality && (pushable || is_key_equality(c)))
+            }) {
                 // polars applies any other condition after the join, as a filter: an outer,
                 // semi or anti join then gives other rows than SQL says.
-                let way_round = if kind == "LEFT JOIN" {
-                    "move it into the WHERE clause (if that is what is meant) or into a subquery"
-                } else {
-                    "write the join as [NOT] EXISTS (SELECT 1 FROM … WHERE …) instead"
+                let way_round = match kind {
+                    "LEFT JOIN" => {
+                        "move it into the WHERE clause (if that is what is meant) or into a \
+                         subquery"
+                    }
+                    "RIGHT JOIN" => {
+                        "write it as a LEFT JOIN with the two tables swapped (a LEFT JOIN takes \
+                         conditions on its joined table), or filter in a subquery"
+                    }
+                    "FULL JOIN" => "filter the tables in subqueries and join those",
+                    _ if quals.contains(&right) => {
+                        "aggregate the joined table by its key (e.g. MIN or MAX of the compared \
+                         column), join that, and compare in WHERE"
+                    }
+                    _ => "move it into the WHERE clause",
                 };
-                let what = if quals.contains(&right) {
-                    format!("mixes the joined table {right} with the others")
+                let what = if !pushable {
+                    "is not an equality between the two tables' columns".to_string()
+                } else if quals.contains(&right) {
+                    format!(
+                        "mixes the joined table {right} with the others (other than an \
+                         equality between their columns)"
+                    )
                 } else {
-                    format!("is not on the joined table {right} alone")
+                    format!("is not on the joined table {right} alone (other than an equality)")
                 };
                 return Err(SqlError::at(
                     format!(
-                        "{kind} … ON {c}: a condition that {what} (other than an equality) is \
-                         not supported: the engine would apply it after the join, as a filter, \
-                         and give other rows; {way_round}"
+                        "{kind} … ON {c}: a condition that {what} is not supported: the engine \
+                         would apply it after the join, as a filter, and give other rows; \
+                         {way_round}"
                     ),
                     None,
                 ));
@@ -1674,35 +1818,180 @@ fn push_joined_table_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError
             continue;
         }
         let condition = and_all(pushed).expect("one condition or more");
-        let mut sub = match Parser::new(&GenericDialect)
-            .try_with_sql("SELECT * FROM __panorama_placeholder")
-            .and_then(|mut p| p.parse_query())
-        {
-            Ok(q) => q,
-            Err(e) => return Err(SqlError::at(e.to_string(), None)),
-        };
-        // The table and the condition move into the subquery as they are (their positions
-        // name the bindings); the placeholder table is replaced below.
-        if let SetExpr::Select(sel) = sub.body.as_mut() {
-            if let Some(from) = sel.from.first_mut() {
-                std::mem::swap(&mut from.relation, &mut join.relation);
-            }
-            sel.selection = Some(condition);
-        }
-        join.relation = TableFactor::Derived {
-            lateral: false,
-            subquery: sub,
-            alias: Some(TableAlias {
-                explicit: true,
-                name: Ident::new(right),
-                columns: Vec::new(),
-                at: None,
-            }),
-            sample: None,
-        };
+        filter_in_subquery(&mut join.relation, condition, &right)?;
         *on = and_all(keep).unwrap_or(Expr::Value(Value::Boolean(true).into()));
     }
     Ok(())
+}
+
+/// Replaces `relation` by `(SELECT * FROM relation WHERE condition) AS alias`. The table and
+/// the condition move as they are (their positions name the bindings).
+fn filter_in_subquery(
+    relation: &mut TableFactor,
+    condition: Expr,
+    alias: &str,
+) -> Result<(), SqlError> {
+    use sqlparser::ast::SetExpr;
+    let mut sub = match Parser::new(&GenericDialect)
+        .try_with_sql("SELECT * FROM __panorama_placeholder")
+        .and_then(|mut p| p.parse_query())
+    {
+        Ok(q) => q,
+        Err(e) => return Err(SqlError::at(e.to_string(), None)),
+    };
+    if let SetExpr::Select(sel) = sub.body.as_mut() {
+        if let Some(from) = sel.from.first_mut() {
+            std::mem::swap(&mut from.relation, relation);
+        }
+        sel.selection = Some(condition);
+    }
+    *relation = TableFactor::Derived {
+        lateral: false,
+        subquery: sub,
+        alias: Some(TableAlias {
+            explicit: true,
+            name: Ident::new(alias),
+            columns: Vec::new(),
+            at: None,
+        }),
+        sample: None,
+    };
+    Ok(())
+}
+
+/// A correlated `[NOT] EXISTS (SELECT … FROM t WHERE t.k = o.k AND t.x = 'v')`: the conditions
+/// on the subquery's own table move into a subquery of that table, leaving the correlation.
+/// polars failed when such a condition named a column the outer table also has (`status`,
+/// `dt`). A correlation other than an equality is refused: polars could not read it.
+fn exists_own_conditions_first(e: &mut Expr) -> Result<(), SqlError> {
+    use sqlparser::ast::SetExpr;
+    let Expr::Exists { subquery, .. } = e else {
+        return Ok(());
+    };
+    let SetExpr::Select(sel) = subquery.body.as_mut() else {
+        return Ok(());
+    };
+    let grouped =
+        !matches!(&sel.group_by, sqlparser::ast::GroupByExpr::Expressions(k, _) if k.is_empty());
+    if sel.from.len() != 1 || !sel.from[0].joins.is_empty() || grouped || sel.having.is_some() {
+        return Ok(());
+    }
+    let inner = match &sel.from[0].relation {
+        TableFactor::Table { alias: Some(a), .. } | TableFactor::Derived { alias: Some(a), .. } => {
+            ident_name(&a.name)
+        }
+        TableFactor::Table {
+            name, alias: None, ..
+        } => name_parts(name).last().cloned().unwrap_or_default(),
+        _ => return Ok(()),
+    };
+    let Some(selection) = sel.selection.take() else {
+        return Ok(());
+    };
+    let mut conjuncts = Vec::new();
+    split_and(&selection, &mut conjuncts);
+    let mut own = Vec::new();
+    let mut rest = Vec::new();
+    for c in conjuncts {
+        let (quals, bare) = qualifiers(c);
+        if !bare && quals.len() == 1 && quals.contains(&inner) {
+            own.push(c.clone());
+        } else if quals.contains(&inner) && quals.len() > 1 && !is_key_equality(c) {
+            return Err(SqlError::at(
+                format!(
+                    "EXISTS (… WHERE {c}): a correlation other than an equality between the \
+                     subquery's and the outer query's columns is not supported; aggregate the \
+                     subquery's table by its key (e.g. MIN or MAX of the compared column), \
+                     join that, and compare in WHERE"
+                ),
+                None,
+            ));
+        } else {
+            rest.push(c.clone());
+        }
+    }
+    if own.is_empty() {
+        sel.selection = Some(selection);
+        return Ok(());
+    }
+    let condition = and_all(own).expect("one condition or more");
+    filter_in_subquery(&mut sel.from[0].relation, condition, &inner)?;
+    sel.selection = and_all(rest);
+    Ok(())
+}
+
+/// An `ON` equality polars takes as a join key: both sides read columns, of different tables
+/// (or unqualified ones, which polars resolves itself). `a.status = 'x'` or `a.k = a.j` is a
+/// filter, which polars applies after the join.
+fn is_key_equality(c: &Expr) -> bool {
+    let Expr::BinaryOp {
+        left,
+        op: BinaryOperator::Eq,
+        right,
+    } = c
+    else {
+        return false;
+    };
+    let (l, l_bare) = qualifiers(left);
+    let (r, r_bare) = qualifiers(right);
+    reads_rows(left) && reads_rows(right) && (l_bare || r_bare || l != r)
+}
+
+/// Literals polars would take wrongly: `DATE '2026-02-30'` (a NULL, silently; TIMESTAMP alike)
+/// and a DECIMAL precision or scale out of range (polars panicked).
+fn check_typed_literals(e: &Expr) -> Result<(), SqlError> {
+    match e {
+        Expr::TypedString(ts)
+            if matches!(ts.data_type, DataType::Date | DataType::Timestamp(..)) =>
+        {
+            let Value::SingleQuotedString(text) = &ts.value.value else {
+                return Ok(());
+            };
+            let head = text.trim().get(..10).unwrap_or(text.trim());
+            let shaped = head.len() == 10
+                && head.bytes().enumerate().all(|(i, b)| {
+                    if i == 4 || i == 7 {
+                        b == b'-'
+                    } else {
+                        b.is_ascii_digit()
+                    }
+                });
+            if shaped && NaiveDate::parse_from_str(head, "%Y-%m-%d").is_err() {
+                let start = ts.value.span.start;
+                return Err(SqlError::at(
+                    format!("{e}: {head} is not a day of the calendar"),
+                    Some(Pos {
+                        line: start.line,
+                        column: start.column,
+                    }),
+                ));
+            }
+            Ok(())
+        }
+        Expr::Cast { data_type, .. } => {
+            use sqlparser::ast::ExactNumberInfo as N;
+            let info = match data_type {
+                DataType::Decimal(i) | DataType::Numeric(i) | DataType::Dec(i) => i,
+                _ => return Ok(()),
+            };
+            let (p, s) = match info {
+                N::None => return Ok(()),
+                N::Precision(p) => (*p, 0),
+                N::PrecisionAndScale(p, s) => (*p, *s),
+            };
+            if !(1..=38).contains(&p) || s < 0 || s as u64 > p {
+                return Err(SqlError::at(
+                    format!(
+                        "{data_type}: a DECIMAL's precision is 1 to 38 digits and its scale 0 \
+                         to the precision"
+                    ),
+                    None,
+                ));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// A check's SQL condition (`where`, `expression`) as polars should read it: the literal
@@ -2071,7 +2360,8 @@ fn rewrite_function(e: &Expr, clock: &Clock) -> Result<Option<Expr>, SqlError> {
             let (a, b) = (&args[1], &args[2]);
             match unit_of(0)?.as_str() {
                 "day" => format!("({} - {})", days(b), days(a)),
-                "week" => format!("CAST(FLOOR(({} - {}) / 7.0) AS INTEGER)", days(b), days(a)),
+                // Whole weeks between the days, toward zero (FLOOR made -3 days week -1).
+                "week" => format!("CAST(({} - {}) / 7.0 AS INTEGER)", days(b), days(a)),
                 "month" => format!(
                     "((EXTRACT(YEAR FROM {b}) - EXTRACT(YEAR FROM {a})) * 12 + EXTRACT(MONTH FROM {b}) - EXTRACT(MONTH FROM {a}))"
                 ),
@@ -2099,6 +2389,86 @@ fn rewrite_function(e: &Expr, clock: &Clock) -> Result<Option<Expr>, SqlError> {
         _ => return Ok(None),
     };
     parse_expr(&text).map(Some)
+}
+
+/// Whether `e` reads a row: it names a column or holds a subquery. An expression that does
+/// not is the same on every row.
+fn reads_rows(e: &Expr) -> bool {
+    struct V(bool);
+    impl Visitor for V {
+        type Break = ();
+        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            if matches!(
+                e,
+                Expr::Identifier(_)
+                    | Expr::CompoundIdentifier(_)
+                    | Expr::Subquery(_)
+                    | Expr::Exists { .. }
+                    | Expr::InSubquery { .. }
+            ) {
+                self.0 = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut v = V(false);
+    let _ = e.visit(&mut v);
+    v.0
+}
+
+/// `COUNT` and `SUM` of an expression that reads no row, and any aggregate whose `FILTER`
+/// reads no row: polars evaluated them once instead of once per row (`SUM(1)` was 1, `COUNT(*)
+/// FILTER (WHERE 1 = 1)` was 1, in groups and windows alike). They are spelled with `COUNT(*)`
+/// over the same rows (same window, same filter), which polars counts right.
+fn constant_aggregate(e: &Expr) -> Option<Expr> {
+    let Expr::Function(f) = e else {
+        return None;
+    };
+    let name = name_parts(&f.name).join(".");
+    if !matches!(name.as_str(), "count" | "sum") {
+        return None;
+    }
+    let FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    // COUNT(*) over the rows this call aggregates.
+    let count_rows = |f: &sqlparser::ast::Function| {
+        let mut c = f.clone();
+        c.name = ObjectName::from(vec![Ident::new("COUNT")]);
+        c.args = FunctionArguments::List(sqlparser::ast::FunctionArgumentList {
+            duplicate_treatment: None,
+            args: vec![FunctionArg::Unnamed(FunctionArgExpr::Wildcard)],
+            clauses: Vec::new(),
+        });
+        c
+    };
+    if let Some(cond) = f.filter.as_deref().filter(|c| !reads_rows(c)) {
+        let mut unfiltered = f.clone();
+        unfiltered.filter = None;
+        let unfiltered = Expr::Function(unfiltered);
+        let inner = constant_aggregate(&unfiltered).unwrap_or(unfiltered);
+        let none = if name == "count" { "0" } else { "NULL" };
+        return parse_expr(&format!("CASE WHEN ({cond}) THEN {inner} ELSE {none} END")).ok();
+    }
+    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(x))] = list.args.as_slice() else {
+        return None;
+    };
+    if reads_rows(x) {
+        return None;
+    }
+    let distinct = matches!(
+        list.duplicate_treatment,
+        Some(sqlparser::ast::DuplicateTreatment::Distinct)
+    );
+    let rows = count_rows(f);
+    let text = match (name.as_str(), distinct) {
+        ("count", false) => format!("CASE WHEN ({x}) IS NULL THEN 0 ELSE {rows} END"),
+        ("count", true) => format!("CASE WHEN ({x}) IS NULL OR {rows} = 0 THEN 0 ELSE 1 END"),
+        (_, false) => format!("CASE WHEN {rows} = 0 THEN NULL ELSE ({x}) * {rows} END"),
+        (_, true) => format!("CASE WHEN {rows} = 0 THEN NULL ELSE ({x}) END"),
+    };
+    parse_expr(&text).ok()
 }
 
 /// The 1-based position in characters of `sub` in `x` (0 when absent, NULL for a NULL): one
