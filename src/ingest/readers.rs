@@ -3,7 +3,7 @@
 //! documents (JSON, xlsx, Parquet) are split into rows here.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -921,11 +921,16 @@ pub fn json_kind(v: &serde_json::Value) -> &'static str {
 }
 
 /// Reads a JSON document (an array of records, or an object holding one at `records_path`).
+/// Each record is kept as its source text (a reject's `raw` is what the file says, not a
+/// re-serialisation: `99999999999999999999` stayed that, not `1e+20`) and parsed on its own, so
+/// that a record serde_json cannot hold (a number beyond the float range) is one reject rather
+/// than the end of the document.
 pub fn read_json_document(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, String, u64)> {
+    use serde_json::value::RawValue;
     let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
     let checksum = blake3::hash(&bytes).to_hex().to_string();
     let body = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    let doc: serde_json::Value = serde_json::from_slice(body).map_err(|e| {
+    let malformed = |e: serde_json::Error| {
         Error::input(
             path,
             format!(
@@ -934,34 +939,52 @@ pub fn read_json_document(path: &Path, contract: &Contract) -> Result<(Vec<RawRo
                 e.column()
             ),
         )
-    })?;
-    let records = match contract.source.records_path.as_deref() {
-        Some(p) => doc.pointer(&pointer_of(p)).ok_or_else(|| {
-            Error::input(
-                path,
-                format!("no field {p:?} (records_path) in the JSON document"),
-            )
-        })?,
-        None => &doc,
     };
-    let serde_json::Value::Array(items) = records else {
+    let doc: &RawValue = serde_json::from_slice(body).map_err(malformed)?;
+    let mut records = doc;
+    if let Some(p) = contract.source.records_path.as_deref() {
+        for part in p.split('.') {
+            let field = serde_json::from_str::<HashMap<String, &RawValue>>(records.get())
+                .ok()
+                .and_then(|m| m.get(part).copied());
+            records = field.ok_or_else(|| {
+                Error::input(
+                    path,
+                    format!("no field {p:?} (records_path) in the JSON document"),
+                )
+            })?;
+        }
+    }
+    let Ok(items) = serde_json::from_str::<Vec<&RawValue>>(records.get()) else {
+        let found = serde_json::from_str::<serde_json::Value>(records.get())
+            .map(|v| json_kind(&v))
+            .unwrap_or("a value serde_json cannot hold");
         return Err(Error::input(
             path,
             format!(
-                "expected a JSON array of records{}, found {}",
+                "expected a JSON array of records{}, found {found}",
                 contract
                     .source
                     .records_path
                     .as_deref()
                     .map(|p| format!(" at {p:?}"))
                     .unwrap_or_default(),
-                json_kind(records)
             ),
         ));
     };
     let mut rows = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
-        json_rows(contract, item, i as u64 + 1, &item.to_string(), &mut rows);
+        let record_no = i as u64 + 1;
+        match serde_json::from_str::<serde_json::Value>(item.get()) {
+            Ok(v) => json_rows(contract, &v, record_no, item.get(), &mut rows),
+            Err(e) => rows.push(RawRow {
+                record: record_no,
+                raw: item.get().to_string(),
+                fields: Vec::new(),
+                error: Some(format!("malformed JSON record: {e}")),
+                error_column: None,
+            }),
+        }
     }
     Ok((rows, checksum, bytes.len() as u64))
 }
@@ -1616,6 +1639,40 @@ mod tests {
         let ok = rows(r#"{"acct": 18446744073709551615, "amount": 62220212345678901234}"#);
         assert_eq!(ok[0].error, None);
         assert_eq!(ok[0].fields[0].as_deref(), Some("18446744073709551615"));
+    }
+
+    /// Regressions: a JSON document's rejects showed a re-serialised record (`1e+20` for
+    /// `99999999999999999999`), and one number beyond the float range failed the document.
+    #[test]
+    fn json_document_records_keep_their_text_and_fail_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.json");
+        std::fs::write(
+            &p,
+            "{\"data\": {\"items\": [\n {\"acct\": 99999999999999999999, \"amount\": 1},\n \
+             {\"acct\": \"a\", \"amount\": 1e400},\n {\"acct\": \"\\u5f20\", \"amount\": 2}]}}",
+        )
+        .unwrap();
+        let t: toml::Table = toml::from_str(
+            "name = 'x'\n[source]\npath = 'x.json'\nformat = 'json'\nrecords_path = 'data.items'\n\
+             [[columns]]\nname = 'acct'\ntype = 'string'\n\
+             [[columns]]\nname = 'amount'\ntype = 'float'\n",
+        )
+        .unwrap();
+        let contract = Contract::from_table(&t, Path::new("jobs/x.toml")).unwrap();
+        let (rows, _, _) = read_json_document(&p, &contract).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[0].raw, r#"{"acct": 99999999999999999999, "amount": 1}"#);
+        assert!(rows[0].error.is_some());
+        assert_eq!(rows[1].raw, r#"{"acct": "a", "amount": 1e400}"#);
+        assert!(
+            rows[1].error.as_deref().unwrap().starts_with("malformed JSON record"),
+            "{:?}",
+            rows[1].error
+        );
+        assert_eq!(rows[2].error, None);
+        assert_eq!(rows[2].fields[0].as_deref(), Some("张"));
+        assert_eq!(rows[2].raw, r#"{"acct": "\u5f20", "amount": 2}"#);
     }
 
     #[test]

@@ -1132,6 +1132,10 @@ pub fn rewrite(
         }
 
         fn pre_visit_select(&mut self, s: &mut Select) -> ControlFlow<()> {
+            if let Err(e) = refuse_unsupported_select(s) {
+                self.error = Some(e);
+                return ControlFlow::Break(());
+            }
             alias_clashing_projections(s);
             having_on_group_keys_to_where(s);
             guard_dt_conditions(s);
@@ -1247,6 +1251,70 @@ pub fn rewrite(
     Ok(stmt.to_string())
 }
 
+/// What polars cannot read, refused with a workaround (polars printed its syntax tree).
+fn refuse_unsupported_select(s: &Select) -> Result<(), SqlError> {
+    let refuse = |m: &str| Err(SqlError::at(m.to_string(), None));
+    let keys: &[Expr] = match &s.group_by {
+        sqlparser::ast::GroupByExpr::Expressions(k, modifiers) => {
+            if !modifiers.is_empty() {
+                return refuse(
+                    "GROUP BY … WITH ROLLUP|CUBE|TOTALS is not supported: UNION ALL the \
+                     groupings",
+                );
+            }
+            k
+        }
+        sqlparser::ast::GroupByExpr::All(_) => &[],
+    };
+    if keys
+        .iter()
+        .any(|k| matches!(k, Expr::Rollup(_) | Expr::Cube(_) | Expr::GroupingSets(_)))
+    {
+        return refuse(
+            "GROUPING SETS, ROLLUP and CUBE are not supported: UNION ALL one GROUP BY per \
+             grouping",
+        );
+    }
+    if s.having.is_some()
+        && keys.is_empty()
+        && matches!(s.group_by, sqlparser::ast::GroupByExpr::Expressions(..))
+    {
+        return refuse(
+            "HAVING without GROUP BY is not supported: compute the aggregate in a subquery and \
+             filter it in the outer WHERE",
+        );
+    }
+    for item in &s.projection {
+        let e = match item {
+            sqlparser::ast::SelectItem::UnnamedExpr(e)
+            | sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } => e,
+            _ => continue,
+        };
+        let mut exists = false;
+        outside_subqueries(e, |x| exists |= matches!(x, Expr::Exists { .. }));
+        if exists {
+            return refuse(
+                "EXISTS (…) as a column is not supported: LEFT JOIN the subquery's distinct \
+                 keys and test them with IS NOT NULL, or use EXISTS in WHERE",
+            );
+        }
+    }
+    let mut tuple_in = false;
+    let mut look = |x: &Expr| {
+        tuple_in |= matches!(x, Expr::InSubquery { expr, .. } if matches!(**expr, Expr::Tuple(_)))
+    };
+    for e in s.selection.iter().chain(s.having.iter()) {
+        outside_subqueries(e, &mut look);
+    }
+    if tuple_in {
+        return refuse(
+            "(a, b) IN (SELECT …) is not supported: write EXISTS (SELECT 1 FROM … WHERE x.a = \
+             t.a AND x.b = t.b), or join the subquery's distinct pairs",
+        );
+    }
+    Ok(())
+}
+
 /// `HAVING` conditions on grouping columns alone (no aggregate, no function) move to `WHERE`,
 /// where they mean the same: polars failed on any of them (`HAVING product = 'tax'`: "cannot
 /// cast List type"). A column that a SELECT alias of another expression shadows stays.
@@ -1258,11 +1326,36 @@ fn having_on_group_keys_to_where(s: &mut Select) {
         s.having = Some(having);
         return;
     };
-    let keys: BTreeSet<String> = keys
+    let column = |e: &Expr| matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_));
+    let text = |e: &Expr| e.to_string().to_lowercase();
+    // Keys by position (`GROUP BY 1`) are the selected expressions they point at.
+    let keys: Vec<Expr> = keys
         .iter()
-        .filter(|k| matches!(k, Expr::Identifier(_) | Expr::CompoundIdentifier(_)))
-        .map(|k| k.to_string().to_lowercase())
+        .filter_map(|k| match k {
+            Expr::Value(v) => {
+                let n: usize = v.value.to_string().parse().ok()?;
+                match s.projection.get(n.checked_sub(1)?)? {
+                    sqlparser::ast::SelectItem::UnnamedExpr(e)
+                    | sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } => Some(e.clone()),
+                    _ => None,
+                }
+            }
+            k => Some(k.clone()),
+        })
         .collect();
+    // A selected column's alias stands for it when the column or the alias is a key.
+    let mut aliases: HashMap<String, Expr> = HashMap::new();
+    for p in &s.projection {
+        if let sqlparser::ast::SelectItem::ExprWithAlias { expr, alias } = p {
+            let is_key = keys
+                .iter()
+                .any(|k| text(k) == text(expr) || text(k) == ident_name(alias));
+            if column(expr) && is_key {
+                aliases.insert(ident_name(alias), expr.clone());
+            }
+        }
+    }
+    let keys: BTreeSet<String> = keys.iter().filter(|k| column(k)).map(text).collect();
     let shadowed: BTreeSet<String> = s
         .projection
         .iter()
@@ -1276,14 +1369,20 @@ fn having_on_group_keys_to_where(s: &mut Select) {
         })
         .collect();
     let on_keys_only = |c: &Expr| {
-        struct V<'a>(&'a BTreeSet<String>, &'a BTreeSet<String>, bool);
+        struct V<'a>(
+            &'a BTreeSet<String>,
+            &'a BTreeSet<String>,
+            bool,
+            &'a HashMap<String, Expr>,
+        );
         impl Visitor for V<'_> {
             type Break = ();
             fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
                 let ok = match e {
                     Expr::Identifier(i) => {
-                        self.0.contains(&e.to_string().to_lowercase())
-                            && !self.1.contains(&ident_name(i))
+                        self.3.contains_key(&ident_name(i))
+                            || (self.0.contains(&e.to_string().to_lowercase())
+                                && !self.1.contains(&ident_name(i)))
                     }
                     Expr::CompoundIdentifier(_) => self.0.contains(&e.to_string().to_lowercase()),
                     Expr::Function(_)
@@ -1299,9 +1398,22 @@ fn having_on_group_keys_to_where(s: &mut Select) {
                 ControlFlow::Break(())
             }
         }
-        let mut v = V(&keys, &shadowed, true);
+        let mut v = V(&keys, &shadowed, true, &aliases);
         let _ = c.visit(&mut v);
         v.2 && reads_rows(c)
+    };
+    // Aliases are spelled as their columns in WHERE, which runs before the SELECT names them.
+    let spelled = |c: &Expr| {
+        let mut c = c.clone();
+        let _ = sqlparser::ast::visit_expressions_mut(&mut c, |e| {
+            if let Expr::Identifier(i) = e {
+                if let Some(col) = aliases.get(&ident_name(i)) {
+                    *e = col.clone();
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        Expr::Nested(Box::new(c))
     };
     let mut conjuncts = Vec::new();
     split_and(&having, &mut conjuncts);
@@ -1317,7 +1429,7 @@ fn having_on_group_keys_to_where(s: &mut Select) {
         .take()
         .map(|w| vec![nested(&w)])
         .unwrap_or_default();
-    wheres.extend(moved.into_iter().map(nested));
+    wheres.extend(moved.into_iter().map(spelled));
     s.selection = and_all(wheres);
     s.having = and_all(kept.into_iter().cloned().collect());
 }
