@@ -1156,8 +1156,40 @@ pub fn read_parquet(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, St
     .map_err(not_readable)??;
     let mapping = map_header(contract, &names, path, "the Parquet file")?;
     let mut text_cols = Vec::with_capacity(names.len());
-    for c in df.columns() {
+    // Records holding bytes that are not UTF-8 in a binary column the contract reads as text:
+    // each is rejected, naming the column, rather than failing the whole source.
+    let mut not_utf8: BTreeMap<usize, String> = BTreeMap::new();
+    for (j, c) in df.columns().iter().enumerate() {
         let series = c.as_materialized_series();
+        if matches!(series.dtype(), DataType::Binary | DataType::BinaryOffset) {
+            let bin = series.cast(&DataType::Binary).map_err(|e| {
+                Error::input(path, format!("column {:?}: cannot read: {e}", c.name()))
+            })?;
+            let column = contract
+                .columns
+                .iter()
+                .zip(&mapping)
+                .find(|(_, m)| **m == Some(j))
+                .map(|(col, _)| col.name.clone())
+                .unwrap_or_else(|| c.name().to_string());
+            let text: StringChunked = bin
+                .binary()
+                .expect("cast to binary")
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    v.map(|b| match std::str::from_utf8(b) {
+                        Ok(t) => t.to_string(),
+                        Err(_) => {
+                            not_utf8.entry(i).or_insert_with(|| column.clone());
+                            String::from_utf8_lossy(b).into_owned()
+                        }
+                    })
+                })
+                .collect();
+            text_cols.push(text.with_name(c.name().clone()).into_series());
+            continue;
+        }
         // Timestamps as `2026-01-02 03:04:05` (a fraction only when there is one), the form
         // of the default formats and of `%Y-%m-%d %H:%M:%S`; a plain cast wrote `.000000`.
         // polars panics on a date or timestamp beyond chrono's range (date32 2147483647).
@@ -1200,6 +1232,7 @@ pub fn read_parquet(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, St
                 .collect(),
         )
         .to_string();
+        let error_column = not_utf8.get(&i).cloned();
         rows.push(RawRow {
             record: i as u64 + 1,
             raw,
@@ -1207,8 +1240,10 @@ pub fn read_parquet(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, St
                 .iter()
                 .map(|m| m.and_then(|j| values[j].map(str::to_string)))
                 .collect(),
-            error: None,
-            error_column: None,
+            error: error_column
+                .as_ref()
+                .map(|c| format!("{c}: holds bytes that are not valid UTF-8")),
+            error_column,
         });
     }
     Ok((rows, checksum, len))
@@ -1575,6 +1610,29 @@ mod tests {
         assert!(e.contains("it has: phone, full_name"), "{e}");
     }
 
+    /// Regression: one value that is not UTF-8 in a binary column failed the whole source.
+    #[test]
+    fn parquet_bytes_that_are_not_utf8_reject_their_record() {
+        use polars::prelude::{DataFrame, NamedFrom, Series};
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.parquet");
+        let id = Series::new("id".into(), ["A", "B", "C"]);
+        let name = Series::new("name".into(), [&b"ok"[..], &b"\xff\xfe"[..], &b"ok2"[..]]);
+        let mut df = DataFrame::new(3, vec![id.into(), name.into()]).unwrap();
+        crate::warehouse::parquet::write_frame(&p, &mut df, &[]).unwrap();
+        let t: toml::Table = toml::from_str(
+            "name = 'x'\n[source]\npath = 'b.parquet'\nformat = 'parquet'\n\
+             [[columns]]\nname = 'id'\ntype = 'string'\n\
+             [[columns]]\nname = 'who'\nfrom = 'name'\ntype = 'string'\n",
+        )
+        .unwrap();
+        let contract = Contract::from_table(&t, Path::new("jobs/x.toml")).unwrap();
+        let (rows, _, _) = read_parquet(&p, &contract).unwrap();
+        let errors: Vec<_> = rows.iter().map(|r| r.error_column.as_deref()).collect();
+        assert_eq!(errors, [None, Some("who"), None]);
+        assert_eq!(rows[2].fields[1].as_deref(), Some("ok2"));
+    }
+
     #[test]
     fn a_corrupt_parquet_file_is_an_input_error_whatever_byte_is_flipped() {
         // Regression: some flips made polars-parquet panic (exit 5 instead of 3).
@@ -1662,11 +1720,18 @@ mod tests {
         let contract = Contract::from_table(&t, Path::new("jobs/x.toml")).unwrap();
         let (rows, _, _) = read_json_document(&p, &contract).unwrap();
         assert_eq!(rows.len(), 3);
-        assert_eq!(rows[0].raw, r#"{"acct": 99999999999999999999, "amount": 1}"#);
+        assert_eq!(
+            rows[0].raw,
+            r#"{"acct": 99999999999999999999, "amount": 1}"#
+        );
         assert!(rows[0].error.is_some());
         assert_eq!(rows[1].raw, r#"{"acct": "a", "amount": 1e400}"#);
         assert!(
-            rows[1].error.as_deref().unwrap().starts_with("malformed JSON record"),
+            rows[1]
+                .error
+                .as_deref()
+                .unwrap()
+                .starts_with("malformed JSON record"),
             "{:?}",
             rows[1].error
         );
