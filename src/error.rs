@@ -69,7 +69,7 @@ pub enum Error {
         source: polars::error::PolarsError,
     },
 
-    #[error("interrupted")]
+    #[error("interrupted by a signal: nothing of this job was committed")]
     Interrupted,
 
     #[error("{0}")]

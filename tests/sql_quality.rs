@@ -297,6 +297,8 @@ fn models_materialise_and_checks_gate_them() {
         ),
         "{html}"
     );
+    // …and which failed job kept it from running.
+    assert!(html.contains("skipped: check.payments failed"), "{html}");
 
     // By hand while a run holds the warehouse lock: refused (exit 4) when it would write
     // results, as the night's check jobs do; allowed with --no-write.
@@ -735,6 +737,19 @@ fn query_formats_partitions_and_errors() {
         (
             "SELECT DATE '2026-02-30' AS d",
             "is not a day of the calendar",
+        ),
+        (
+            "SELECT count(*) AS n FROM \"clean.payments\"",
+            "quoted, it is one name with a dot in it",
+        ),
+        // The query's own mistakes found while running it (exit 1 before).
+        (
+            "SELECT count(*) AS n FROM payments WHERE amount > 'abc'",
+            "cannot compare string with numeric",
+        ),
+        (
+            "SELECT count(*) AS n FROM payments WHERE REGEXP_LIKE(status, '(')",
+            "invalid regular expression: unclosed group",
         ),
         (
             "SELECT count(*) AS n FROM payments p WHERE EXISTS (SELECT 1 FROM payments q WHERE q.account_id = p.account_id AND q.paid_on < p.paid_on)",

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cli::{parse_date, Ctx, ListFormat};
 use crate::error::{Error, ExitCode, Result};
@@ -286,7 +287,15 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let run_id = format!("manual-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f"));
     let mut reports = Vec::new();
     let mut failures: Vec<(String, Error)> = Vec::new();
+    // SIGINT/SIGTERM: the source being ingested stops without committing (its previous
+    // partition stays), the ones after it do not start, and the exit says so.
+    static CANCEL: AtomicBool = AtomicBool::new(false);
+    let _ = ctrlc::set_handler(|| CANCEL.store(true, Ordering::SeqCst));
     for d in selected {
+        if CANCEL.load(Ordering::SeqCst) {
+            failures.push((d.contract.name.clone(), Error::Interrupted));
+            continue;
+        }
         let c = &d.contract;
         let job = format!("ingest.{}", c.name);
         let req = IngestRequest {
@@ -296,7 +305,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             run_id: &run_id,
             job: &job,
             vars: &vars,
-            cancel: None,
+            cancel: Some(&CANCEL),
             threads,
         };
         match ingest(&req) {
@@ -345,6 +354,8 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             });
             println!("{summary}");
         }
+        // Nothing ingested: the errors said it all (an empty table only added noise).
+        ListFormat::Table if reports.is_empty() => {}
         ListFormat::Table => {
             println!(
                 "{:<22} {:>10} {:>10} {:>9} {:>9}  partition",

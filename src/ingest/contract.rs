@@ -486,6 +486,17 @@ impl Contract {
             problems
                 .push("`source.layout`/`source.fields`: only for format = \"fixed_width\"".into());
         }
+        // Options of another format would be ignored silently: a contract saying `sheet`
+        // for a CSV source was probably meant for another file.
+        if s.sheet.is_some() && s.format != Format::Xlsx {
+            problems.push("`source.sheet`: only for format = \"xlsx\"".into());
+        }
+        if s.records_path.is_some() && s.format != Format::Json {
+            problems.push("`source.records_path`: only for format = \"json\"".into());
+        }
+        if s.explode.is_some() && !matches!(s.format, Format::Json | Format::Ndjson) {
+            problems.push("`source.explode`: only for format = \"json\" or \"ndjson\"".into());
+        }
         if s.encoding != Encoding::Utf8
             && !matches!(s.format, Format::Csv | Format::FixedWidth | Format::Ndjson)
         {
@@ -801,6 +812,8 @@ mod tests {
             path = "a.csv"
             format = "csv"
             delimiter = ";;"
+            sheet = "Sheet1"
+            explode = "items"
             [rules]
             unique_key = ["nope"]
             [[columns]]
@@ -827,6 +840,12 @@ mod tests {
             "{msg}"
         );
         assert!(msg.contains("delimiter"), "{msg}");
+        // Options of another format (ignored silently before).
+        assert!(
+            msg.contains("`source.sheet`: only for format = \"xlsx\""),
+            "{msg}"
+        );
+        assert!(msg.contains("`source.explode`: only for"), "{msg}");
         assert!(msg.contains("unique_key") && msg.contains("nope"), "{msg}");
         assert!(msg.contains("(c)") && msg.contains("formats"), "{msg}");
         // Regression: an unknown directive passed and rejected every row at run time.

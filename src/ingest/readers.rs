@@ -1032,7 +1032,10 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
             }),
             Data::Bool(b) => Some(b.to_string()),
             Data::DateTime(dt) => Some(excel_date_time(dt)),
-            Data::DateTimeIso(s) | Data::DurationIso(s) => Some(s.clone()),
+            // ISO cells (`t="d"`) in the form of Excel's serial dates: `2024-03-01` for a day,
+            // `2024-03-01 13:45:00` with a time (`…T00:00:00` failed a `date` column).
+            Data::DateTimeIso(s) => Some(excel_iso_date_time(s)),
+            Data::DurationIso(s) => Some(s.clone()),
             Data::Error(e) => return Err(e.to_string()),
         })
     };
@@ -1098,6 +1101,14 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
         });
     }
     Ok((rows, checksum, bytes.len() as u64))
+}
+
+/// An ISO date-time cell as `excel_date_time` renders serial dates.
+fn excel_iso_date_time(s: &str) -> String {
+    let t = s.replacen('T', " ", 1);
+    let t = t.strip_suffix('Z').unwrap_or(&t);
+    let t = t.split_once('.').map_or(t, |(whole, _)| whole);
+    t.strip_suffix(" 00:00:00").unwrap_or(t).to_string()
 }
 
 /// An Excel date cell to `YYYY-MM-DD`, or `YYYY-MM-DD HH:MM:SS` when it has a time (to the
@@ -1738,6 +1749,16 @@ mod tests {
         assert_eq!(rows[2].error, None);
         assert_eq!(rows[2].fields[0].as_deref(), Some("张"));
         assert_eq!(rows[2].raw, r#"{"acct": "\u5f20", "amount": 2}"#);
+    }
+
+    #[test]
+    fn excel_iso_cells_read_like_serial_dates() {
+        assert_eq!(excel_iso_date_time("2024-03-01T00:00:00"), "2024-03-01");
+        assert_eq!(
+            excel_iso_date_time("2024-03-01T13:45:00.000"),
+            "2024-03-01 13:45:00"
+        );
+        assert_eq!(excel_iso_date_time("2024-03-01"), "2024-03-01");
     }
 
     #[test]

@@ -280,11 +280,31 @@ impl PreparedJob for CheckJob {
 /// jobs that gave no verdict (skipped, cancelled, not started), so that it does not read as
 /// all clear.
 pub fn report_not_run(project: &Project, dag: &Dag, date: chrono::NaiveDate, exec: &ExecReport) {
+    // A skipped check names the failed jobs before it (the report said only "a job").
+    let failed_before = |j: u32| {
+        let mut up = vec![false; dag.len()];
+        dag.closure(&[j], true, &mut up);
+        let failed: Vec<String> = (0..dag.len() as u32)
+            .filter(|&a| a != j && up[a as usize])
+            .filter(|a| {
+                matches!(
+                    exec.final_status.get(a),
+                    Some(Status::Failed | Status::Timeout | Status::Cancelled)
+                )
+            })
+            .map(|a| dag.job(a).name.clone())
+            .collect();
+        if failed.is_empty() {
+            "skipped: a job before it failed".to_string()
+        } else {
+            format!("skipped: {} failed (see the run report)", failed.join(", "))
+        }
+    };
     let status_of = |j: u32| match exec.final_status.get(&j) {
-        Some(Status::Skipped) => Some("skipped: a job before it failed"),
-        Some(Status::Cancelled) => Some("cancelled"),
+        Some(Status::Skipped) => Some(failed_before(j)),
+        Some(Status::Cancelled) => Some("cancelled".to_string()),
         Some(_) => None,
-        None => Some("not started (the night was interrupted)"),
+        None => Some("not started (the night was interrupted)".to_string()),
     };
     let mut not_run: Vec<quality::report::NotRun> = exec
         .final_status
@@ -296,7 +316,7 @@ pub fn report_not_run(project: &Project, dag: &Dag, date: chrono::NaiveDate, exe
             status_of(j).map(|status| quality::report::NotRun {
                 job: dag.job(j).name.clone(),
                 tables: dag.job(j).reads.iter().map(|r| r.to_string()).collect(),
-                status: status.to_string(),
+                status,
             })
         })
         .collect();

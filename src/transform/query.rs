@@ -88,6 +88,16 @@ impl Catalog {
                     [] if self.contains(Layer::Rejects, table) => Err(format!(
                         "unknown table {table}: only rejects.{table} exists; write it in full"
                     )),
+                    // `"clean.applications"` in quotes is one name with a dot in it.
+                    [] if table.split_once('.').is_some_and(|(l, t)| {
+                        Layer::parse(l).is_some_and(|l| self.contains(l, t))
+                    }) =>
+                    {
+                        Err(format!(
+                            "unknown table \"{table}\": quoted, it is one name with a dot in it; \
+                             write {table} without quotes (or quote each part)"
+                        ))
+                    }
                     [] => Err(format!("unknown table {table}{}", self.hint(table))),
                     many => Err(format!(
                         "ambiguous table name {table}: {}; write it with its layer",
@@ -359,6 +369,14 @@ fn user_error(e: &PolarsError) -> bool {
     )
 }
 
+/// Compute errors that only the query's text can cause: comparing text with a number, a
+/// regex that does not parse, a format string with an unknown directive.
+fn query_compute_error(e: &PolarsError) -> bool {
+    matches!(e, PolarsError::ComputeError(m) if ["cannot compare", "regex error", "cannot format"]
+        .iter()
+        .any(|p| m.starts_with(p)))
+}
+
 /// A strict CAST the column's values do not allow: the query asked for it.
 fn failed_cast(e: &PolarsError) -> bool {
     matches!(e, PolarsError::InvalidOperation(m) if m.starts_with("conversion from"))
@@ -380,11 +398,21 @@ fn query_error_named(e: PolarsError, what: &str, tables: &[String]) -> Error {
             "{what}: {} (TRY_CAST gives NULL for the values that do not convert)",
             clean_polars_message(&e.to_string(), tables)
         ))
-    } else if user_error(inner) {
-        Error::Config(format!(
-            "{what}: {}",
-            clean_polars_message(&e.to_string(), tables)
-        ))
+    } else if user_error(inner) || query_compute_error(inner) {
+        // The regex crate draws its error over several lines: its last line says what is wrong.
+        let message = match inner {
+            PolarsError::ComputeError(m) if m.starts_with("regex error") => format!(
+                "invalid regular expression: {}",
+                m.lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("")
+                    .trim()
+                    .trim_start_matches("error: ")
+            ),
+            _ => clean_polars_message(&e.to_string(), tables),
+        };
+        Error::Config(format!("{what}: {message}"))
     } else {
         Error::Polars {
             context: what.to_string(),
