@@ -31,7 +31,12 @@ pub fn is_valid_id_card(s: &str) -> bool {
     // The check above saw 17 digits, so the birth date (YYYYMMDD) needs no format parser.
     let number =
         |r: std::ops::Range<usize>| b[r].iter().fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
-    chrono::NaiveDate::from_ymd_opt(number(6..10) as i32, number(10..12), number(12..14)).is_some()
+    // A birth date in the future (or before 1900) is a typo or a forgery, however valid its
+    // check character.
+    chrono::NaiveDate::from_ymd_opt(number(6..10) as i32, number(10..12), number(12..14))
+        .is_some_and(|born| {
+            chrono::Datelike::year(&born) >= 1900 && born <= chrono::Utc::now().date_naive()
+        })
 }
 
 const USCC_CHARS: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
@@ -117,6 +122,9 @@ mod tests {
             ("19491301", false),
             ("19490100", false),
             ("20001231", true),
+            // Regression: a birth in the year 3000 passed.
+            ("30000101", false),
+            ("18991231", false),
         ] {
             let id = with_check(&format!("110105{birth}002"));
             assert_eq!(is_valid_id_card(&id), valid, "{id}");

@@ -647,6 +647,12 @@ type = "string"
     let trej = w.read_parquet(&format!("warehouse/rejects/telecom/{dt}"));
     let rec = ints(&trej, "record");
     assert_eq!(rec, [3]);
+    // Regression: the reason of a record on line 3 said "line 1" (of the record's own text).
+    let why = strs(&trej, "reason");
+    assert!(
+        why[0].starts_with("malformed JSON at column ") && !why[0].contains("line 1"),
+        "{why:?}"
+    );
 
     let court = w.read_parquet(&format!("warehouse/clean/court/{dt}"));
     assert_eq!(

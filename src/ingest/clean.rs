@@ -668,9 +668,14 @@ fn parse_int(v: &str) -> Result<i64, String> {
     if let Ok(x) = t.parse::<i64>() {
         return Ok(x);
     }
-    // "12.0" from spreadsheets and money cleaning is still an integer.
+    // "12.0" from spreadsheets and money cleaning is still an integer; "2.9999999999999999"
+    // is not, though it parses as the double 3.0.
+    let zero_fraction = match t.split_once('.') {
+        Some((_, fraction)) if !t.contains(['e', 'E']) => fraction.bytes().all(|b| b == b'0'),
+        _ => true,
+    };
     match t.parse::<f64>() {
-        Ok(f) if f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
+        Ok(f) if zero_fraction && f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
         _ => Err(format!("{:?} is not an integer", shorten(t))),
     }
 }
@@ -974,6 +979,17 @@ mod tests {
         assert_eq!(parse_percent("５０％").unwrap(), 0.5);
         for bad in ["NaN", "inf%", "-infinity", "x%", ""] {
             assert!(parse_percent(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn integers_with_a_zero_fraction_only() {
+        assert_eq!(parse_int("12").unwrap(), 12);
+        assert_eq!(parse_int("12.000").unwrap(), 12);
+        assert_eq!(parse_int("1e3").unwrap(), 1000);
+        // Regression: both parse as the double 3.0 and were stored as 3.
+        for bad in ["2.9999999999999999", "3.00000000000000001", "3.5", "x"] {
+            assert!(parse_int(bad).is_err(), "{bad:?} should be refused");
         }
     }
 

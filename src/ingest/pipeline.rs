@@ -586,7 +586,11 @@ impl Shared<'_> {
                 Err(e) => self.reject_whole(
                     out,
                     line,
-                    format!("malformed JSON at column {}: {e}", e.column()),
+                    format!(
+                        "malformed JSON at column {}: {}",
+                        e.column(),
+                        readers::json_error_text(&e)
+                    ),
                     text.into_owned(),
                 ),
             }

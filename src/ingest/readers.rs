@@ -629,8 +629,20 @@ pub fn map_header(
     let names: Vec<String> = header.iter().map(|h| norm(h)).collect();
     let mut mapping = Vec::new();
     let mut missing = Vec::new();
+    let mut twice = Vec::new();
     for c in &contract.columns {
         let want = c.source_name();
+        let exact: Vec<usize> = (0..names.len()).filter(|&i| names[i] == want).collect();
+        if exact.len() > 1 {
+            twice.push(format!(
+                "{want:?} (fields {})",
+                exact
+                    .iter()
+                    .map(|i| (i + 1).to_string())
+                    .collect::<Vec<_>>()
+                    .join(" and ")
+            ));
+        }
         let pos = names
             .iter()
             .position(|h| h == want)
@@ -642,6 +654,17 @@ pub fn map_header(
                 mapping.push(None);
             }
         }
+    }
+    if !twice.is_empty() {
+        // Reading the first silently may read the wrong one (an export with two `amount`s).
+        return Err(Error::input(
+            path,
+            format!(
+                "{names_from} names a column the contract reads more than once: {}; rename \
+                 one upstream, or read by position (header = false, from = N)",
+                twice.join(", ")
+            ),
+        ));
     }
     if !missing.is_empty() {
         // A line none of whose fields is a column of the contract may be data (a source that
@@ -768,6 +791,16 @@ pub fn map_fixed(contract: &Contract, layout: &[FixedField]) -> Result<Vec<Optio
                     .join(", ")
             )],
         })
+    }
+}
+
+/// serde_json's message without its " at line L column C" (lines of one record, not of the
+/// file: an NDJSON record on line 2 said "line 1").
+pub fn json_error_text(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rsplit_once(" at line ") {
+        Some((message, _)) => message.to_string(),
+        None => text,
     }
 }
 
@@ -981,7 +1014,11 @@ pub fn read_json_document(path: &Path, contract: &Contract) -> Result<(Vec<RawRo
                 record: record_no,
                 raw: item.get().to_string(),
                 fields: Vec::new(),
-                error: Some(format!("malformed JSON record: {e}")),
+                error: Some(format!(
+                    "malformed JSON record at column {}: {}",
+                    e.column(),
+                    json_error_text(&e)
+                )),
                 error_column: None,
             }),
         }
@@ -1619,6 +1656,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("it has: phone, full_name"), "{e}");
+        // Regression: a name given twice bound silently to the first field.
+        let header = ["phone".to_string(), "name".to_string(), "phone".to_string()];
+        let e = map_header(&contract, &header, Path::new("x.csv"), "line 1: the header")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"phone\" (fields 1 and 3)"), "{e}");
     }
 
     /// Regression: one value that is not UTF-8 in a binary column failed the whole source.
