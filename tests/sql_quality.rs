@@ -1117,6 +1117,12 @@ fn branch_families_of_ingest_sql_and_check_stay_in_their_branch() {
     );
     let two = w.read_parquet(&format!("warehouse/feature/regions/dt={D1}/branch=0002"));
     assert_eq!(two.height(), 2);
+    // The sidecar's check names the sidecar as its origin (it said sql/regions.sql).
+    let results = w.read_parquet(&format!(
+        "warehouse/quality/check_results/dt={D1}/table=feature.regions/branch=0002"
+    ));
+    let origin = results.column("origin").unwrap().str().unwrap().get(0);
+    assert_eq!(origin, Some("sql/regions.toml"), "{results}");
     for b in ["0001", "0002"] {
         for t in ["clean.accounts", "feature.regions"] {
             assert!(

@@ -97,7 +97,7 @@ impl JobKind for SqlKind {
         };
         let mut checks = Vec::new();
         if !model.config.checks.is_empty() {
-            match crate::quality::parse_checks(&model.config.checks, &model.rel) {
+            match crate::quality::parse_model_checks(&model.config) {
                 Ok(c) => checks = c,
                 Err(p) => problems.extend(p),
             }

@@ -537,6 +537,33 @@ pub fn parse_checks_partly(values: &[toml::Value], origin: &str) -> (Vec<Check>,
     (out, problems)
 }
 
+/// A model's checks, each with the file it was declared in (its SQL file's config comment,
+/// its sidecar, or its job file).
+pub fn parse_model_checks(
+    config: &crate::transform::ModelConfig,
+) -> std::result::Result<Vec<Check>, Vec<String>> {
+    let mut out = Vec::new();
+    let mut problems = Vec::new();
+    let mut start = 0;
+    let origin_of = |i: usize| config.check_origins.get(i).map_or("", String::as_str);
+    while start < config.checks.len() {
+        let origin = origin_of(start);
+        let end = (start..config.checks.len())
+            .find(|&i| origin_of(i) != origin)
+            .unwrap_or(config.checks.len());
+        match parse_checks(&config.checks[start..end], origin) {
+            Ok(c) => out.extend(c),
+            Err(p) => problems.extend(p),
+        }
+        start = end;
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
 fn default_name(spec: &Spec) -> String {
     let cols = spec.columns();
     match spec {
@@ -592,7 +619,7 @@ pub fn declarations(
     let catalog = idx.catalog(&wh);
     for path in crate::transform::discover(&project.root) {
         match crate::transform::load(project, &path, &catalog, None) {
-            Ok(m) if !m.config.checks.is_empty() => match parse_checks(&m.config.checks, &m.rel) {
+            Ok(m) if !m.config.checks.is_empty() => match parse_model_checks(&m.config) {
                 Ok(cs) => out.entry(m.table()).or_default().extend(cs),
                 Err(p) => problems.extend(p),
             },

@@ -61,6 +61,10 @@ pub struct ModelConfig {
     /// Check declarations (see `crate::quality`), run by the `check` job of `feature.<name>`.
     #[serde(default)]
     pub checks: Vec<toml::Value>,
+    /// Where each check was declared (the model's file, its sidecar, its job file), for the
+    /// checks' `origin` in results and messages.
+    #[serde(skip)]
+    pub check_origins: Vec<String>,
 }
 
 /// A model file, parsed and its references resolved.
@@ -158,10 +162,11 @@ pub fn load(
     let text = std::fs::read_to_string(path).map_err(|e| vec![at(format!("cannot read: {e}"))])?;
     let mut problems = Vec::new();
     let mut config = ModelConfig::default();
-    let mut sources: Vec<(String, toml::Table)> = Vec::new();
+    // (what, where its checks come from, keys)
+    let mut sources: Vec<(String, String, toml::Table)> = Vec::new();
     if let Some((toml_text, line)) = header_config(&text) {
         match toml::from_str::<toml::Table>(&toml_text) {
-            Ok(t) => sources.push((format!("the config comment (line {line})"), t)),
+            Ok(t) => sources.push((format!("the config comment (line {line})"), rel.clone(), t)),
             Err(e) => problems.push(at(format!(
                 "the config comment (from line {line}) is not valid TOML: {}",
                 e.to_string().trim().replace('\n', " ")
@@ -176,7 +181,7 @@ pub fn load(
                 toml::from_str::<toml::Table>(&t)
                     .map_err(|e| e.to_string().trim().replace('\n', " "))
             }) {
-            Ok(t) => sources.push((rel_of(project, &sidecar), t)),
+            Ok(t) => sources.push((rel_of(project, &sidecar), rel_of(project, &sidecar), t)),
             Err(e) => problems.push(format!("{}: {e}", rel_of(project, &sidecar))),
         }
     }
@@ -186,9 +191,9 @@ pub fn load(
             .filter(|(k, _)| *k == "checks" || *k == "description")
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        sources.push(("the job file".into(), own));
+        sources.push(("the job file".into(), format!("{rel} (its job file)"), own));
     }
-    for (what, t) in sources {
+    for (what, origin, t) in sources {
         for k in t.keys() {
             if !["description", "checks"].contains(&k.as_str()) {
                 let hint = if ["tags", "pool", "timeout", "retries", "after"].contains(&k.as_str())
@@ -211,7 +216,12 @@ pub fn load(
         }
         match t.get("checks") {
             None => {}
-            Some(toml::Value::Array(items)) => config.checks.extend(items.iter().cloned()),
+            Some(toml::Value::Array(items)) => {
+                config.checks.extend(items.iter().cloned());
+                config
+                    .check_origins
+                    .extend(std::iter::repeat_n(origin.clone(), items.len()));
+            }
             Some(_) => problems.push(at(format!(
                 "{what}: `checks` must be an array of tables ([[checks]])"
             ))),
