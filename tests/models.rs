@@ -351,6 +351,22 @@ monotonic = "ascending"
     // A second run of the same night finds the models registered and trains nothing again.
     w.run_code(&["run", "--date", "2026-11-26"], 0);
     assert!(!w.path("warehouse/models/card/v0002").exists());
+    // Regression: the same rows in another order (a model's table has none set) drew another
+    // random split and gave another model; rows are put in `entity_id` order first.
+    let csv = messy_csv(1500, 5);
+    let mut lines: Vec<&str> = csv.lines().collect();
+    lines[1..].reverse();
+    feature_partition(&w, "apps", "2026-11-27", &(lines.join("\n") + "\n"));
+    w.run_code(&["run", "--date", "2026-11-27"], 0);
+    let fingerprint = |v: &str| {
+        let meta: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(w.path(&format!("warehouse/models/card/{v}/meta.json")))
+                .unwrap(),
+        )
+        .unwrap();
+        meta["data_fingerprint"].as_str().unwrap().to_string()
+    };
+    assert_eq!(fingerprint("v0001"), fingerprint("v0002"));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::Workdir;
+use common::{stderr, Workdir};
 use polars::prelude::*;
 
 fn stdout(o: &std::process::Output) -> String {
@@ -277,6 +277,17 @@ fn two_nights_decide_score_and_keep_arms() {
             "back again",
         ],
         0,
+    );
+    // Regression: a model outside the family (here the limit model, a regression) was
+    // promoted, and its outputs served as PDs.
+    let out = w.run_code(
+        &["models", "promote", "apps", "limit", "--reason", "oops"],
+        2,
+    );
+    assert!(
+        stderr(&out).contains("is not a model of the family apps"),
+        "{}",
+        stderr(&out)
     );
     let st: serde_json::Value = serde_json::from_str(&stdout(
         &w.run_code(&["models", "champions", "--format", "json"], 0),

@@ -250,6 +250,17 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             version,
             reason,
         } => {
+            // Only one of the family's models (its `decide` job's `models`): another model
+            // (a regression, another product's) would be served as the family's PDs.
+            if let Some((file, members)) = family_models(&project, &family) {
+                if !members.contains(&model) {
+                    return Err(crate::error::Error::config(format!(
+                        "{model} is not a model of the family {family} ({file} lists {}): add \
+                         it to its `models` first",
+                        members.join(", ")
+                    )));
+                }
+            }
             let _lock = WarehouseLock::acquire(root, "panorama models promote")?;
             let dir = registry::version_dir(root, &model, version.as_deref())?;
             let meta = registry::read_meta(&dir)?;
@@ -288,4 +299,32 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::Ok)
+}
+
+/// The models of a family as its `decide` job lists them (`family`, else the file name), with
+/// the job file; None when no decide job names the family.
+fn family_models(project: &crate::config::Project, family: &str) -> Option<(String, Vec<String>)> {
+    let mut paths = Vec::new();
+    crate::transform::toml_files(&project.root.join("jobs"), &mut paths);
+    paths.sort();
+    paths.into_iter().find_map(|p| {
+        let t: toml::Table = toml::from_str(&std::fs::read_to_string(&p).ok()?).ok()?;
+        let stem = p.file_stem()?.to_string_lossy().to_string();
+        let name = t.get("family").and_then(|v| v.as_str()).unwrap_or(&stem);
+        if t.get("kind").and_then(|v| v.as_str()) != Some("decide") || name != family {
+            return None;
+        }
+        let members = t
+            .get("models")?
+            .as_array()?
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect();
+        let rel = p
+            .strip_prefix(&project.root)
+            .unwrap_or(&p)
+            .display()
+            .to_string();
+        Some((rel, members))
+    })
 }

@@ -196,9 +196,19 @@ pub struct Overrides {
 
 fn load_arm(root: &Path, r: &ModelRef) -> Result<ArmModel> {
     let dir = registry::version_dir(root, &r.model, Some(&r.version))?;
+    let model = registry::load(&dir)?;
+    // An arm's output is a PD: a regression or a clustering would be served as one (a
+    // promoted limit model gave PDs of 700,000).
+    if model.algo.task() != crate::model::pipeline::Task::Binary {
+        return Err(Error::config(format!(
+            "{r} is a {} model, not a classifier: it gives no probability of default, so it \
+             cannot be a champion or challenger",
+            model.algo.name()
+        )));
+    }
     Ok(ArmModel {
         model_ref: r.clone(),
-        model: registry::load(&dir)?,
+        model,
         baseline: registry::load_baseline(&dir),
     })
 }

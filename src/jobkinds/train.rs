@@ -392,6 +392,19 @@ impl TrainJob {
                 .and_then(|lf| lf.collect())
                 .map_err(|e| Error::config(format!("`filter` {f:?}: {e}")))?;
         }
+        // A model's table comes out of a parallel engine in no set order: rows are put in
+        // entity order, so that the same data and seed give the same split, model and
+        // fingerprint (a random split drew other rows every rebuild: r2 0.41-0.49).
+        if let Some(id) = &self.entity_id {
+            df = df
+                .sort(
+                    [id.as_str()],
+                    polars::prelude::SortMultipleOptions::default().with_maintain_order(true),
+                )
+                .map_err(|e| {
+                    Error::config(format!("`entity_id` {id:?}: cannot sort by it: {e}"))
+                })?;
+        }
         if ctx.cancel.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(Error::Interrupted);
         }

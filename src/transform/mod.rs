@@ -341,7 +341,8 @@ impl ProjectIndex {
     }
 }
 
-fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every `.toml` file under `dir`, recursively.
+pub fn toml_files(dir: &Path, out: &mut Vec<PathBuf>) {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
