@@ -216,9 +216,19 @@ impl Ledger {
         let mut crashed = Vec::new();
         for (run_id, pid, start) in candidates {
             if process_start(pid as u32).as_deref() != Some(start.as_str()) {
+                // The counts are written when a run ends: a crashed run's come from the
+                // attempts it recorded (its list said "ok 0" though jobs had committed).
                 self.conn
                     .execute(
-                        "UPDATE runs SET status = 'crashed', ended_at = COALESCE(ended_at, ?2) WHERE run_id = ?1",
+                        "UPDATE runs SET status = 'crashed', ended_at = COALESCE(ended_at, ?2),
+                            succeeded = (SELECT COUNT(DISTINCT job) FROM attempts
+                                         WHERE run_id = ?1 AND status = 'succeeded'),
+                            failed = (SELECT COUNT(DISTINCT a.job) FROM attempts a
+                                      WHERE a.run_id = ?1 AND a.status IN ('failed', 'timeout')
+                                        AND NOT EXISTS (SELECT 1 FROM attempts b
+                                            WHERE b.run_id = a.run_id AND b.job = a.job
+                                              AND b.status = 'succeeded'))
+                         WHERE run_id = ?1",
                         params![run_id, now_iso()],
                     )
                     .map_err(&e)?;
@@ -630,7 +640,22 @@ mod tests {
         live.run_id = "dead".into();
         live.pid_start = "0".into();
         ledger.start_run(&live).unwrap();
+        // What the dead run did before it died counts (its list said "ok 0").
+        let w = ledger.writer().unwrap();
+        for (job, status) in [
+            ("a", "retried"),
+            ("a", "succeeded"),
+            ("b", "succeeded"),
+            ("c", "failed"),
+        ] {
+            let mut row = attempt(job, status, status != "retried");
+            row.run_id = "dead".into();
+            w.send(row);
+        }
+        w.finish().unwrap();
         assert_eq!(ledger.mark_crashed().unwrap(), vec!["dead".to_string()]);
+        let dead = ledger.run("dead").unwrap().unwrap();
+        assert_eq!((dead.succeeded, dead.failed), (2, 1));
         assert!(ledger.crashed_runs("2026-11-26").unwrap().contains("dead"));
         assert!(run_exists(&ledger, "live").unwrap());
     }
