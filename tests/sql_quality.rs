@@ -680,6 +680,16 @@ fn query_formats_partitions_and_errors() {
         csv("SELECT DATE_DIFF('week', DATE '2026-11-20', DATE '2026-11-17') AS a, DATE_DIFF('week', DATE '2026-11-20', DATE '2026-11-05') AS b"),
         "0,-2"
     );
+    // A running AVG of a constant; LAST_VALUE with a frame stays a running value; an
+    // upper-case alias survives the EXISTS rewrite (polars matches aliases by case).
+    assert_eq!(
+        csv("SELECT AVG(1) OVER (ORDER BY v) AS a, LAST_VALUE(v) OVER (ORDER BY v ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS l FROM (VALUES (1), (2)) t(v) ORDER BY v"),
+        "1.0,1|1.0,2"
+    );
+    assert_eq!(
+        csv("SELECT COUNT(*) AS n FROM payments P WHERE EXISTS (SELECT 1 FROM accounts A WHERE A.account_id = P.account_id AND A.region = 'north')"),
+        "3"
+    );
     assert_eq!(
         csv("SELECT status, COUNT(*) AS n FROM payments GROUP BY status HAVING status = 'paid'"),
         "paid,2"
@@ -754,6 +764,11 @@ fn query_formats_partitions_and_errors() {
         (
             "SELECT count(*) AS n FROM payments p WHERE EXISTS (SELECT 1 FROM payments q WHERE q.account_id = p.account_id AND q.paid_on < p.paid_on)",
             "a correlation other than an equality",
+        ),
+        // In HAVING it would see the latest partition only (a silent 0 rows).
+        (
+            "SELECT dt, COUNT(*) AS n FROM payments GROUP BY dt HAVING dt = '2026-11-25'",
+            "a condition on dt belongs in WHERE",
         ),
     ] {
         let out = w.run_code(&["query", sql], 2);

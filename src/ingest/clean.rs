@@ -670,14 +670,40 @@ fn parse_int(v: &str) -> Result<i64, String> {
     }
     // "12.0" from spreadsheets and money cleaning is still an integer; "2.9999999999999999"
     // is not, though it parses as the double 3.0.
-    let zero_fraction = match t.split_once('.') {
-        Some((_, fraction)) if !t.contains(['e', 'E']) => fraction.bytes().all(|b| b == b'0'),
-        _ => true,
-    };
+    let zero_fraction = decimal_is_whole(t);
     match t.parse::<f64>() {
         Ok(f) if zero_fraction && f.fract() == 0.0 && f.abs() < 9.0e15 => Ok(f as i64),
         _ => Err(format!("{:?} is not an integer", shorten(t))),
     }
+}
+
+/// Whether decimal text (`12.0`, `1.5e1`, `-3`) is a whole number, read exactly from its digits
+/// (a double rounds `2.9999999999999999` to 3). Text that is not decimal says true: the caller's
+/// parse decides.
+fn decimal_is_whole(t: &str) -> bool {
+    let (mantissa, exponent) = match t.split_once(['e', 'E']) {
+        Some((m, x)) => match x.parse::<i64>() {
+            Ok(x) => (m, x),
+            Err(_) => return true,
+        },
+        None => (t, 0),
+    };
+    let mantissa = mantissa.trim_start_matches(['+', '-']);
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if !whole
+        .bytes()
+        .chain(fraction.bytes())
+        .all(|b| b.is_ascii_digit())
+    {
+        return true;
+    }
+    // Digits at or after the decimal point, once the exponent has moved it, must be zeros.
+    let point = whole.len() as i64 + exponent;
+    whole
+        .bytes()
+        .chain(fraction.bytes())
+        .enumerate()
+        .all(|(i, d)| (i as i64) < point || d == b'0')
 }
 
 fn parse_float(v: &str) -> Result<f64, String> {
@@ -988,7 +1014,15 @@ mod tests {
         assert_eq!(parse_int("12.000").unwrap(), 12);
         assert_eq!(parse_int("1e3").unwrap(), 1000);
         // Regression: both parse as the double 3.0 and were stored as 3.
-        for bad in ["2.9999999999999999", "3.00000000000000001", "3.5", "x"] {
+        assert_eq!(parse_int("1.5e1").unwrap(), 15);
+        for bad in [
+            "2.9999999999999999",
+            "3.00000000000000001",
+            "2.99999999999999999e0",
+            "1.55e1",
+            "3.5",
+            "x",
+        ] {
             assert!(parse_int(bad).is_err(), "{bad:?} should be refused");
         }
     }

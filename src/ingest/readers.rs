@@ -632,7 +632,13 @@ pub fn map_header(
     let mut twice = Vec::new();
     for c in &contract.columns {
         let want = c.source_name();
-        let exact: Vec<usize> = (0..names.len()).filter(|&i| names[i] == want).collect();
+        let mut exact: Vec<usize> = (0..names.len()).filter(|&i| names[i] == want).collect();
+        if exact.is_empty() {
+            // Found ignoring case: `AMOUNT` and `Amount` are as ambiguous as two `amount`s.
+            exact = (0..names.len())
+                .filter(|&i| names[i].eq_ignore_ascii_case(want))
+                .collect();
+        }
         if exact.len() > 1 {
             twice.push(format!(
                 "{want:?} (fields {})",
@@ -977,9 +983,17 @@ pub fn read_json_document(path: &Path, contract: &Contract) -> Result<(Vec<RawRo
     let mut records = doc;
     if let Some(p) = contract.source.records_path.as_deref() {
         for part in p.split('.') {
+            // A part is a key of an object, or an index into an array (`results.0.items`).
             let field = serde_json::from_str::<HashMap<String, &RawValue>>(records.get())
                 .ok()
-                .and_then(|m| m.get(part).copied());
+                .and_then(|m| m.get(part).copied())
+                .or_else(|| {
+                    let i: usize = part.parse().ok()?;
+                    serde_json::from_str::<Vec<&RawValue>>(records.get())
+                        .ok()?
+                        .get(i)
+                        .copied()
+                });
             records = field.ok_or_else(|| {
                 Error::input(
                     path,
@@ -1662,6 +1676,11 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("\"phone\" (fields 1 and 3)"), "{e}");
+        let header = ["PHONE".to_string(), "name".to_string(), "Phone".to_string()];
+        let e = map_header(&contract, &header, Path::new("x.csv"), "line 1: the header")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("(fields 1 and 3)"), "{e}");
     }
 
     /// Regression: one value that is not UTF-8 in a binary column failed the whole source.
@@ -1792,6 +1811,20 @@ mod tests {
         assert_eq!(rows[2].error, None);
         assert_eq!(rows[2].fields[0].as_deref(), Some("张"));
         assert_eq!(rows[2].raw, r#"{"acct": "\u5f20", "amount": 2}"#);
+        // A records_path may go through an array by index.
+        std::fs::write(
+            &p,
+            r#"{"results": [{"items": [{"acct": "a", "amount": 1}]}]}"#,
+        )
+        .unwrap();
+        let t: toml::Table = toml::from_str(
+            "name = 'x'\n[source]\npath = 'x.json'\nformat = 'json'\nrecords_path = 'results.0.items'\n\
+             [[columns]]\nname = 'acct'\ntype = 'string'\n",
+        )
+        .unwrap();
+        let contract = Contract::from_table(&t, Path::new("jobs/x.toml")).unwrap();
+        let (rows, _, _) = read_json_document(&p, &contract).unwrap();
+        assert_eq!(rows.len(), 1);
     }
 
     #[test]

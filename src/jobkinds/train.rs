@@ -395,12 +395,24 @@ impl TrainJob {
         // A model's table comes out of a parallel engine in no set order: rows are put in
         // entity order, so that the same data and seed give the same split, model and
         // fingerprint (a random split drew other rows every rebuild: r2 0.41-0.49).
+        // An id may repeat (several applications of an enterprise): the other sortable
+        // columns break the ties, so that the order depends on the rows alone.
         if let Some(id) = &self.entity_id {
+            use polars::prelude::DataType as T;
+            let mut by: Vec<String> = vec![id.clone()];
+            by.extend(
+                df.columns()
+                    .iter()
+                    .filter(|c| c.name().as_str() != id)
+                    .filter(|c| {
+                        let t = c.dtype();
+                        t.is_primitive_numeric()
+                            || matches!(t, T::String | T::Boolean | T::Date | T::Datetime(..))
+                    })
+                    .map(|c| c.name().to_string()),
+            );
             df = df
-                .sort(
-                    [id.as_str()],
-                    polars::prelude::SortMultipleOptions::default().with_maintain_order(true),
-                )
+                .sort(by, polars::prelude::SortMultipleOptions::default())
                 .map_err(|e| {
                     Error::config(format!("`entity_id` {id:?}: cannot sort by it: {e}"))
                 })?;

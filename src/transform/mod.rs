@@ -191,7 +191,7 @@ pub fn load(
             .filter(|(k, _)| *k == "checks" || *k == "description")
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        sources.push(("the job file".into(), format!("{rel} (its job file)"), own));
+        sources.push(("the job file".into(), format!("the job file of {rel}"), own));
     }
     for (what, origin, t) in sources {
         for k in t.keys() {

@@ -1284,6 +1284,24 @@ fn refuse_unsupported_select(s: &Select) -> Result<(), SqlError> {
              filter it in the outer WHERE",
         );
     }
+    let mut having = Vec::new();
+    if let Some(h) = &s.having {
+        split_and(h, &mut having);
+    }
+    for c in having {
+        let mut on_dt = Vec::new();
+        dt_mentions(c, &mut on_dt);
+        let mut calls = false;
+        outside_subqueries(c, |x| calls |= matches!(x, Expr::Function(_)));
+        if !on_dt.is_empty() && !calls {
+            // The partitions a query reads are chosen from its WHERE: in HAVING a condition
+            // on dt would filter the latest partition's groups only.
+            return refuse(
+                "a condition on dt belongs in WHERE, where it chooses the partitions read (in \
+                 HAVING it would only see the latest partition)",
+            );
+        }
+    }
     for item in &s.projection {
         let e = match item {
             sqlparser::ast::SelectItem::UnnamedExpr(e)
@@ -1299,14 +1317,20 @@ fn refuse_unsupported_select(s: &Select) -> Result<(), SqlError> {
             );
         }
     }
-    let mut tuple_in = false;
-    let mut look = |x: &Expr| {
-        tuple_in |= matches!(x, Expr::InSubquery { expr, .. } if matches!(**expr, Expr::Tuple(_)))
-    };
-    for e in s.selection.iter().chain(s.having.iter()) {
-        outside_subqueries(e, &mut look);
+    struct TupleIn(bool);
+    impl Visitor for TupleIn {
+        type Break = ();
+        fn pre_visit_expr(&mut self, x: &Expr) -> ControlFlow<()> {
+            if matches!(x, Expr::InSubquery { expr, .. } if matches!(**expr, Expr::Tuple(_))) {
+                self.0 = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
     }
-    if tuple_in {
+    let mut tuple_in = TupleIn(false);
+    let _ = s.visit(&mut tuple_in);
+    if tuple_in.0 {
         return refuse(
             "(a, b) IN (SELECT …) is not supported: write EXISTS (SELECT 1 FROM … WHERE x.a = \
              t.a AND x.b = t.b), or join the subquery's distinct pairs",
@@ -1344,19 +1368,24 @@ fn having_on_group_keys_to_where(s: &mut Select) {
         })
         .collect();
     // A selected column's alias stands for it when the column or the alias is a key.
+    // When both the column and the alias's name are keys (`SELECT channel AS product … GROUP
+    // BY channel, product`), the name is ambiguous: such a condition stays in HAVING.
     let mut aliases: HashMap<String, Expr> = HashMap::new();
+    let mut ambiguous: BTreeSet<String> = BTreeSet::new();
     for p in &s.projection {
         if let sqlparser::ast::SelectItem::ExprWithAlias { expr, alias } = p {
-            let is_key = keys
-                .iter()
-                .any(|k| text(k) == text(expr) || text(k) == ident_name(alias));
-            if column(expr) && is_key {
-                aliases.insert(ident_name(alias), expr.clone());
+            let name = ident_name(alias);
+            let expr_is_key = keys.iter().any(|k| text(k) == text(expr));
+            let name_is_key = keys.iter().any(|k| text(k) == name);
+            if column(expr) && expr_is_key && name_is_key && text(expr) != name {
+                ambiguous.insert(name);
+            } else if column(expr) && (expr_is_key || name_is_key) {
+                aliases.insert(name, expr.clone());
             }
         }
     }
     let keys: BTreeSet<String> = keys.iter().filter(|k| column(k)).map(text).collect();
-    let shadowed: BTreeSet<String> = s
+    let mut shadowed: BTreeSet<String> = s
         .projection
         .iter()
         .filter_map(|p| match p {
@@ -1368,6 +1397,7 @@ fn having_on_group_keys_to_where(s: &mut Select) {
             _ => None,
         })
         .collect();
+    shadowed.extend(ambiguous);
     let on_keys_only = |c: &Expr| {
         struct V<'a>(
             &'a BTreeSet<String>,
@@ -1780,7 +1810,9 @@ fn rewrite_window(
     if !running {
         // Without ORDER BY the frame is the whole partition: polars gave each row its own
         // value (it reads LAST_VALUE as "up to the current row" whatever the window).
-        if name == "last_value" {
+        let framed = matches!(&f.over,
+            Some(sqlparser::ast::WindowType::WindowSpec(spec)) if spec.window_frame.is_some());
+        if name == "last_value" && !framed {
             let mut last = f.clone();
             last.name = ObjectName::from(vec![Ident::new("LAST")]);
             return Ok(Some(Expr::Function(last)));
@@ -1805,6 +1837,12 @@ fn rewrite_window(
         sum.name = ObjectName::from(vec![Ident::new("SUM")]);
         let mut count = f.clone();
         count.name = ObjectName::from(vec![Ident::new("COUNT")]);
+        // `AVG(1) OVER (… ORDER BY …)`: its SUM and COUNT of a constant count the rows too.
+        let spelled = |g: sqlparser::ast::Function| {
+            let g = Expr::Function(g);
+            constant_aggregate(&g).unwrap_or(g)
+        };
+        let (sum, count) = (spelled(sum), spelled(count));
         return parse_expr(&format!("CAST({sum} AS DOUBLE) / NULLIF({count}, 0)")).map(Some);
     }
     Ok(None)
@@ -1858,14 +1896,10 @@ fn push_joined_table_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError
         // Only a LEFT, SEMI or ANTI join keeps its left rows whatever the joined table says,
         // so that a condition on the joined table alone may filter it first.
         let pushable = matches!(kind, None | Some("LEFT JOIN" | "SEMI JOIN" | "ANTI JOIN"));
-        let right = match &join.relation {
-            TableFactor::Table { alias: Some(a), .. }
-            | TableFactor::Derived { alias: Some(a), .. } => ident_name(&a.name),
-            TableFactor::Table {
-                name, alias: None, ..
-            } => name_parts(name).last().cloned().unwrap_or_default(),
-            _ => continue,
+        let Some(right_ident) = relation_name(&join.relation) else {
+            continue;
         };
+        let right = ident_name(&right_ident);
         let mut conjuncts = Vec::new();
         split_and(on, &mut conjuncts);
         let mut keep: Vec<Expr> = Vec::new();
@@ -1930,10 +1964,24 @@ fn push_joined_table_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError
             continue;
         }
         let condition = and_all(pushed).expect("one condition or more");
-        filter_in_subquery(&mut join.relation, condition, &right)?;
+        filter_in_subquery(&mut join.relation, condition, right_ident)?;
         *on = and_all(keep).unwrap_or(Expr::Value(Value::Boolean(true).into()));
     }
     Ok(())
+}
+
+/// The name columns qualify a table factor by: its alias, else its table name's last part, as
+/// written (case and quotes: polars matches `A.x` to alias `A` only).
+fn relation_name(tf: &TableFactor) -> Option<Ident> {
+    match tf {
+        TableFactor::Table { alias: Some(a), .. } | TableFactor::Derived { alias: Some(a), .. } => {
+            Some(a.name.clone())
+        }
+        TableFactor::Table {
+            name, alias: None, ..
+        } => name.0.last().and_then(|p| p.as_ident()).cloned(),
+        _ => None,
+    }
 }
 
 /// Replaces `relation` by `(SELECT * FROM relation WHERE condition) AS alias`. The table and
@@ -1941,7 +1989,7 @@ fn push_joined_table_conditions(twj: &mut TableWithJoins) -> Result<(), SqlError
 fn filter_in_subquery(
     relation: &mut TableFactor,
     condition: Expr,
-    alias: &str,
+    alias: Ident,
 ) -> Result<(), SqlError> {
     use sqlparser::ast::SetExpr;
     let mut sub = match Parser::new(&GenericDialect)
@@ -1962,7 +2010,7 @@ fn filter_in_subquery(
         subquery: sub,
         alias: Some(TableAlias {
             explicit: true,
-            name: Ident::new(alias),
+            name: alias,
             columns: Vec::new(),
             at: None,
         }),
@@ -1988,15 +2036,10 @@ fn exists_own_conditions_first(e: &mut Expr) -> Result<(), SqlError> {
     if sel.from.len() != 1 || !sel.from[0].joins.is_empty() || grouped || sel.having.is_some() {
         return Ok(());
     }
-    let inner = match &sel.from[0].relation {
-        TableFactor::Table { alias: Some(a), .. } | TableFactor::Derived { alias: Some(a), .. } => {
-            ident_name(&a.name)
-        }
-        TableFactor::Table {
-            name, alias: None, ..
-        } => name_parts(name).last().cloned().unwrap_or_default(),
-        _ => return Ok(()),
+    let Some(inner_ident) = relation_name(&sel.from[0].relation) else {
+        return Ok(());
     };
+    let inner = ident_name(&inner_ident);
     let Some(selection) = sel.selection.take() else {
         return Ok(());
     };
@@ -2027,7 +2070,7 @@ fn exists_own_conditions_first(e: &mut Expr) -> Result<(), SqlError> {
         return Ok(());
     }
     let condition = and_all(own).expect("one condition or more");
-    filter_in_subquery(&mut sel.from[0].relation, condition, &inner)?;
+    filter_in_subquery(&mut sel.from[0].relation, condition, inner_ident)?;
     sel.selection = and_all(rest);
     Ok(())
 }
@@ -2115,6 +2158,10 @@ pub fn expression_for_polars(text: &str) -> Result<String, SqlError> {
     };
     let mut problem = None;
     let _ = sqlparser::ast::visit_expressions_mut(&mut e, |x| {
+        if let Err(err) = check_typed_literals(x) {
+            problem = Some(err);
+            return ControlFlow::Break(());
+        }
         whole_mantissa_exponents(x);
         timestamp_literal_casts(x);
         uniform_number_list(x);
@@ -2510,10 +2557,13 @@ fn reads_rows(e: &Expr) -> bool {
     impl Visitor for V {
         type Break = ();
         fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+            // A call may be an aggregate (`SUM(COUNT(*)) OVER ()`) or a window: not a
+            // constant, whatever its arguments.
             if matches!(
                 e,
                 Expr::Identifier(_)
                     | Expr::CompoundIdentifier(_)
+                    | Expr::Function(_)
                     | Expr::Subquery(_)
                     | Expr::Exists { .. }
                     | Expr::InSubquery { .. }
@@ -2896,6 +2946,18 @@ mod tests {
             sql.contains("TIMESTAMP '2026-11-26 08:00:00.000' AS n"),
             "{sql}"
         );
+    }
+
+    #[test]
+    fn check_expressions_refuse_impossible_dates() {
+        // Regression: the date became NULL and the check passed every row.
+        let e = expression_for_polars("updated_at < DATE '2026-02-30'").unwrap_err();
+        assert!(
+            e.message.contains("not a day of the calendar"),
+            "{}",
+            e.message
+        );
+        assert!(expression_for_polars("updated_at < DATE '2026-02-28'").is_ok());
     }
 
     #[test]

@@ -372,7 +372,8 @@ fn user_error(e: &PolarsError) -> bool {
 /// Compute errors that only the query's text can cause: comparing text with a number, a
 /// regex that does not parse, a format string with an unknown directive.
 fn query_compute_error(e: &PolarsError) -> bool {
-    matches!(e, PolarsError::ComputeError(m) if ["cannot compare", "regex error", "cannot format"]
+    matches!(e, PolarsError::ComputeError(m) if ["cannot compare", "regex error", "cannot format",
+        "could not find an appropriate format"]
         .iter()
         .any(|p| m.starts_with(p)))
 }
