@@ -2089,7 +2089,9 @@ fn is_key_equality(c: &Expr) -> bool {
     };
     let (l, l_bare) = qualifiers(left);
     let (r, r_bare) = qualifiers(right);
-    reads_rows(left) && reads_rows(right) && (l_bare || r_bare || l != r)
+    // Each side names a column (`a.k = UPPER('x')` is a filter on `a`).
+    let columns = |q: &BTreeSet<String>, bare: bool| bare || !q.is_empty();
+    columns(&l, l_bare) && columns(&r, r_bare) && (l_bare || r_bare || l != r)
 }
 
 /// Literals polars would take wrongly: `DATE '2026-02-30'` (a NULL, silently; TIMESTAMP alike)
@@ -2893,6 +2895,10 @@ mod tests {
         let a = analyze("SELECT * FROM e ANTI JOIN a ON a.k = e.k AND a.d > e.d").unwrap();
         let err = rewrite(&a, &HashMap::new(), &clock).unwrap_err();
         assert!(err.message.contains("MIN or MAX"), "{}", err.message);
+        // An equality with a call on one side is no key (a RIGHT JOIN would filter after).
+        let a = analyze("SELECT * FROM e RIGHT JOIN a ON a.k = e.k AND a.g = UPPER('x')").unwrap();
+        let err = rewrite(&a, &HashMap::new(), &clock).unwrap_err();
+        assert!(err.message.contains("RIGHT JOIN"), "{}", err.message);
         let a = analyze("SELECT * FROM e ANTI JOIN a ON a.k = e.k AND e.amount > 5").unwrap();
         let err = rewrite(&a, &HashMap::new(), &clock).unwrap_err();
         assert!(
