@@ -308,18 +308,17 @@ fn family_models(project: &crate::config::Project, family: &str) -> Option<(Stri
     crate::transform::toml_files(&project.root.join("jobs"), &mut paths);
     paths.sort();
     paths.into_iter().find_map(|p| {
-        let t: toml::Table = toml::from_str(&std::fs::read_to_string(&p).ok()?).ok()?;
-        let stem = p.file_stem()?.to_string_lossy().to_string();
-        let name = t.get("family").and_then(|v| v.as_str()).unwrap_or(&stem);
-        if t.get("kind").and_then(|v| v.as_str()) != Some("decide") || name != family {
+        let text = std::fs::read_to_string(&p).ok()?;
+        // Most job files of a large project are of other kinds: skip them without parsing.
+        if !text.contains("decide") {
             return None;
         }
-        let members = t
-            .get("models")?
-            .as_array()?
-            .iter()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
+        let t: toml::Table = toml::from_str(&text).ok()?;
+        let stem = p.file_stem()?.to_string_lossy().to_string();
+        let (name, members) = crate::jobkinds::decide::declared_family(&t, &stem)?;
+        if name != family {
+            return None;
+        }
         let rel = p
             .strip_prefix(&project.root)
             .unwrap_or(&p)

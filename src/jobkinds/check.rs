@@ -280,20 +280,25 @@ impl PreparedJob for CheckJob {
 /// jobs that gave no verdict (skipped, cancelled, not started), so that it does not read as
 /// all clear.
 pub fn report_not_run(project: &Project, dag: &Dag, date: chrono::NaiveDate, exec: &ExecReport) {
-    // A skipped check names the failed jobs before it (the report said only "a job").
+    // A skipped check names the failed jobs before it (the report said only "a job"): the
+    // descendants of each failed job, marked once (a few failures, many skipped checks).
+    let below_failed: Vec<(String, Vec<bool>)> = exec
+        .final_status
+        .iter()
+        .filter(|(_, st)| matches!(st, Status::Failed | Status::Timeout | Status::Cancelled))
+        .map(|(&f, _)| {
+            let mut down = vec![false; dag.len()];
+            dag.closure(&[f], false, &mut down);
+            (dag.job(f).name.clone(), down)
+        })
+        .collect();
     let failed_before = |j: u32| {
-        let mut up = vec![false; dag.len()];
-        dag.closure(&[j], true, &mut up);
-        let failed: Vec<String> = (0..dag.len() as u32)
-            .filter(|&a| a != j && up[a as usize])
-            .filter(|a| {
-                matches!(
-                    exec.final_status.get(a),
-                    Some(Status::Failed | Status::Timeout | Status::Cancelled)
-                )
-            })
-            .map(|a| dag.job(a).name.clone())
+        let mut failed: Vec<String> = below_failed
+            .iter()
+            .filter(|(name, down)| down[j as usize] && *name != dag.job(j).name)
+            .map(|(name, _)| name.clone())
             .collect();
+        failed.sort();
         if failed.is_empty() {
             "skipped: a job before it failed".to_string()
         } else {

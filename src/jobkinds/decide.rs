@@ -55,6 +55,28 @@ struct DecideJob {
 
 pub const HISTORY_TABLE: &str = "champion_challenger";
 
+/// A decide job's family: its `family`, else the job's name.
+fn family_name(family: Option<&str>, job_name: &str) -> String {
+    family.unwrap_or(job_name).to_string()
+}
+
+/// The family a job file declares and its models, when it is a decide job; `stem` is the
+/// file's name, the job's name unless it says `name`.
+pub fn declared_family(table: &toml::Table, stem: &str) -> Option<(String, Vec<String>)> {
+    if table.get("kind").and_then(|v| v.as_str()) != Some("decide") {
+        return None;
+    }
+    let str_of = |k: &str| table.get(k).and_then(|v| v.as_str());
+    let family = family_name(str_of("family"), str_of("name").unwrap_or(stem));
+    let models = table
+        .get("models")?
+        .as_array()?
+        .iter()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    Some((family, models))
+}
+
 impl JobKind for DecideKind {
     fn kind(&self) -> &str {
         "decide"
@@ -68,7 +90,7 @@ impl JobKind for DecideKind {
         let cfg: DecideConfig =
             super::own_config(file.own_keys().map(|(k, v)| (k.clone(), v.clone())))?;
         let mut problems = Vec::new();
-        let family = cfg.family.unwrap_or_else(|| file.name.to_string());
+        let family = family_name(cfg.family.as_deref(), file.name);
         if !registry::is_name(&family) {
             problems.push(format!(
                 "`family`: {family:?} must use letters, digits, _ and -"

@@ -1317,20 +1317,11 @@ fn refuse_unsupported_select(s: &Select) -> Result<(), SqlError> {
             );
         }
     }
-    struct TupleIn(bool);
-    impl Visitor for TupleIn {
-        type Break = ();
-        fn pre_visit_expr(&mut self, x: &Expr) -> ControlFlow<()> {
-            if matches!(x, Expr::InSubquery { expr, .. } if matches!(**expr, Expr::Tuple(_))) {
-                self.0 = true;
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut tuple_in = TupleIn(false);
-    let _ = s.visit(&mut tuple_in);
-    if tuple_in.0 {
+    let tuple_in = sqlparser::ast::visit_expressions(s, |x| match x {
+        Expr::InSubquery { expr, .. } if matches!(**expr, Expr::Tuple(_)) => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    });
+    if tuple_in.is_break() {
         return refuse(
             "(a, b) IN (SELECT …) is not supported: write EXISTS (SELECT 1 FROM … WHERE x.a = \
              t.a AND x.b = t.b), or join the subquery's distinct pairs",
@@ -1398,39 +1389,27 @@ fn having_on_group_keys_to_where(s: &mut Select) {
         })
         .collect();
     shadowed.extend(ambiguous);
+    // Only grouping columns (or their aliases), at least one, and no call or subquery.
     let on_keys_only = |c: &Expr| {
-        struct V<'a>(
-            &'a BTreeSet<String>,
-            &'a BTreeSet<String>,
-            bool,
-            &'a HashMap<String, Expr>,
-        );
-        impl Visitor for V<'_> {
-            type Break = ();
-            fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-                let ok = match e {
-                    Expr::Identifier(i) => {
-                        self.3.contains_key(&ident_name(i))
-                            || (self.0.contains(&e.to_string().to_lowercase())
-                                && !self.1.contains(&ident_name(i)))
-                    }
-                    Expr::CompoundIdentifier(_) => self.0.contains(&e.to_string().to_lowercase()),
-                    Expr::Function(_)
-                    | Expr::Subquery(_)
-                    | Expr::Exists { .. }
-                    | Expr::InSubquery { .. } => false,
-                    _ => true,
-                };
-                if ok {
-                    return ControlFlow::Continue(());
-                }
-                self.2 = false;
+        let on_key = |e: &Expr| match e {
+            Expr::Identifier(i) => {
+                aliases.contains_key(&ident_name(i))
+                    || (keys.contains(&text(e)) && !shadowed.contains(&ident_name(i)))
+            }
+            Expr::CompoundIdentifier(_) => keys.contains(&text(e)),
+            _ => false,
+        };
+        let other = sqlparser::ast::visit_expressions(c, |e| match e {
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) if !on_key(e) => {
                 ControlFlow::Break(())
             }
-        }
-        let mut v = V(&keys, &shadowed, true, &aliases);
-        let _ = c.visit(&mut v);
-        v.2 && reads_rows(c)
+            Expr::Function(_)
+            | Expr::Subquery(_)
+            | Expr::Exists { .. }
+            | Expr::InSubquery { .. } => ControlFlow::Break(()),
+            _ => ControlFlow::Continue(()),
+        });
+        other.is_continue() && reads_rows(c)
     };
     // Aliases are spelled as their columns in WHERE, which runs before the SELECT names them.
     let spelled = |c: &Expr| {
@@ -2555,30 +2534,18 @@ fn rewrite_function(e: &Expr, clock: &Clock) -> Result<Option<Expr>, SqlError> {
 /// Whether `e` reads a row: it names a column or holds a subquery. An expression that does
 /// not is the same on every row.
 fn reads_rows(e: &Expr) -> bool {
-    struct V(bool);
-    impl Visitor for V {
-        type Break = ();
-        fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
-            // A call may be an aggregate (`SUM(COUNT(*)) OVER ()`) or a window: not a
-            // constant, whatever its arguments.
-            if matches!(
-                e,
-                Expr::Identifier(_)
-                    | Expr::CompoundIdentifier(_)
-                    | Expr::Function(_)
-                    | Expr::Subquery(_)
-                    | Expr::Exists { .. }
-                    | Expr::InSubquery { .. }
-            ) {
-                self.0 = true;
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
-        }
-    }
-    let mut v = V(false);
-    let _ = e.visit(&mut v);
-    v.0
+    // A call may be an aggregate (`SUM(COUNT(*)) OVER ()`) or a window: not a constant,
+    // whatever its arguments.
+    sqlparser::ast::visit_expressions(e, |x| match x {
+        Expr::Identifier(_)
+        | Expr::CompoundIdentifier(_)
+        | Expr::Function(_)
+        | Expr::Subquery(_)
+        | Expr::Exists { .. }
+        | Expr::InSubquery { .. } => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
 }
 
 /// `COUNT` and `SUM` of an expression that reads no row, and any aggregate whose `FILTER`
