@@ -15,6 +15,9 @@
 #      cleaning the issue names: the three date forms, phones to digits, money to numbers,
 #      dedupe by id keeping the latest, rejects kept → zstd Parquet. They do less work than
 #      panorama (no check digits, no tokenization).
+#    The floor under these figures: each tool turning the same CSV into zstd Parquet with no
+#    cleaning at all, every column as text ("pano-raw" with benches/contracts/
+#    applications_raw.toml, "duck-copy", "pl-copy").
 # 3. Prints MB/s of input and peak RSS for each.
 #
 # Usage: benches/ingest.sh              (about 1.1 GB of CSV)
@@ -72,9 +75,14 @@ measure panorama "$BIN" -q -C "$PROJ" ingest applications --date "$DATE" --threa
 # Like for like: the same file with only the peers' cleaning (benches/contracts).
 cp benches/contracts/applications_peer.toml "$PROJ/jobs/"
 measure pano-peer "$BIN" -q -C "$PROJ" ingest applications_peer --date "$DATE" --threads "$THREADS" --format json
+cp benches/contracts/applications_raw.toml "$PROJ/jobs/"
+measure pano-raw "$BIN" -q -C "$PROJ" ingest applications_raw --date "$DATE" --threads "$THREADS" --format json
 if [ "$SIZE_MB" -gt 2000 ]; then
   echo "(peers skipped above 2,000 MB: they load the whole file into memory)"
   exit 0
 fi
 measure duckdb benches/.venv/bin/python benches/ingest_peers.py duckdb "$CSV" "$OUT/duckdb" "$THREADS"
 measure polars benches/.venv/bin/python benches/ingest_peers.py polars "$CSV" "$OUT/polars" "$THREADS"
+echo "floor: CSV to zstd Parquet with no cleaning at all, every column as text"
+measure duck-copy benches/.venv/bin/python benches/ingest_peers.py duckdb-copy "$CSV" "$OUT/duckdb" "$THREADS"
+measure pl-copy benches/.venv/bin/python benches/ingest_peers.py polars-copy "$CSV" "$OUT/polars" "$THREADS"
