@@ -698,8 +698,28 @@ fn query_formats_partitions_and_errors() {
         csv(&format!("SELECT COUNT(*) AS n FROM payments p WHERE EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = p.account_id AND a.region = 'north' AND a.dt = '{D2}')")),
         "3"
     );
+    // NTILE (polars lacks it): 7 rows in 3 buckets are 3, 2, 2 rows, larger buckets first,
+    // per partition; more buckets than rows gives each row its own.
+    assert_eq!(
+        csv("SELECT k, v, NTILE(3) OVER (PARTITION BY k ORDER BY v) AS q FROM (VALUES ('a', 1), ('a', 2), ('a', 3), ('a', 4), ('a', 5), ('a', 6), ('a', 7), ('b', 1), ('b', 2)) t(k, v) ORDER BY k, v"),
+        "a,1,1|a,2,1|a,3,1|a,4,2|a,5,2|a,6,3|a,7,3|b,1,1|b,2,2"
+    );
+    // LAG/LEAD with a default: only rows whose offset row is outside the partition get it; a
+    // NULL value of the row before stays NULL.
+    assert_eq!(
+        csv("SELECT v, LAG(x, 1, 0) OVER (ORDER BY v) AS p, LEAD(x, 2, -1) OVER (ORDER BY v) AS n FROM (VALUES (1, 10), (2, NULL), (3, 30), (4, 40)) t(v, x) ORDER BY v"),
+        "1,0,30|2,10,40|3,,-1|4,30,-1"
+    );
+    assert_eq!(
+        csv("SELECT ROUND(12345.6, -3) AS a, ROUND(-2750, -2) AS b"),
+        "12000.0,-2800.0"
+    );
     // What polars cannot answer right is refused (exit 2) instead of answered wrong.
     for (sql, says) in [
+        (
+            "SELECT NTILE(4) OVER (PARTITION BY status) AS q FROM payments",
+            "NTILE needs an ORDER BY in its window",
+        ),
         (
             "SELECT STDDEV(amount) OVER (ORDER BY paid_on) AS s FROM payments",
             "as a running value is not supported",

@@ -1786,6 +1786,9 @@ fn rewrite_window(
         }
         Some(sqlparser::ast::WindowType::NamedWindow(_)) | None => return Ok(None),
     };
+    if let Some(spelled) = ranked_window(f, &name, running)? {
+        return Ok(Some(spelled));
+    }
     if !running {
         // Without ORDER BY the frame is the whole partition: polars gave each row its own
         // value (it reads LAST_VALUE as "up to the current row" whatever the window).
@@ -1825,6 +1828,93 @@ fn rewrite_window(
         return parse_expr(&format!("CAST({sum} AS DOUBLE) / NULLIF({count}, 0)")).map(Some);
     }
     Ok(None)
+}
+
+/// A whole non-negative integer literal argument (`NTILE(10)`, `LAG(x, 2)`), or `None`.
+fn literal_count(arg: Option<&FunctionArg>) -> Option<u64> {
+    match arg {
+        Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))) => match &v.value {
+            Value::Number(n, _) => n.parse().ok(),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Window functions polars lacks, spelled with `ROW_NUMBER` and `COUNT(*)` over the same
+/// window: `NTILE(n)` (score deciles) and `LAG`/`LEAD` with a default. The default replaces
+/// the value only where the offset row lies outside the partition, as SQL says; a NULL value
+/// of the row before stays NULL (`COALESCE(LAG(x), d)` would replace it too).
+fn ranked_window(
+    f: &sqlparser::ast::Function,
+    name: &str,
+    running: bool,
+) -> Result<Option<Expr>, SqlError> {
+    if !matches!(name, "ntile" | "lag" | "lead") {
+        return Ok(None);
+    }
+    let pos = name_pos(&f.name);
+    let Some(sqlparser::ast::WindowType::WindowSpec(spec)) = &f.over else {
+        return Ok(None);
+    };
+    let FunctionArguments::List(list) = &f.args else {
+        return Ok(None);
+    };
+    let args = &list.args;
+    if name != "ntile" && args.len() != 3 {
+        return Ok(None);
+    }
+    let upper = name.to_uppercase();
+    if !running {
+        return Err(SqlError::at(
+            format!("{upper} needs an ORDER BY in its window: the rows' order decides the result"),
+            Some(pos),
+        ));
+    }
+    let over = format!("OVER ({spec})");
+    let partition = if spec.partition_by.is_empty() {
+        "OVER ()".to_string()
+    } else {
+        let keys: Vec<String> = spec.partition_by.iter().map(|k| k.to_string()).collect();
+        format!("OVER (PARTITION BY {})", keys.join(", "))
+    };
+    let text = if name == "ntile" {
+        let buckets = match (args.len(), literal_count(args.first())) {
+            (1, Some(n)) if n > 0 => n,
+            _ => {
+                return Err(SqlError::at(
+                    "NTILE takes one argument, a whole number of buckets above 0 (NTILE(10))",
+                    Some(pos),
+                ))
+            }
+        };
+        // Row i (from 0) of a partition of N rows, in n buckets of q = N / n rows, the
+        // first r = N % n of them one row larger: bucket i / (q + 1) + 1 among the first
+        // r * (q + 1) rows, (i - r) / q + 1 after them.
+        let i = format!("(ROW_NUMBER() {over} - 1)");
+        let q = format!("CAST(FLOOR(COUNT(*) {partition} / {buckets}) AS BIGINT)");
+        let r = format!("(COUNT(*) {partition} - {q} * {buckets})");
+        format!(
+            "CAST(CASE WHEN {i} < {r} * ({q} + 1) THEN FLOOR({i} / ({q} + 1)) + 1 \
+             ELSE FLOOR(({i} - {r}) / NULLIF({q}, 0)) + 1 END AS BIGINT)"
+        )
+    } else {
+        let offset = literal_count(args.get(1)).ok_or_else(|| {
+            SqlError::at(
+                format!("{upper}(x, offset, default): the offset must be a whole number (1, 2, …)"),
+                Some(pos),
+            )
+        })?;
+        let value = args[0].to_string();
+        let default = args[2].to_string();
+        let inside = if name == "lag" {
+            format!("ROW_NUMBER() {over} > {offset}")
+        } else {
+            format!("ROW_NUMBER() {over} + {offset} <= COUNT(*) {partition}")
+        };
+        format!("CASE WHEN {inside} THEN {upper}({value}, {offset}) {over} ELSE {default} END")
+    };
+    parse_expr(&text).map(Some)
 }
 
 /// The tables a condition's columns name (`a.x` → `a`, `clean.t.x` → `t`), and whether it
@@ -2526,6 +2616,27 @@ fn rewrite_function(e: &Expr, clock: &Clock) -> Result<Option<Expr>, SqlError> {
         // polars' STRPOS counts bytes (28 for the 10th character of a Chinese text): the
         // position in characters is one more than the length of the text before the match.
         "strpos" if args.len() == 2 => char_position(&args[0], &args[1]),
+        // polars refuses negative decimals (to thousands: ROUND(x, -3)); same rounding of
+        // halves as ROUND(x) (to even).
+        "round" if args.len() == 2 => match &list.args[1] {
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::UnaryOp {
+                op: sqlparser::ast::UnaryOperator::Minus,
+                expr,
+            })) => match expr.as_ref() {
+                Expr::Value(v) => match &v.value {
+                    Value::Number(n, _) => match n.parse::<i32>() {
+                        Ok(k @ 1..=18) => {
+                            let scale = 10f64.powi(k);
+                            format!("(ROUND({} / {scale:.1}) * {scale:.1})", args[0])
+                        }
+                        _ => return Ok(None),
+                    },
+                    _ => return Ok(None),
+                },
+                _ => return Ok(None),
+            },
+            _ => return Ok(None),
+        },
         _ => return Ok(None),
     };
     parse_expr(&text).map(Some)
