@@ -710,6 +710,11 @@ fn query_formats_partitions_and_errors() {
         csv("SELECT v, LAG(x, 1, 0) OVER (ORDER BY v) AS p, LEAD(x, 2, -1) OVER (ORDER BY v) AS n FROM (VALUES (1, 10), (2, NULL), (3, 30), (4, 40)) t(v, x) ORDER BY v"),
         "1,0,30|2,10,40|3,,-1|4,30,-1"
     );
+    // SUM/AVG(DISTINCT …): NULLs left out, a group with no value is NULL.
+    assert_eq!(
+        csv("SELECT k, SUM(DISTINCT v) AS s, AVG(DISTINCT v) AS a, SUM(DISTINCT CASE WHEN v > 5 THEN v END) AS n FROM (VALUES ('a', 1), ('a', 1), ('a', 2), ('a', NULL), ('b', 7)) t(k, v) GROUP BY k ORDER BY k"),
+        "a,3,1.5,|b,7,7.0,7"
+    );
     assert_eq!(
         csv("SELECT ROUND(12345.6, -3) AS a, ROUND(-2750, -2) AS b"),
         "12000.0,-2800.0"

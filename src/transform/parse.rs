@@ -2520,6 +2520,9 @@ fn rewrite_function(e: &Expr, clock: &Clock) -> Result<Option<Expr>, SqlError> {
     let FunctionArguments::List(list) = &f.args else {
         return Ok(None);
     };
+    if let Some(spelled) = distinct_sum(f, &name, list)? {
+        return Ok(Some(spelled));
+    }
     let pos = name_pos(&f.name);
     let args: Vec<String> = list
         .args
@@ -2638,6 +2641,33 @@ fn rewrite_function(e: &Expr, clock: &Clock) -> Result<Option<Expr>, SqlError> {
             _ => return Ok(None),
         },
         _ => return Ok(None),
+    };
+    parse_expr(&text).map(Some)
+}
+
+/// `SUM(DISTINCT x)` and `AVG(DISTINCT x)`, which polars refuses: the sum or mean of the
+/// group's distinct values, through its list functions. NULLs are left out as SQL leaves
+/// them; a group with no value gives NULL (an empty list sums to 0).
+fn distinct_sum(
+    f: &sqlparser::ast::Function,
+    name: &str,
+    list: &sqlparser::ast::FunctionArgumentList,
+) -> Result<Option<Expr>, SqlError> {
+    let distinct = matches!(
+        list.duplicate_treatment,
+        Some(sqlparser::ast::DuplicateTreatment::Distinct)
+    );
+    if !distinct || !matches!(name, "sum" | "avg" | "mean") || f.filter.is_some() {
+        return Ok(None);
+    }
+    let [FunctionArg::Unnamed(FunctionArgExpr::Expr(x))] = list.args.as_slice() else {
+        return Ok(None);
+    };
+    let values = format!("ARRAY_UNIQUE(ARRAY_AGG({x}))");
+    let text = if name == "sum" {
+        format!("CASE WHEN COUNT({x}) = 0 THEN NULL ELSE ARRAY_SUM({values}) END")
+    } else {
+        format!("ARRAY_MEAN({values})")
     };
     parse_expr(&text).map(Some)
 }
