@@ -716,6 +716,10 @@ fn query_formats_partitions_and_errors() {
         "a,3,1.5,|b,7,7.0,7"
     );
     assert_eq!(
+        csv("SELECT EXTRACT(EPOCH FROM DATE '2024-05-27') AS d, EXTRACT(EPOCH FROM TIMESTAMP '2024-05-27 10:00:00.5') AS t, DATE_PART('epoch', DATE '2024-05-28') AS p"),
+        "1716768000.0,1716804000.5,1716854400.0"
+    );
+    assert_eq!(
         csv("SELECT ROUND(12345.6, -3) AS a, ROUND(-2750, -2) AS b"),
         "12000.0,-2800.0"
     );

@@ -1220,6 +1220,16 @@ pub fn rewrite(
                         }
                     }
                 }
+                // polars has no EPOCH of a DATE; a date's epoch is its midnight's.
+                Expr::Extract {
+                    field: DateTimeField::Epoch,
+                    expr,
+                    ..
+                } if !matches!(expr.as_ref(), Expr::Cast { .. }) => {
+                    if let Ok(cast) = parse_expr(&format!("CAST(({expr}) AS TIMESTAMP)")) {
+                        **expr = cast;
+                    }
+                }
                 Expr::Position { expr, r#in } => {
                     if let Ok(new) =
                         parse_expr(&char_position(&r#in.to_string(), &expr.to_string()))
@@ -2606,6 +2616,9 @@ fn rewrite_function(e: &Expr, clock: &Clock) -> Result<Option<Expr>, SqlError> {
                     ))
                 }
             }
+        }
+        "date_part" | "datepart" if args.len() == 2 && unit_of(0).is_ok_and(|u| u == "epoch") => {
+            format!("EXTRACT(EPOCH FROM CAST(({}) AS TIMESTAMP))", args[1])
         }
         "approx_count_distinct" => {
             if args.len() != 1 {
