@@ -710,6 +710,12 @@ fn query_formats_partitions_and_errors() {
         csv("SELECT v, LAG(x, 1, 0) OVER (ORDER BY v) AS p, LEAD(x, 2, -1) OVER (ORDER BY v) AS n FROM (VALUES (1, 10), (2, NULL), (3, 30), (4, 40)) t(v, x) ORDER BY v"),
         "1,0,30|2,10,40|3,,-1|4,30,-1"
     );
+    // Windows over a grouped query run over its groups: a share of the total was each
+    // group's own count (4 of 4 paid), a rank over SUM(…) a list.
+    assert_eq!(
+        csv("SELECT status, COUNT(*) AS n, SUM(COUNT(*)) OVER () AS total, RANK() OVER (ORDER BY SUM(amount) DESC) AS r FROM payments GROUP BY status ORDER BY status"),
+        "chargeback,1,4,3|paid,2,4,2|refunded,1,4,1"
+    );
     // SUM/AVG(DISTINCT …): NULLs left out, a group with no value is NULL.
     assert_eq!(
         csv("SELECT k, SUM(DISTINCT v) AS s, AVG(DISTINCT v) AS a, SUM(DISTINCT CASE WHEN v > 5 THEN v END) AS n FROM (VALUES ('a', 1), ('a', 1), ('a', 2), ('a', NULL), ('b', 7)) t(k, v) GROUP BY k ORDER BY k"),
@@ -728,6 +734,10 @@ fn query_formats_partitions_and_errors() {
         (
             "SELECT NTILE(4) OVER (PARTITION BY status) AS q FROM payments",
             "NTILE needs an ORDER BY in its window",
+        ),
+        (
+            "SELECT status FROM payments GROUP BY status QUALIFY RANK() OVER (ORDER BY COUNT(*)) = 1",
+            "QUALIFY in a grouped query is not supported",
         ),
         (
             "SELECT STDDEV(amount) OVER (ORDER BY paid_on) AS s FROM payments",

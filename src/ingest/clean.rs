@@ -192,7 +192,24 @@ impl CompiledColumn {
         }
         let mut v: Cow<str> = Cow::Borrowed(raw);
         for rule in &c.clean {
-            v = apply_rule(*rule, v)?;
+            v = match rule {
+                // On a number column the digits are a quantity, not an identifier's: `1.5年`
+                // is not 15, nor `3-6个月` 36 (an IMEI's `35-000000-…` keeps its digits).
+                CleanRule::Digits
+                    if matches!(c.ty, ColumnType::Int | ColumnType::Float)
+                        && !v.bytes().all(|b| b.is_ascii_digit()) =>
+                {
+                    let h = halfwidth(v);
+                    Cow::Owned(one_whole_number(&h).ok_or_else(|| {
+                        format!(
+                            "{:?} is not one whole number (digits, commas between thousands, \
+                             and text around them such as units)",
+                            shorten(&h)
+                        )
+                    })?)
+                }
+                _ => apply_rule(*rule, v)?,
+            };
         }
         if !c.map.is_empty() {
             if let Some(m) = c.map.get(v.as_ref()) {
@@ -344,11 +361,11 @@ impl CompiledColumn {
         for f in &self.formats {
             if let DateFormat::Chrono(fmt) = f {
                 // The common core-system form, without chrono's format interpreter.
+                // Other spellings of the form (`2024-3-1 9:05:00`) go to chrono below.
                 if fmt == "%Y-%m-%d %H:%M:%S" || fmt == "%Y-%m-%dT%H:%M:%S" {
                     if let Some(ms) = parse_iso_datetime(t) {
                         return Ok(ms);
                     }
-                    continue;
                 }
             }
             let fmt = match f {
@@ -485,6 +502,31 @@ pub fn halfwidth(v: Cow<'_, str>) -> Cow<'_, str> {
 
 /// Mainland mobile numbers to 11 digits: `+86 138-0013-8000`, `0086 13800138000`,
 /// `１３８００１３８０００` all become `13800138000`.
+/// The digits of the one number in `t` (`24期` → 24, `1,000 元` → 1000); the text around it
+/// goes. `None` when the digits are not one whole, non-negative number: `1.5年` is not 15,
+/// `3-6个月` not 36, `-6` not 6, `1,2,3` not 123.
+fn one_whole_number(t: &str) -> Option<String> {
+    let Some(first) = t.find(|c: char| c.is_ascii_digit()) else {
+        return Some(String::new());
+    };
+    let last = t.rfind(|c: char| c.is_ascii_digit()).expect("a digit");
+    let core = &t[first..=last];
+    if !core.bytes().all(|b| b.is_ascii_digit() || b == b',') {
+        return None;
+    }
+    if t[..first].trim_end_matches(is_space).ends_with(['-', '.']) {
+        return None;
+    }
+    if core.contains(',') {
+        let mut groups = core.split(',');
+        let head = groups.next()?;
+        if head.is_empty() || head.len() > 3 || !groups.all(|g| g.len() == 3) {
+            return None;
+        }
+    }
+    Some(core.replace(',', ""))
+}
+
 pub fn normalize_phone(v: &str) -> Result<String, String> {
     let h = halfwidth(Cow::Borrowed(v));
     // Digits and the separators people write; anything else (Excel's `1.38001380E+10`, an
@@ -499,6 +541,19 @@ pub fn normalize_phone(v: &str) -> Result<String, String> {
         ));
     }
     let mut digits: String = h.chars().filter(char::is_ascii_digit).collect();
+    // A country code is written after a leading `+`: one other than 86 is another country's
+    // number, whatever its digits look like (`+1 (380) 013-8000`).
+    if h.contains('+')
+        && (!h.trim_start_matches([' ', '(']).starts_with('+')
+            || h.matches('+').count() > 1
+            || !(digits.starts_with("86") && digits.len() == 13))
+    {
+        return Err(format!(
+            "{:?} is not a mainland mobile number (a country code other than +86, or a + \
+             that does not start it)",
+            shorten(v)
+        ));
+    }
     if digits.len() == 15 && digits.starts_with("0086") {
         digits.drain(..4);
     } else if digits.len() == 13 && digits.starts_with("86") {
@@ -819,7 +874,8 @@ fn parse_iso_datetime(t: &str) -> Option<i64> {
 }
 
 fn parse_ymd_compact(t: &str) -> Option<NaiveDate> {
-    if t.len() != 8 {
+    // Eight ASCII digits: a multi-byte character would cut the slices below inside it.
+    if t.len() != 8 || !t.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     NaiveDate::from_ymd_opt(num(&t[..4])? as i32, num(&t[4..6])?, num(&t[6..])?)
@@ -1028,6 +1084,48 @@ mod tests {
     }
 
     #[test]
+    fn digits_take_one_whole_number() {
+        // Regressions: digits glued across a point, a sign or a range (`1.5年` was 15).
+        for (raw, want) in [
+            ("24期", "24"),
+            ("36个月", "36"),
+            ("1,000 元", "1000"),
+            ("6.", "6"),
+            ("", ""),
+        ] {
+            assert_eq!(one_whole_number(raw).as_deref(), Some(want), "{raw}");
+        }
+        for raw in ["1.5年", "6.0", "3-6个月", "-6", "1,2,3", ".5"] {
+            assert_eq!(one_whole_number(raw), None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn iso_datetimes_with_one_digit_fields_go_to_chrono() {
+        // Regression: the fast path refused what the same format passes through chrono.
+        let c = col("name='t'\ntype='datetime'\nformats=['%Y-%m-%d %H:%M:%S']");
+        let f = col("name='t'\ntype='datetime'\nformats=['%F %T']");
+        for raw in [
+            "2024-03-01 09:05:00",
+            "2024-03-01 9:05:00",
+            "2024-3-1 10:05:00",
+        ] {
+            let (a, b) = (c.clean(Some(raw), None), f.clean(Some(raw), None));
+            assert!(a.is_ok(), "{raw}: {a:?}");
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{raw}");
+        }
+        assert!(c.clean(Some("2024-03-01 25:00:00"), None).is_err());
+    }
+
+    #[test]
+    fn compact_dates_with_a_wide_character_are_no_date() {
+        // Regression: `20240１` is 8 bytes; slicing it by byte panicked.
+        assert_eq!(parse_ymd_compact("20240１"), None);
+        assert_eq!(parse_ymd_compact("２0240301"), None);
+        assert!(parse_ymd_compact("20240301").is_some());
+    }
+
+    #[test]
     fn phone_forms() {
         for p in [
             "+86 138-0013-8000",
@@ -1043,6 +1141,11 @@ mod tests {
         assert!(normalize_phone("1.38001380E+10").is_err());
         assert!(normalize_phone("(+86) 138 0013 8000").is_ok());
         assert!(normalize_phone("2380013800").is_err());
+        // Regression: another country's number whose digits look like a mainland one.
+        assert!(normalize_phone("+1 (380) 013-8000").is_err());
+        assert!(normalize_phone("+1 415 555 0100").is_err());
+        assert!(normalize_phone("138 0013 8000 +86").is_err());
+        assert_eq!(normalize_phone("+86 138 0013 8000").unwrap(), "13800138000");
     }
 
     #[test]

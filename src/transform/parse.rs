@@ -1123,6 +1123,14 @@ pub fn rewrite(
     }
     impl VisitorMut for R<'_> {
         type Break = ();
+        fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            if let Err(err) = split_grouped_windows(q) {
+                self.error = Some(err);
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        }
+
         fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
             if let Err(err) = exists_own_conditions_first(e) {
                 self.error = Some(err);
@@ -1259,6 +1267,267 @@ pub fn rewrite(
         return Err(e);
     }
     Ok(stmt.to_string())
+}
+
+/// Aggregate functions: called without `OVER`, they make a query grouped.
+const AGGREGATES: &[&str] = &[
+    "count",
+    "sum",
+    "avg",
+    "mean",
+    "min",
+    "max",
+    "median",
+    "stddev",
+    "stddev_samp",
+    "stddev_pop",
+    "std",
+    "variance",
+    "var",
+    "var_samp",
+    "var_pop",
+    "string_agg",
+    "array_agg",
+    "listagg",
+    "group_concat",
+    "first",
+    "last",
+    "mode",
+    "quantile_cont",
+    "quantile_disc",
+    "percentile_cont",
+    "percentile_disc",
+    "corr",
+    "covar",
+    "covar_samp",
+    "covar_pop",
+    "regr_slope",
+    "regr_intercept",
+    "regr_r2",
+    "approx_count_distinct",
+    "any_value",
+    "bool_and",
+    "bool_or",
+    "count_if",
+];
+
+fn is_aggregate_call(e: &Expr) -> bool {
+    matches!(e, Expr::Function(f)
+        if f.over.is_none() && AGGREGATES.contains(&name_parts(&f.name).join(".").as_str()))
+}
+
+fn has_window(e: &Expr) -> bool {
+    sqlparser::ast::visit_expressions(e, |x| match x {
+        Expr::Function(f) if f.over.is_some() => ControlFlow::Break(()),
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
+/// The columns a grouped query hands to the windows evaluated over its groups: each
+/// aggregate call and each column reference (a grouping key), by SQL text, once.
+#[derive(Default)]
+struct GroupedValues {
+    values: Vec<(String, Expr, Ident)>,
+    subquery: bool,
+}
+
+impl GroupedValues {
+    fn name_of(&mut self, e: &Expr) -> Ident {
+        let text = e.to_string();
+        if let Some((_, _, name)) = self.values.iter().find(|(t, _, _)| *t == text) {
+            return name.clone();
+        }
+        let name = Ident::with_quote('"', format!("__grouped_{}", self.values.len()));
+        self.values.push((text, e.clone(), name.clone()));
+        name
+    }
+}
+
+impl VisitorMut for GroupedValues {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        match e {
+            Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+                self.subquery = true;
+            }
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
+                *e = Expr::Identifier(self.name_of(e));
+            }
+            _ if is_aggregate_call(e) => *e = Expr::Identifier(self.name_of(e)),
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// Window functions in a grouped query (`SUM(COUNT(*)) OVER ()` for a share of the total,
+/// `RANK() OVER (ORDER BY SUM(amount) DESC)`): SQL evaluates them over the groups, after
+/// `GROUP BY` and `HAVING`. polars evaluated them inside the aggregation: the share of total
+/// came out as each group's own count (a silent wrong answer), a rank as a list. The query
+/// becomes an outer SELECT that evaluates the windows over a grouped subquery:
+///
+/// `SELECT k, COUNT(*) AS n, SUM(COUNT(*)) OVER () AS total FROM t GROUP BY k ORDER BY k`
+/// runs as `SELECT n, …, SUM("__grouped_0") OVER () AS total FROM (SELECT k AS k,
+/// COUNT(*) AS n, COUNT(*) AS "__grouped_0" FROM t GROUP BY k) AS __grouped ORDER BY k`.
+///
+/// The grouped subquery keeps the query's FROM, WHERE, GROUP BY and HAVING (a window item
+/// leaves a NULL in its place, so `GROUP BY 2` still names the same item); the outer query
+/// takes the windows, DISTINCT, ORDER BY and LIMIT. QUALIFY is refused (polars' sees only
+/// the selected columns).
+fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
+    use sqlparser::ast::{SelectItem, SetExpr};
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return Ok(());
+    };
+    let item_expr = |p: &SelectItem| match p {
+        SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => Some(e.clone()),
+        _ => None,
+    };
+    let exprs: Vec<Option<Expr>> = s.projection.iter().map(item_expr).collect();
+    if !exprs.iter().flatten().any(has_window) && !s.qualify.as_ref().is_some_and(has_window) {
+        return Ok(());
+    }
+    let grouped_by = match &s.group_by {
+        sqlparser::ast::GroupByExpr::Expressions(k, _) => !k.is_empty(),
+        sqlparser::ast::GroupByExpr::All(_) => true,
+    };
+    let aggregates = exprs.iter().flatten().any(|e| {
+        sqlparser::ast::visit_expressions(e, |x| {
+            if is_aggregate_call(x) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .is_break()
+    });
+    if !grouped_by && !aggregates && s.having.is_none() {
+        return Ok(());
+    }
+    let refuse = |m: &str| Err(SqlError::at(m.to_string(), None));
+    if exprs.iter().any(Option::is_none) {
+        return refuse(
+            "a window function in a grouped query cannot sit beside `*`: name the columns",
+        );
+    }
+    if matches!(s.distinct, Some(sqlparser::ast::Distinct::On(_))) {
+        return refuse(
+            "DISTINCT ON with a window function in a grouped query is not supported: group in \
+             a subquery, then apply the window and DISTINCT ON over it",
+        );
+    }
+    let mut s = s.as_ref().clone();
+    alias_clashing_projections(&mut s);
+    let mut values = GroupedValues::default();
+    let mut inner_items = Vec::new();
+    let mut outer_items = Vec::new();
+    let mut outer_names: Vec<String> = Vec::new();
+    for (i, p) in s.projection.iter().enumerate() {
+        let (expr, alias) = match p {
+            SelectItem::ExprWithAlias { expr, alias } => (expr.clone(), Some(alias.clone())),
+            SelectItem::UnnamedExpr(expr) => (expr.clone(), None),
+            _ => unreachable!("wildcards refused above"),
+        };
+        let name = alias.unwrap_or_else(|| match &expr {
+            Expr::Identifier(id) => id.clone(),
+            Expr::CompoundIdentifier(ids) => ids.last().cloned().expect("a name"),
+            e => Ident::with_quote('"', e.to_string()),
+        });
+        outer_names.push(ident_name(&name));
+        if has_window(&expr) {
+            // A NULL keeps the item's position for GROUP BY 2.
+            inner_items.push(SelectItem::ExprWithAlias {
+                expr: Expr::value(Value::Null),
+                alias: Ident::with_quote('"', format!("__window_{i}")),
+            });
+            let mut outer = expr;
+            let _ = VisitMut::visit(&mut outer, &mut values);
+            outer_items.push(SelectItem::ExprWithAlias {
+                expr: outer,
+                alias: name,
+            });
+        } else {
+            inner_items.push(SelectItem::ExprWithAlias {
+                expr,
+                alias: name.clone(),
+            });
+            outer_items.push(SelectItem::UnnamedExpr(Expr::Identifier(name)));
+        }
+    }
+    let mut named_window = std::mem::take(&mut s.named_window);
+    let _ = VisitMut::visit(&mut named_window, &mut values);
+    if s.qualify.is_some() {
+        // polars' QUALIFY sees the selected columns only, not the grouped values.
+        return refuse(
+            "QUALIFY in a grouped query is not supported: group and rank in a CTE, then filter \
+             it in an outer SELECT (WHERE rnk <= 3)",
+        );
+    }
+    let mut order_by = q.order_by.take();
+    if let Some(sqlparser::ast::OrderBy {
+        kind: sqlparser::ast::OrderByKind::Expressions(keys),
+        ..
+    }) = &mut order_by
+    {
+        for k in keys {
+            let output = match &k.expr {
+                Expr::Identifier(id) => outer_names.contains(&ident_name(id)),
+                Expr::Value(_) => true,
+                _ => false,
+            };
+            if !output {
+                let _ = VisitMut::visit(&mut k.expr, &mut values);
+            }
+        }
+    }
+    if values.subquery {
+        return refuse(
+            "a subquery inside a window function of a grouped query is not supported: compute \
+             it in a CTE and join it",
+        );
+    }
+    for (_, expr, name) in &values.values {
+        inner_items.push(SelectItem::ExprWithAlias {
+            expr: expr.clone(),
+            alias: name.clone(),
+        });
+    }
+    let mut inner = s.clone();
+    inner.projection = inner_items;
+    inner.distinct = None;
+    let mut inner_query = q.clone();
+    inner_query.with = None;
+    inner_query.body = Box::new(SetExpr::Select(Box::new(inner)));
+    inner_query.limit_clause = None;
+    inner_query.fetch = None;
+    let Ok(Statement::Query(shell)) = Parser::new(&GenericDialect)
+        .try_with_sql("SELECT 1 FROM (SELECT 1) AS __grouped")
+        .and_then(|mut p| p.parse_statement())
+    else {
+        return refuse("internal rewrite of a grouped window failed");
+    };
+    let SetExpr::Select(shell) = *shell.body else {
+        return refuse("internal rewrite of a grouped window failed");
+    };
+    let mut from = shell.from;
+    if let Some(TableWithJoins {
+        relation: TableFactor::Derived { subquery, .. },
+        ..
+    }) = from.first_mut()
+    {
+        *subquery = Box::new(inner_query);
+    }
+    let mut outer = s;
+    outer.projection = outer_items;
+    outer.from = from;
+    outer.selection = None;
+    outer.group_by = sqlparser::ast::GroupByExpr::Expressions(Vec::new(), Vec::new());
+    outer.having = None;
+    outer.named_window = named_window;
+    q.body = Box::new(SetExpr::Select(Box::new(outer)));
+    q.order_by = order_by;
+    Ok(())
 }
 
 /// What polars cannot read, refused with a workaround (polars printed its syntax tree).
