@@ -1516,7 +1516,7 @@ fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
         ..
     }) = from.first_mut()
     {
-        *subquery = Box::new(inner_query);
+        **subquery = inner_query;
     }
     let mut outer = s;
     outer.projection = outer_items;
@@ -1525,7 +1525,7 @@ fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
     outer.group_by = sqlparser::ast::GroupByExpr::Expressions(Vec::new(), Vec::new());
     outer.having = None;
     outer.named_window = named_window;
-    q.body = Box::new(SetExpr::Select(Box::new(outer)));
+    *q.body = SetExpr::Select(Box::new(outer));
     q.order_by = order_by;
     Ok(())
 }
