@@ -716,6 +716,40 @@ fn query_formats_partitions_and_errors() {
         csv("SELECT status, COUNT(*) AS n, SUM(COUNT(*)) OVER () AS total, RANK() OVER (ORDER BY SUM(amount) DESC) AS r FROM payments GROUP BY status ORDER BY status"),
         "chargeback,1,4,3|paid,2,4,2|refunded,1,4,1"
     );
+    // Counts, lengths, ranks and date parts are BIGINT: arithmetic on them wrapped (u32, i8).
+    assert_eq!(
+        csv("SELECT COUNT(*) - 10 AS a, -COUNT(*) AS b, LENGTH('abc') - 5 AS c, STRPOS('abc', 'x') - 1 AS d, EXTRACT(MONTH FROM DATE '2026-11-30') * 100 + EXTRACT(DAY FROM DATE '2026-11-30') AS e, POWER(2, 31) AS f FROM payments"),
+        "-6,-4,-2,-1,1130,2147483648.0"
+    );
+    // ORDER BY an aggregate after GROUP BY (polars sorted by a constant); a chain of set
+    // operations (a nested EXCEPT ran as INTERSECT); ORDER BY a name of a UNION's first branch.
+    assert_eq!(
+        csv("SELECT status FROM payments GROUP BY status ORDER BY SUM(amount) DESC"),
+        "refunded|paid|chargeback"
+    );
+    assert_eq!(
+        csv("SELECT x FROM (VALUES (1), (2), (3)) t(x) EXCEPT SELECT x FROM (VALUES (2)) t(x) UNION SELECT x FROM (VALUES (5)) t(x) ORDER BY 1"),
+        "1|3|5"
+    );
+    assert_eq!(csv("SELECT 2 AS x UNION ALL SELECT 1 ORDER BY x"), "1|2");
+    // A timestamp after midnight does not prune the day's partition (`dt < 'D2 12:00'` holds
+    // for dt = D2; pruning by the day dropped it).
+    assert_eq!(
+        csv(&format!(
+            "SELECT COUNT(*) AS n FROM payments WHERE dt < TIMESTAMP '{D2} 12:00:00'"
+        )),
+        csv(&format!(
+            "SELECT COUNT(*) AS n FROM payments WHERE dt <= '{D2}'"
+        ))
+    );
+    assert_ne!(
+        csv(&format!(
+            "SELECT COUNT(*) AS n FROM payments WHERE dt < TIMESTAMP '{D2} 12:00:00'"
+        )),
+        csv(&format!(
+            "SELECT COUNT(*) AS n FROM payments WHERE dt < '{D2}'"
+        ))
+    );
     // SUM/AVG(DISTINCT …): NULLs left out, a group with no value is NULL.
     assert_eq!(
         csv("SELECT k, SUM(DISTINCT v) AS s, AVG(DISTINCT v) AS a, SUM(DISTINCT CASE WHEN v > 5 THEN v END) AS n FROM (VALUES ('a', 1), ('a', 1), ('a', 2), ('a', NULL), ('b', 7)) t(k, v) GROUP BY k ORDER BY k"),
@@ -738,6 +772,18 @@ fn query_formats_partitions_and_errors() {
         (
             "SELECT status FROM payments GROUP BY status QUALIFY RANK() OVER (ORDER BY COUNT(*)) = 1",
             "QUALIFY in a grouped query is not supported",
+        ),
+        (
+            "SELECT status, COUNT(*) AS n FROM payments",
+            "status is selected beside an aggregate but is not grouped",
+        ),
+        (
+            "SELECT DATE '2026-01-01' + INTERVAL '100000000 years' AS a",
+            "reaches beyond 10,000 years",
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM payments WHERE dt > DATE '2026-01-01' - INTERVAL '9223372036854775807 days'",
+            "reaches beyond 10,000 years",
         ),
         (
             "SELECT STDDEV(amount) OVER (ORDER BY paid_on) AS s FROM payments",

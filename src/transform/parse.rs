@@ -998,22 +998,39 @@ fn interval_parts(iv: &sqlparser::ast::Interval) -> Option<(i64, Unit)> {
 
 fn shift(d: NaiveDate, n: i64, unit: Unit) -> Option<NaiveDate> {
     match unit {
-        Unit::Day => d.checked_add_signed(chrono::Duration::days(n)),
-        Unit::Week => d.checked_add_signed(chrono::Duration::days(7 * n)),
+        // Checked throughout: `INTERVAL '9223372036854775807 days'` panicked.
+        Unit::Day => d.checked_add_signed(chrono::Duration::try_days(n)?),
+        Unit::Week => d.checked_add_signed(chrono::Duration::try_days(n.checked_mul(7)?)?),
         Unit::Month | Unit::Year => {
-            let months = if unit == Unit::Year { n * 12 } else { n };
-            if months >= 0 {
-                d.checked_add_months(Months::new(months as u32))
+            let months = if unit == Unit::Year {
+                n.checked_mul(12)?
             } else {
-                d.checked_sub_months(Months::new((-months) as u32))
+                n
+            };
+            let m = Months::new(u32::try_from(months.unsigned_abs()).ok()?);
+            if months >= 0 {
+                d.checked_add_months(m)
+            } else {
+                d.checked_sub_months(m)
             }
         }
     }
 }
 
+/// The day of a date text, or of a timestamp text at midnight. A later time of day is no
+/// day: `dt < TIMESTAMP '2026-11-19 12:00:00'` holds for dt = 2026-11-19, which pruning by
+/// the day would have dropped.
 fn parse_date_text(s: &str) -> Option<NaiveDate> {
     let s = s.trim();
     let head = s.get(..10).unwrap_or(s);
+    let rest = s.get(10..).unwrap_or("");
+    let midnight = rest.is_empty()
+        || rest
+            .strip_prefix([' ', 'T'])
+            .is_some_and(|t| !t.is_empty() && t.bytes().all(|b| matches!(b, b'0' | b':' | b'.')));
+    if !midnight {
+        return None;
+    }
     NaiveDate::parse_from_str(head, "%Y-%m-%d").ok()
 }
 
@@ -1124,6 +1141,8 @@ pub fn rewrite(
     impl VisitorMut for R<'_> {
         type Break = ();
         fn pre_visit_query(&mut self, q: &mut Query) -> ControlFlow<()> {
+            parenthesize_set_operations(q.body.as_mut());
+            order_set_operation_by_names(q);
             if let Err(err) = split_grouped_windows(q) {
                 self.error = Some(err);
                 return ControlFlow::Break(());
@@ -1213,6 +1232,7 @@ pub fn rewrite(
                     }
                 }
                 Expr::Function(_) => {
+                    let widen = narrow_integer_call(e);
                     let named = self.named_windows.last();
                     let rewritten = rewrite_window(e, named).and_then(|w| match w {
                         Some(new) => Ok(Some(new)),
@@ -1226,6 +1246,17 @@ pub fn rewrite(
                             self.error = Some(err);
                             return ControlFlow::Break(());
                         }
+                    }
+                    if widen {
+                        if let Ok(wide) = parse_expr(&format!("CAST({e} AS BIGINT)")) {
+                            *e = wide;
+                        }
+                    }
+                }
+                // EXTRACT gives 8-bit integers in polars: `EXTRACT(MONTH FROM d) * 100` wrapped.
+                Expr::Extract { field, .. } if *field != DateTimeField::Epoch => {
+                    if let Ok(wide) = parse_expr(&format!("CAST({e} AS BIGINT)")) {
+                        *e = wide;
                     }
                 }
                 // polars has no EPOCH of a DATE; a date's epoch is its midnight's.
@@ -1267,6 +1298,69 @@ pub fn rewrite(
         return Err(e);
     }
     Ok(stmt.to_string())
+}
+
+/// A query with `body` and nothing else (no WITH, ORDER BY or LIMIT).
+fn bare_query(body: sqlparser::ast::SetExpr) -> Option<Query> {
+    let Ok(Statement::Query(mut q)) = Parser::new(&GenericDialect)
+        .try_with_sql("SELECT 1")
+        .and_then(|mut p| p.parse_statement())
+    else {
+        return None;
+    };
+    *q.body = body;
+    Some(*q)
+}
+
+/// polars ran the inner operation of a chain of set operations the wrong way round (`A
+/// EXCEPT B UNION C` took the rows of A that are in B; an INTERSECT inside ran as EXCEPT).
+/// Parenthesised, each runs as written: `(A EXCEPT B) UNION C`.
+fn parenthesize_set_operations(body: &mut sqlparser::ast::SetExpr) {
+    use sqlparser::ast::SetExpr;
+    let SetExpr::SetOperation { left, right, .. } = body else {
+        return;
+    };
+    for side in [left, right] {
+        parenthesize_set_operations(side.as_mut());
+        if matches!(side.as_ref(), SetExpr::SetOperation { .. }) {
+            let inner = side.as_ref().clone();
+            match bare_query(inner) {
+                Some(q) => **side = SetExpr::Query(Box::new(q)),
+                None => unreachable!("a fixed statement parses"),
+            }
+        }
+    }
+}
+
+/// `SELECT 1 AS x UNION ALL SELECT 2 ORDER BY x`: SQL names a set operation's columns after
+/// its first branch; polars looked for `x` in the last. Ordered over a derived table, the
+/// names are the first branch's.
+fn order_set_operation_by_names(q: &mut Query) {
+    use sqlparser::ast::SetExpr;
+    if q.order_by.is_none() || !matches!(q.body.as_ref(), SetExpr::SetOperation { .. }) {
+        return;
+    }
+    let Ok(Statement::Query(shell)) = Parser::new(&GenericDialect)
+        .try_with_sql("SELECT * FROM (SELECT 1) AS __set_operation")
+        .and_then(|mut p| p.parse_statement())
+    else {
+        return;
+    };
+    let SetExpr::Select(mut select) = *shell.body else {
+        return;
+    };
+    let body = q.body.as_ref().clone();
+    let Some(inner) = bare_query(body) else {
+        return;
+    };
+    if let Some(TableWithJoins {
+        relation: TableFactor::Derived { subquery, .. },
+        ..
+    }) = select.from.first_mut()
+    {
+        **subquery = inner;
+    }
+    *q.body = SetExpr::Select(select);
 }
 
 /// Aggregate functions: called without `OVER`, they make a query grouped.
@@ -1374,7 +1468,8 @@ impl VisitorMut for GroupedValues {
 /// The grouped subquery keeps the query's FROM, WHERE, GROUP BY and HAVING (a window item
 /// leaves a NULL in its place, so `GROUP BY 2` still names the same item); the outer query
 /// takes the windows, DISTINCT, ORDER BY and LIMIT. QUALIFY is refused (polars' sees only
-/// the selected columns).
+/// the selected columns). A grouped query ordered by an aggregate (`ORDER BY COUNT(*)
+/// DESC`) is split the same way: polars sorted by the aggregate of the grouped frame.
 fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
     use sqlparser::ast::{SelectItem, SetExpr};
     let SetExpr::Select(s) = q.body.as_ref() else {
@@ -1385,14 +1480,7 @@ fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
         _ => None,
     };
     let exprs: Vec<Option<Expr>> = s.projection.iter().map(item_expr).collect();
-    if !exprs.iter().flatten().any(has_window) && !s.qualify.as_ref().is_some_and(has_window) {
-        return Ok(());
-    }
-    let grouped_by = match &s.group_by {
-        sqlparser::ast::GroupByExpr::Expressions(k, _) => !k.is_empty(),
-        sqlparser::ast::GroupByExpr::All(_) => true,
-    };
-    let aggregates = exprs.iter().flatten().any(|e| {
+    let has_aggregate = |e: &Expr| {
         sqlparser::ast::visit_expressions(e, |x| {
             if is_aggregate_call(x) {
                 ControlFlow::Break(())
@@ -1401,14 +1489,35 @@ fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
             }
         })
         .is_break()
-    });
+    };
+    // `ORDER BY COUNT(*) DESC` after GROUP BY: polars sorted the groups by the aggregate of
+    // the grouped frame (a constant), so the top 3 came out in any order.
+    let order_by_aggregate = match &q.order_by {
+        Some(sqlparser::ast::OrderBy {
+            kind: sqlparser::ast::OrderByKind::Expressions(keys),
+            ..
+        }) => keys.iter().any(|k| has_aggregate(&k.expr)),
+        _ => false,
+    };
+    if !exprs.iter().flatten().any(has_window)
+        && !s.qualify.as_ref().is_some_and(has_window)
+        && !order_by_aggregate
+    {
+        return Ok(());
+    }
+    let grouped_by = match &s.group_by {
+        sqlparser::ast::GroupByExpr::Expressions(k, _) => !k.is_empty(),
+        sqlparser::ast::GroupByExpr::All(_) => true,
+    };
+    let aggregates = exprs.iter().flatten().any(has_aggregate);
     if !grouped_by && !aggregates && s.having.is_none() {
         return Ok(());
     }
     let refuse = |m: &str| Err(SqlError::at(m.to_string(), None));
     if exprs.iter().any(Option::is_none) {
         return refuse(
-            "a window function in a grouped query cannot sit beside `*`: name the columns",
+            "a window function or an ORDER BY on an aggregate in a grouped query cannot sit \
+             beside `*`: name the columns",
         );
     }
     if matches!(s.distinct, Some(sqlparser::ast::Distinct::On(_))) {
@@ -1530,9 +1639,80 @@ fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
     Ok(())
 }
 
+/// Blanks out aggregate calls, windows and subqueries, leaving the columns read row by row.
+struct RowLevel;
+
+impl VisitorMut for RowLevel {
+    type Break = ();
+    fn pre_visit_expr(&mut self, e: &mut Expr) -> ControlFlow<()> {
+        let blank = is_aggregate_call(e)
+            || matches!(e, Expr::Function(f) if f.over.is_some())
+            || matches!(
+                e,
+                Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. }
+            );
+        if blank {
+            *e = Expr::value(Value::Null);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `SELECT product, COUNT(*) FROM t` without GROUP BY: polars copied the count onto every
+/// row (5,137 rows of `tax,5137`); SQL refuses it. The first such column, if any.
+fn column_beside_aggregate(s: &Select) -> Option<String> {
+    let sqlparser::ast::GroupByExpr::Expressions(keys, _) = &s.group_by else {
+        return None;
+    };
+    if !keys.is_empty() {
+        return None;
+    }
+    let exprs: Vec<&Expr> = s
+        .projection
+        .iter()
+        .filter_map(|p| match p {
+            sqlparser::ast::SelectItem::UnnamedExpr(e)
+            | sqlparser::ast::SelectItem::ExprWithAlias { expr: e, .. } => Some(e),
+            _ => None,
+        })
+        .collect();
+    let aggregated = exprs.iter().any(|e| {
+        sqlparser::ast::visit_expressions(*e, |x| {
+            if is_aggregate_call(x) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .is_break()
+    });
+    if !aggregated {
+        return None;
+    }
+    exprs.iter().find_map(|e| {
+        let mut row_level = (*e).clone();
+        let _ = VisitMut::visit(&mut row_level, &mut RowLevel);
+        let mut found = None;
+        let _ = sqlparser::ast::visit_expressions(&row_level, |x| match x {
+            Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
+                found = Some(x.to_string());
+                ControlFlow::Break(())
+            }
+            _ => ControlFlow::Continue(()),
+        });
+        found
+    })
+}
+
 /// What polars cannot read, refused with a workaround (polars printed its syntax tree).
 fn refuse_unsupported_select(s: &Select) -> Result<(), SqlError> {
     let refuse = |m: &str| Err(SqlError::at(m.to_string(), None));
+    if let Some(c) = column_beside_aggregate(s) {
+        return refuse(&format!(
+            "{c} is selected beside an aggregate but is not grouped: add GROUP BY {c}, or \
+             aggregate it (MIN({c}))"
+        ));
+    }
     let keys: &[Expr] = match &s.group_by {
         sqlparser::ast::GroupByExpr::Expressions(k, modifiers) => {
             if !modifiers.is_empty() {
@@ -2589,6 +2769,17 @@ fn check_interval(e: &Expr) -> Result<(), SqlError> {
         return Ok(()); // polars refuses these itself, with a clear error
     }
     match polars::prelude::Duration::try_parse_interval(text) {
+        // polars panicked on dates beyond its calendar (`+ INTERVAL '100000000 years'`).
+        Ok(d)
+            if d.months().unsigned_abs() > 120_000
+                || d.weeks().unsigned_abs() > 530_000
+                || d.days().unsigned_abs() > 3_700_000 =>
+        {
+            Err(SqlError::at(
+                format!("INTERVAL '{text}' reaches beyond 10,000 years"),
+                None,
+            ))
+        }
         Ok(_) => Ok(()),
         Err(_) => Err(SqlError::at(
             format!(
@@ -2886,6 +3077,10 @@ fn rewrite_function(e: &Expr, clock: &Clock) -> Result<Option<Expr>, SqlError> {
                 }
             }
         }
+        // polars raised integers in integers: POWER(2, 31) wrapped to -2147483648.
+        "power" | "pow" if args.len() == 2 => {
+            format!("POWER(CAST(({}) AS DOUBLE), {})", args[0], args[1])
+        }
         "date_part" | "datepart" if args.len() == 2 && unit_of(0).is_ok_and(|u| u == "epoch") => {
             format!("EXTRACT(EPOCH FROM CAST(({}) AS TIMESTAMP))", args[1])
         }
@@ -2952,6 +3147,31 @@ fn distinct_sum(
         format!("ARRAY_MEAN({values})")
     };
     parse_expr(&text).map(Some)
+}
+
+/// Calls whose result polars types as an unsigned or narrow integer (`COUNT`, `LENGTH`,
+/// `STRPOS`, `ROW_NUMBER`, `RANK`: u32; `DATE_PART`: i8; `SUM` of an integer constant
+/// counts rows), on which arithmetic wraps silently: `t.n - y.n` gave 4294967294 for -2,
+/// `-COUNT(*)` 4294962159. They are cast to BIGINT, their type in DuckDB.
+fn narrow_integer_call(e: &Expr) -> bool {
+    let Expr::Function(f) = e else {
+        return false;
+    };
+    let name = name_parts(&f.name).join(".");
+    let args = match &f.args {
+        FunctionArguments::List(l) => l.args.as_slice(),
+        _ => &[],
+    };
+    match name.as_str() {
+        "count" | "length" | "char_length" | "character_length" | "octet_length" | "strpos"
+        | "row_number" | "rank" | "dense_rank" | "date_diff" | "datediff" => true,
+        "date_part" | "datepart" => !matches!(args.first(),
+            Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v))))
+                if v.value.to_string().to_ascii_lowercase().contains("epoch")),
+        "sum" => matches!(args, [FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Value(v)))]
+            if matches!(&v.value, Value::Number(n, _) if n.parse::<i64>().is_ok())),
+        _ => false,
+    }
 }
 
 /// Whether `e` reads a row: it names a column or holds a subquery. An expression that does
@@ -3226,7 +3446,7 @@ mod tests {
         let sql = rewrite(&a, &HashMap::new(), &clock).unwrap();
         assert_eq!(
             sql,
-            "SELECT k, MIN(x) AS \"MIN(x)\", MAX(x) AS \"MAX(x)\", MAX(x) + 1 AS y, COUNT(*) FROM t GROUP BY k"
+            "SELECT k, MIN(x) AS \"MIN(x)\", MAX(x) AS \"MAX(x)\", MAX(x) + 1 AS y, CAST(COUNT(*) AS BIGINT) FROM t GROUP BY k"
         );
         // The same column twice: the first keeps its name.
         let a = analyze("SELECT a.id, b.id, id FROM t a JOIN u b ON a.id = b.id").unwrap();
@@ -3329,10 +3549,10 @@ mod tests {
             analyze("SELECT d + INTERVAL '30 days', d - INTERVAL '1 day 6 hours' FROM t").unwrap();
         assert!(rewrite(&a, &HashMap::new(), &clock).is_ok());
         // Nothing clashes: nothing is renamed.
-        let a = analyze("SELECT CAST(x AS DOUBLE), SUM(y) FROM t").unwrap();
+        let a = analyze("SELECT CAST(x AS DOUBLE), SUM(y) FROM t GROUP BY x").unwrap();
         assert_eq!(
             rewrite(&a, &HashMap::new(), &clock).unwrap(),
-            "SELECT CAST(x AS DOUBLE), SUM(y) FROM t"
+            "SELECT CAST(x AS DOUBLE), SUM(y) FROM t GROUP BY x"
         );
         let a =
             analyze("SELECT CURRENT_DATE AS d, NOW() AS n FROM t WHERE d < CURRENT_DATE").unwrap();
@@ -3361,7 +3581,7 @@ mod tests {
         let a = analyze(
             "SELECT clean.applications.amount, applications.status, DATE_TRUNC('month', apply_date) m,
                     DATE_DIFF('day', apply_date, DATE '2026-11-26') age, APPROX_COUNT_DISTINCT(imei) n
-             FROM clean.applications",
+             FROM clean.applications GROUP BY 1, 2, 3, 4",
         )
         .unwrap();
         let mut b = HashMap::new();

@@ -169,8 +169,18 @@ pub fn scan(table_dir: &Path, parts: &[Partition]) -> Result<LazyFrame> {
             .iter()
             .map(|f| PlRefPath::new(f.to_string_lossy().as_ref()))
             .collect();
-        let lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
+        let mut lf = LazyFrame::scan_parquet_files(paths.into_iter().collect(), args)
             .ctx(|| format!("scanning {}", table_dir.display()))?;
+        // Unsigned counts (tables written before counts were BIGINT) read as BIGINT: SQL
+        // arithmetic on u32 wraps (`a - b` of 2 and 11 was 4294967287).
+        let unsigned: Vec<Expr> = data_schema
+            .iter()
+            .filter(|(_, t)| matches!(t.as_str(), "UInt8" | "UInt16" | "UInt32"))
+            .map(|(n, _)| col(n.as_str()).cast(DataType::Int64))
+            .collect();
+        if !unsigned.is_empty() {
+            lf = lf.with_columns(unsigned);
+        }
         frames.push(lf);
     }
     if frames.len() == 1 {
