@@ -914,17 +914,37 @@ fn data(ctx: &Ctx<'_>) -> std::result::Result<LazyFrame, String> {
     })
 }
 
-/// A check's SQL condition as a polars expression, with the literal fixes queries get.
+/// A check's SQL condition as a polars expression, in the dialect of queries (validation:
+/// no run date or table schema yet).
 fn polars_expr(text: &str) -> PolarsResult<Expr> {
-    let text = crate::transform::parse::expression_for_polars(text)
-        .map_err(|e| polars::prelude::polars_err!(ComputeError: "{}", e.message))?;
+    polars_expr_on(text, None)
+}
+
+/// A check's condition for a run: the run date's placeholders, and date texts beside the
+/// table's date columns typed as a query types them.
+fn polars_expr_on(text: &str, ctx: Option<&Ctx<'_>>) -> PolarsResult<Expr> {
+    let temporal: Vec<(String, bool)> = ctx
+        .and_then(|c| c.schema.as_ref())
+        .map(|s| {
+            s.iter()
+                .filter_map(|(n, t)| match t {
+                    DataType::Date => Some((n.to_string(), false)),
+                    DataType::Datetime(..) => Some((n.to_string(), true)),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let text =
+        crate::transform::parse::expression_for_polars_on(text, ctx.map(|c| c.date), &temporal)
+            .map_err(|e| polars::prelude::polars_err!(ComputeError: "{}", e.message))?;
     polars::sql::sql_expr(&text)
 }
 
 fn filtered(ctx: &Ctx<'_>, c: &Check) -> std::result::Result<LazyFrame, String> {
     let lf = data(ctx)?;
     Ok(match &c.filter {
-        Some(f) => lf.filter(pl(polars_expr(f))?),
+        Some(f) => lf.filter(pl(polars_expr_on(f, Some(ctx)))?),
         None => lf,
     })
 }
@@ -1139,7 +1159,7 @@ fn run_check(
             )
         }
         Spec::Expression { expression } => {
-            let e = pl(polars_expr(expression))?;
+            let e = pl(polars_expr_on(expression, Some(ctx)))?;
             // Like a SQL CHECK constraint, a NULL outcome passes.
             row_check(ctx, e.not(), r, expression.clone(), &[])
         }

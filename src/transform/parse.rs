@@ -2683,9 +2683,28 @@ fn check_typed_literals(e: &Expr) -> Result<(), SqlError> {
 /// fixes a query gets (`1e6`, dates against `dt`, intervals polars would panic on). Text this
 /// parser cannot read is returned as it is, for polars to report.
 pub fn expression_for_polars(text: &str) -> Result<String, SqlError> {
-    let Ok(mut e) = parse_expr(text) else {
-        return Ok(text.to_string());
+    expression_for_polars_on(text, None, &[])
+}
+
+/// A check's condition in the dialect of queries: `{{ ds }}` and the other placeholders of
+/// the run `date` (a neutral date when it is not known, for validation), the functions
+/// Panorama adds (`DATE_TRUNC`, `DATE_DIFF`, `CURRENT_DATE`, …), and a date written as text
+/// beside a date or timestamp column (`apply_date >= '2020-01-01'`), which a query reads
+/// through the table's schema. `temporal` names the table's date (`false`) and timestamp
+/// (`true`) columns, when known.
+pub fn expression_for_polars_on(
+    text: &str,
+    date: Option<NaiveDate>,
+    temporal: &[(String, bool)],
+) -> Result<String, SqlError> {
+    let rendered = match date {
+        Some(d) => render(text, &Params::for_date(d))?,
+        None => render_for_analysis(text),
     };
+    let Ok(mut e) = parse_expr(&rendered) else {
+        return Ok(rendered);
+    };
+    let clock = Clock::system();
     let mut problem = None;
     let _ = sqlparser::ast::visit_expressions_mut(&mut e, |x| {
         if let Err(err) = check_typed_literals(x) {
@@ -2695,8 +2714,16 @@ pub fn expression_for_polars(text: &str) -> Result<String, SqlError> {
         whole_mantissa_exponents(x);
         timestamp_literal_casts(x);
         uniform_number_list(x);
-        match date_literals_against_dt(x).and_then(|()| check_interval(x)) {
-            Ok(()) => ControlFlow::Continue(()),
+        date_texts_beside_columns(x, temporal);
+        let rewritten = date_literals_against_dt(x)
+            .and_then(|()| check_interval(x))
+            .and_then(|()| rewrite_function(x, &clock));
+        match rewritten {
+            Ok(Some(new)) => {
+                *x = new;
+                ControlFlow::Continue(())
+            }
+            Ok(None) => ControlFlow::Continue(()),
             Err(err) => {
                 problem = Some(err);
                 ControlFlow::Break(())
@@ -2706,6 +2733,57 @@ pub fn expression_for_polars(text: &str) -> Result<String, SqlError> {
     match problem {
         Some(err) => Err(err),
         None => Ok(e.to_string()),
+    }
+}
+
+/// `d >= '2020-01-01'` with `d` a date (or timestamp) column: the text as a typed literal.
+fn date_texts_beside_columns(e: &mut Expr, temporal: &[(String, bool)]) {
+    let Expr::BinaryOp { left, op, right } = e else {
+        return;
+    };
+    if !matches!(
+        op,
+        BinaryOperator::Eq
+            | BinaryOperator::NotEq
+            | BinaryOperator::Lt
+            | BinaryOperator::LtEq
+            | BinaryOperator::Gt
+            | BinaryOperator::GtEq
+    ) {
+        return;
+    }
+    let kind = |x: &Expr| match x {
+        Expr::Identifier(id) => temporal
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&id.value))
+            .map(|(_, ts)| *ts),
+        _ => None,
+    };
+    let (timestamp, text_side) = match (kind(left), kind(right)) {
+        (Some(ts), None) => (ts, right.as_mut()),
+        (None, Some(ts)) => (ts, left.as_mut()),
+        _ => return,
+    };
+    let Expr::Value(v) = &*text_side else {
+        return;
+    };
+    let Value::SingleQuotedString(t) = &v.value else {
+        return;
+    };
+    let t = t.trim();
+    let literal = if NaiveDate::parse_from_str(t, "%Y-%m-%d").is_ok() {
+        if timestamp {
+            format!("TIMESTAMP '{t} 00:00:00'")
+        } else {
+            format!("DATE '{t}'")
+        }
+    } else if timestamp && chrono::NaiveDateTime::parse_from_str(t, "%Y-%m-%d %H:%M:%S").is_ok() {
+        format!("TIMESTAMP '{t}'")
+    } else {
+        return;
+    };
+    if let Ok(typed) = parse_expr(&literal) {
+        *text_side = typed;
     }
 }
 
@@ -3574,6 +3652,35 @@ mod tests {
             e.message
         );
         assert!(expression_for_polars("updated_at < DATE '2026-02-28'").is_ok());
+    }
+
+    /// Regression: check conditions refused the dialect of queries (`DATE_DIFF`,
+    /// `CURRENT_DATE`, `{{ ds }}`) and failed on a date written as text beside a date column.
+    #[test]
+    fn check_conditions_speak_the_query_dialect() {
+        let d = NaiveDate::from_ymd_opt(2026, 11, 26);
+        let temporal = [("apply_date".to_string(), false), ("ts".to_string(), true)];
+        let e = expression_for_polars_on(
+            "apply_date <= DATE '{{ ds }}' AND DATE_DIFF('day', apply_date, ts) <= 30",
+            d,
+            &temporal,
+        )
+        .unwrap();
+        assert!(e.contains("DATE '2026-11-26'"), "{e}");
+        assert!(!e.to_lowercase().contains("date_diff"), "{e}");
+        let e = expression_for_polars_on(
+            "apply_date >= '2020-01-01' AND ts < '2026-01-01'",
+            d,
+            &temporal,
+        )
+        .unwrap();
+        assert!(e.contains("apply_date >= DATE '2020-01-01'"), "{e}");
+        assert!(e.contains("ts < TIMESTAMP '2026-01-01 00:00:00'"), "{e}");
+        // Without a run date (validation) the placeholders still parse.
+        assert!(expression_for_polars_on("apply_date <= DATE '{{ ds }}'", None, &[]).is_ok());
+        assert!(expression_for_polars("d <= CURRENT_DATE")
+            .unwrap()
+            .contains("DATE '"));
     }
 
     #[test]
