@@ -1126,6 +1126,7 @@ pub fn rewrite(
     clock: &Clock,
 ) -> Result<String, SqlError> {
     let mut stmt = a.statement.clone();
+    name_result_expressions(&mut stmt);
     let mut qualified: BTreeSet<(String, String)> = BTreeSet::new();
     for b in bindings.values() {
         qualified.insert((b.layer.clone(), b.table.clone()));
@@ -2989,6 +2990,59 @@ fn polars_default_name(e: &Expr) -> String {
 /// polars names an unnamed expression after its first column, so `SELECT MIN(x), MAX(x)`
 /// fails with a duplicate name; give such expressions their SQL text as a name (as DuckDB
 /// does) when their default names clash, and leave every other projection as it is.
+/// The result's unnamed expressions are named by their SQL text, as DuckDB names them:
+/// polars named `count(*)` "len" and `avg(pd)` "pd", which read as the raw column. Only the
+/// outermost SELECT (the first branch of a set operation): inner queries keep polars' names,
+/// which outer references may rely on.
+fn name_result_expressions(stmt: &mut Statement) {
+    use sqlparser::ast::{SelectItem, SetExpr};
+    let Statement::Query(q) = stmt else {
+        return;
+    };
+    let mut body = q.body.as_mut();
+    loop {
+        match body {
+            SetExpr::SetOperation { left, .. } => body = left.as_mut(),
+            SetExpr::Query(inner) => body = inner.body.as_mut(),
+            _ => break,
+        }
+    }
+    let SetExpr::Select(s) = body else {
+        return;
+    };
+    let mut taken: BTreeSet<String> = s
+        .projection
+        .iter()
+        .filter_map(|p| match p {
+            SelectItem::ExprWithAlias { alias, .. } => Some(ident_name(alias)),
+            SelectItem::UnnamedExpr(e @ (Expr::Identifier(_) | Expr::CompoundIdentifier(_))) => {
+                Some(polars_default_name(e))
+            }
+            _ => None,
+        })
+        .collect();
+    for item in &mut s.projection {
+        let SelectItem::UnnamedExpr(e) = item else {
+            continue;
+        };
+        if matches!(e, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+            continue;
+        }
+        let base = e.to_string();
+        let mut alias = base.clone();
+        let mut k = 2;
+        while taken.contains(&alias.to_lowercase()) {
+            alias = format!("{base}_{k}");
+            k += 1;
+        }
+        taken.insert(alias.to_lowercase());
+        *item = SelectItem::ExprWithAlias {
+            expr: e.clone(),
+            alias: Ident::with_quote('"', alias),
+        };
+    }
+}
+
 fn alias_clashing_projections(s: &mut Select) {
     use sqlparser::ast::SelectItem;
     let names: Vec<Option<String>> = s
@@ -3524,7 +3578,7 @@ mod tests {
         let sql = rewrite(&a, &HashMap::new(), &clock).unwrap();
         assert_eq!(
             sql,
-            "SELECT k, MIN(x) AS \"MIN(x)\", MAX(x) AS \"MAX(x)\", MAX(x) + 1 AS y, CAST(COUNT(*) AS BIGINT) FROM t GROUP BY k"
+            "SELECT k, MIN(x) AS \"MIN(x)\", MAX(x) AS \"MAX(x)\", MAX(x) + 1 AS y, CAST(COUNT(*) AS BIGINT) AS \"COUNT(*)\" FROM t GROUP BY k"
         );
         // The same column twice: the first keeps its name.
         let a = analyze("SELECT a.id, b.id, id FROM t a JOIN u b ON a.id = b.id").unwrap();
@@ -3626,11 +3680,17 @@ mod tests {
         let a =
             analyze("SELECT d + INTERVAL '30 days', d - INTERVAL '1 day 6 hours' FROM t").unwrap();
         assert!(rewrite(&a, &HashMap::new(), &clock).is_ok());
-        // Nothing clashes: nothing is renamed.
+        // The result's expressions are named by their text (polars named them "x" and "y");
+        // an inner query's keep polars' names, which the outer query may use.
         let a = analyze("SELECT CAST(x AS DOUBLE), SUM(y) FROM t GROUP BY x").unwrap();
         assert_eq!(
             rewrite(&a, &HashMap::new(), &clock).unwrap(),
-            "SELECT CAST(x AS DOUBLE), SUM(y) FROM t GROUP BY x"
+            "SELECT CAST(x AS DOUBLE) AS \"CAST(x AS DOUBLE)\", SUM(y) AS \"SUM(y)\" FROM t GROUP BY x"
+        );
+        let a = analyze("SELECT x FROM (SELECT CAST(x AS DOUBLE) FROM t) s").unwrap();
+        assert_eq!(
+            rewrite(&a, &HashMap::new(), &clock).unwrap(),
+            "SELECT x FROM (SELECT CAST(x AS DOUBLE) FROM t) s"
         );
         let a =
             analyze("SELECT CURRENT_DATE AS d, NOW() AS n FROM t WHERE d < CURRENT_DATE").unwrap();
