@@ -750,6 +750,11 @@ fn query_formats_partitions_and_errors() {
             "SELECT COUNT(*) AS n FROM payments WHERE dt < '{D2}'"
         ))
     );
+    // HAVING mixing a grouping column with an aggregate (polars: "cannot cast List type").
+    assert_eq!(
+        csv("SELECT status, COUNT(*) AS n FROM payments GROUP BY status HAVING status = 'refunded' OR COUNT(*) > 1 ORDER BY status"),
+        "paid,2|refunded,1"
+    );
     // SUM/AVG(DISTINCT …): NULLs left out, a group with no value is NULL.
     assert_eq!(
         csv("SELECT k, SUM(DISTINCT v) AS s, AVG(DISTINCT v) AS a, SUM(DISTINCT CASE WHEN v > 5 THEN v END) AS n FROM (VALUES ('a', 1), ('a', 1), ('a', 2), ('a', NULL), ('b', 7)) t(k, v) GROUP BY k ORDER BY k"),
@@ -776,6 +781,14 @@ fn query_formats_partitions_and_errors() {
         (
             "SELECT status, COUNT(*) AS n FROM payments",
             "status is selected beside an aggregate but is not grouped",
+        ),
+        (
+            "SELECT COUNT(*) AS n FROM payments p WHERE p.amount > 50 OR EXISTS (SELECT 1 FROM accounts a WHERE a.account_id = p.account_id)",
+            "EXISTS (…) inside OR, NOT or another expression is not supported",
+        ),
+        (
+            "SELECT 1 AS a, 2 AS a",
+            "two columns of the result are named a",
         ),
         (
             "SELECT DATE '2026-01-01' + INTERVAL '100000000 years' AS a",

@@ -1425,6 +1425,8 @@ fn has_window(e: &Expr) -> bool {
 struct GroupedValues {
     values: Vec<(String, Expr, Ident)>,
     subquery: bool,
+    /// Names that stay as they are: the grouped query's own output names.
+    keep: BTreeSet<String>,
 }
 
 impl GroupedValues {
@@ -1446,6 +1448,7 @@ impl VisitorMut for GroupedValues {
             Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
                 self.subquery = true;
             }
+            Expr::Identifier(id) if self.keep.contains(&ident_name(id)) => {}
             Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
                 *e = Expr::Identifier(self.name_of(e));
             }
@@ -1500,9 +1503,29 @@ fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
         }) => keys.iter().any(|k| has_aggregate(&k.expr)),
         _ => false,
     };
+    // `HAVING product = 'tax' OR COUNT(*) > 1300`: a condition mixing a grouping column with
+    // an aggregate failed in polars ("cannot cast List type"); it filters the groups outside.
+    let mixes_rows_and_aggregates = |c: &Expr| {
+        let mut rows = c.clone();
+        let _ = VisitMut::visit(&mut rows, &mut RowLevel);
+        has_aggregate(c)
+            && sqlparser::ast::visit_expressions(&rows, |x| match x {
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_) => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            })
+            .is_break()
+    };
+    let mut having_conditions = Vec::new();
+    if let Some(h) = &s.having {
+        split_and(h, &mut having_conditions);
+    }
+    let having_mixed = having_conditions
+        .iter()
+        .any(|c| mixes_rows_and_aggregates(c));
     if !exprs.iter().flatten().any(has_window)
         && !s.qualify.as_ref().is_some_and(has_window)
         && !order_by_aggregate
+        && !having_mixed
     {
         return Ok(());
     }
@@ -1574,6 +1597,23 @@ fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
              it in an outer SELECT (WHERE rnk <= 3)",
         );
     }
+    // Mixed HAVING conditions filter the groups in the outer query, where the grouped
+    // query's output names are its columns.
+    let (mixed, kept): (Vec<Expr>, Vec<Expr>) = having_conditions
+        .into_iter()
+        .cloned()
+        .partition(|c| mixes_rows_and_aggregates(c));
+    s.having = and_all(kept);
+    values.keep = s
+        .projection
+        .iter()
+        .zip(&outer_names)
+        .filter(|(p, _)| !matches!(p, SelectItem::ExprWithAlias { expr, .. } | SelectItem::UnnamedExpr(expr) if has_window(expr)))
+        .map(|(_, n)| n.clone())
+        .collect();
+    let mut outer_where = and_all(mixed);
+    let _ = VisitMut::visit(&mut outer_where, &mut values);
+    values.keep.clear();
     let mut order_by = q.order_by.take();
     if let Some(sqlparser::ast::OrderBy {
         kind: sqlparser::ast::OrderByKind::Expressions(keys),
@@ -1631,7 +1671,7 @@ fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
     let mut outer = s;
     outer.projection = outer_items;
     outer.from = from;
-    outer.selection = None;
+    outer.selection = outer_where;
     outer.group_by = sqlparser::ast::GroupByExpr::Expressions(Vec::new(), Vec::new());
     outer.having = None;
     outer.named_window = named_window;
@@ -1708,6 +1748,39 @@ fn column_beside_aggregate(s: &Select) -> Option<String> {
 /// What polars cannot read, refused with a workaround (polars printed its syntax tree).
 fn refuse_unsupported_select(s: &Select) -> Result<(), SqlError> {
     let refuse = |m: &str| Err(SqlError::at(m.to_string(), None));
+    let mut aliases = BTreeSet::new();
+    for p in &s.projection {
+        if let sqlparser::ast::SelectItem::ExprWithAlias { alias, .. } = p {
+            if !aliases.insert(ident_name(alias)) {
+                return refuse(&format!(
+                    "two columns of the result are named {}: give them different names",
+                    ident_name(alias)
+                ));
+            }
+        }
+    }
+    // polars reads `[NOT] EXISTS` only as a condition of its own in WHERE (it printed its
+    // syntax tree for `… OR EXISTS (…)`).
+    let mut conditions = Vec::new();
+    if let Some(w) = &s.selection {
+        split_and(w, &mut conditions);
+    }
+    for c in conditions {
+        let top = matches!(c, Expr::Exists { .. })
+            || matches!(c, Expr::Nested(inner) if matches!(inner.as_ref(), Expr::Exists { .. }));
+        let nested = !top
+            && sqlparser::ast::visit_expressions(c, |x| match x {
+                Expr::Exists { .. } => ControlFlow::Break(()),
+                _ => ControlFlow::Continue(()),
+            })
+            .is_break();
+        if nested {
+            return refuse(
+                "[NOT] EXISTS (…) inside OR, NOT or another expression is not supported: write it \
+                 as a condition of its own (… AND EXISTS (…)), or UNION the two cases",
+            );
+        }
+    }
     if let Some(c) = column_beside_aggregate(s) {
         return refuse(&format!(
             "{c} is selected beside an aggregate but is not grouped: add GROUP BY {c}, or \
