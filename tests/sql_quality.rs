@@ -750,6 +750,11 @@ fn query_formats_partitions_and_errors() {
             "SELECT COUNT(*) AS n FROM payments WHERE dt < '{D2}'"
         ))
     );
+    // Date arithmetic on literals in an IN list (polars takes literals only there).
+    assert_eq!(
+        csv(&format!("SELECT COUNT(*) AS n FROM payments WHERE dt IN (DATE '{D2}' - INTERVAL '1 day', DATE '{D2}')")),
+        csv("SELECT COUNT(*) AS n FROM payments WHERE dt IS NOT NULL")
+    );
     // HAVING mixing a grouping column with an aggregate (polars: "cannot cast List type").
     assert_eq!(
         csv("SELECT status, COUNT(*) AS n FROM payments GROUP BY status HAVING status = 'refunded' OR COUNT(*) > 1 ORDER BY status"),

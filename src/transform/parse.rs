@@ -1278,6 +1278,7 @@ pub fn rewrite(
                     }
                 }
                 _ => {
+                    fold_date_list(e);
                     uniform_number_list(e);
                     if let Some(new) = sql_null_semantics(e) {
                         *e = new;
@@ -1299,6 +1300,23 @@ pub fn rewrite(
         return Err(e);
     }
     Ok(stmt.to_string())
+}
+
+/// `dt IN (DATE '2026-11-20' - INTERVAL '1 day', …)`: polars takes literals only in an IN
+/// list, so date arithmetic on literals is folded into the date it names.
+fn fold_date_list(e: &mut Expr) {
+    let Expr::InList { list, .. } = e else {
+        return;
+    };
+    for item in list.iter_mut() {
+        if matches!(item, Expr::BinaryOp { .. }) {
+            if let Some(d) = lit_date(item) {
+                if let Ok(folded) = parse_expr(&format!("DATE '{}'", d.format("%Y-%m-%d"))) {
+                    *item = folded;
+                }
+            }
+        }
+    }
 }
 
 /// A query with `body` and nothing else (no WITH, ORDER BY or LIMIT).
