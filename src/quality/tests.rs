@@ -306,6 +306,22 @@ fn unknown_columns_and_missing_partitions_are_errors() {
         "{:?}",
         o.results[0]
     );
+    // Regression: a range with date bounds said its bound did not suit an f64 column.
+    let o = evaluate(
+        &wh,
+        &cat,
+        Layer::Clean,
+        "apps",
+        d("2020-01-01"),
+        &checks("[[checks]]\ntype = \"range\"\ncolumn = \"amount\"\nmin = \"2000-01-01\"\n"),
+    );
+    assert!(
+        o.results[0]
+            .message
+            .contains("no partition on or before 2020-01-01"),
+        "{:?}",
+        o.results[0]
+    );
 }
 
 #[test]
