@@ -755,6 +755,11 @@ fn query_formats_partitions_and_errors() {
         csv(&format!("SELECT COUNT(*) AS n FROM payments WHERE dt IN (DATE '{D2}' - INTERVAL '1 day', DATE '{D2}')")),
         csv("SELECT COUNT(*) AS n FROM payments WHERE dt IS NOT NULL")
     );
+    // A window ordered by a grouping expression (not its column) over the groups.
+    assert_eq!(
+        csv("SELECT UPPER(status) AS s, COUNT(*) AS n, RANK() OVER (ORDER BY UPPER(status) DESC) AS r FROM payments GROUP BY 1 ORDER BY 1"),
+        "CHARGEBACK,1,3|PAID,2,2|REFUNDED,1,1"
+    );
     // HAVING mixing a grouping column with an aggregate (polars: "cannot cast List type").
     assert_eq!(
         csv("SELECT status, COUNT(*) AS n FROM payments GROUP BY status HAVING status = 'refunded' OR COUNT(*) > 1 ORDER BY status"),

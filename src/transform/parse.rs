@@ -1445,6 +1445,9 @@ struct GroupedValues {
     subquery: bool,
     /// Names that stay as they are: the grouped query's own output names.
     keep: BTreeSet<String>,
+    /// The SQL text of the GROUP BY expressions: one of them is a value of the groups as a
+    /// whole (`DATE_TRUNC('month', d)`), though its column is not.
+    keys: BTreeSet<String>,
 }
 
 impl GroupedValues {
@@ -1467,6 +1470,7 @@ impl VisitorMut for GroupedValues {
                 self.subquery = true;
             }
             Expr::Identifier(id) if self.keep.contains(&ident_name(id)) => {}
+            _ if self.keys.contains(&e.to_string()) => *e = Expr::Identifier(self.name_of(e)),
             Expr::Identifier(_) | Expr::CompoundIdentifier(_) => {
                 *e = Expr::Identifier(self.name_of(e));
             }
@@ -1571,6 +1575,38 @@ fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
     let mut s = s.as_ref().clone();
     alias_clashing_projections(&mut s);
     let mut values = GroupedValues::default();
+    if let sqlparser::ast::GroupByExpr::Expressions(keys, _) = &s.group_by {
+        for k in keys {
+            // By position (`GROUP BY 1`) or alias, the key is the selected expression.
+            let item = |p: &SelectItem| match p {
+                SelectItem::UnnamedExpr(e) | SelectItem::ExprWithAlias { expr: e, .. } => {
+                    Some(e.clone())
+                }
+                _ => None,
+            };
+            let key = match k {
+                Expr::Value(v) => v
+                    .value
+                    .to_string()
+                    .parse::<usize>()
+                    .ok()
+                    .and_then(|n| s.projection.get(n.checked_sub(1)?))
+                    .and_then(item),
+                Expr::Identifier(id) => s
+                    .projection
+                    .iter()
+                    .find(|p| matches!(p, SelectItem::ExprWithAlias { alias, .. } if ident_name(alias) == ident_name(id)))
+                    .and_then(item)
+                    .or_else(|| Some(k.clone())),
+                _ => Some(k.clone()),
+            };
+            if let Some(key) = key {
+                if !matches!(key, Expr::Identifier(_) | Expr::CompoundIdentifier(_)) {
+                    values.keys.insert(key.to_string());
+                }
+            }
+        }
+    }
     let mut inner_items = Vec::new();
     let mut outer_items = Vec::new();
     let mut outer_names: Vec<String> = Vec::new();
