@@ -101,12 +101,24 @@ impl Params {
 /// values), never for table names: references must stay literal so that dependencies can be
 /// read from the text. An unknown name is an error that lists the known ones.
 pub fn render(sql: &str, params: &Params) -> Result<String, SqlError> {
+    let comments = comment_ranges(sql);
+    let in_comment = |at: usize| comments.iter().any(|r| r.contains(&at));
     let mut out = String::with_capacity(sql.len());
     let mut rest = sql;
     let mut consumed = 0usize;
     while let Some(i) = rest.find("{{") {
         out.push_str(&rest[..i]);
         let after = &rest[i + 2..];
+        let known = after
+            .find("}}")
+            .is_some_and(|j| params.values.contains_key(after[..j].trim()));
+        if !known && in_comment(consumed + i) {
+            // An unknown placeholder commented out is text: `-- AND dt = '{{ old_name }}'`.
+            out.push_str("{{");
+            consumed += i + 2;
+            rest = after;
+            continue;
+        }
         let Some(j) = after.find("}}") else {
             return Err(SqlError::at(
                 "`{{` without a closing `}}`",
@@ -136,6 +148,37 @@ pub fn render(sql: &str, params: &Params) -> Result<String, SqlError> {
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// Byte ranges of the SQL comments in `sql` (`-- …` to the line's end, `/* … */`), outside
+/// quoted text and names.
+fn comment_ranges(sql: &str) -> Vec<std::ops::Range<usize>> {
+    let b = sql.as_bytes();
+    let mut ranges = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            q @ (b'\'' | b'"') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                let end = memchr::memchr(b'\n', &b[i..]).map_or(b.len(), |n| i + n);
+                ranges.push(i..end);
+                i = end;
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let end = sql[i + 2..].find("*/").map_or(b.len(), |n| i + 2 + n + 2);
+                ranges.push(i..end);
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    ranges
 }
 
 /// Replaces every placeholder by a neutral date literal's content, for static analysis
@@ -3843,6 +3886,18 @@ mod tests {
 
     /// Regression: check conditions refused the dialect of queries (`DATE_DIFF`,
     /// `CURRENT_DATE`, `{{ ds }}`) and failed on a date written as text beside a date column.
+    #[test]
+    fn placeholders_in_comments_are_text() {
+        let p = Params::for_date(NaiveDate::from_ymd_opt(2026, 11, 26).unwrap());
+        let sql = "SELECT '{{ ds }}' AS d -- was '{{ old }}'\n/* {{ gone }} {{ ds }} */ FROM t";
+        assert_eq!(
+            render(sql, &p).unwrap(),
+            "SELECT '2026-11-26' AS d -- was '{{ old }}'\n/* {{ gone }} 2026-11-26 */ FROM t"
+        );
+        // A `--` inside quotes is no comment.
+        assert!(render("SELECT '--' || '{{ nope }}'", &p).is_err());
+    }
+
     #[test]
     fn check_conditions_speak_the_query_dialect() {
         let d = NaiveDate::from_ymd_opt(2026, 11, 26);
