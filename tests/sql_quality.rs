@@ -755,6 +755,11 @@ fn query_formats_partitions_and_errors() {
         csv(&format!("SELECT COUNT(*) AS n FROM payments WHERE dt IN (DATE '{D2}' - INTERVAL '1 day', DATE '{D2}')")),
         csv("SELECT COUNT(*) AS n FROM payments WHERE dt IS NOT NULL")
     );
+    // A date text before the date column it is compared with.
+    assert_eq!(
+        csv("SELECT COUNT(*) AS n FROM payments WHERE '2000-01-01' < paid_on"),
+        csv("SELECT COUNT(*) AS n FROM payments WHERE paid_on > '2000-01-01'")
+    );
     // A window ordered by a grouping expression (not its column) over the groups.
     assert_eq!(
         csv("SELECT UPPER(status) AS s, COUNT(*) AS n, RANK() OVER (ORDER BY UPPER(status) DESC) AS r FROM payments GROUP BY 1 ORDER BY 1"),

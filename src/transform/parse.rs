@@ -1322,6 +1322,7 @@ pub fn rewrite(
                 }
                 _ => {
                     fold_date_list(e);
+                    text_literal_second(e);
                     uniform_number_list(e);
                     if let Some(new) = sql_null_semantics(e) {
                         *e = new;
@@ -1343,6 +1344,35 @@ pub fn rewrite(
         return Err(e);
     }
     Ok(stmt.to_string())
+}
+
+/// `'2026-01-01' < apply_date` as `apply_date > '2026-01-01'`: polars reads a text beside a
+/// date column as a date only when the column comes first ("cannot compare 'date/datetime/
+/// time' to a string value").
+fn text_literal_second(e: &mut Expr) {
+    let Expr::BinaryOp { left, op, right } = e else {
+        return;
+    };
+    let text =
+        matches!(left.as_ref(), Expr::Value(v) if matches!(v.value, Value::SingleQuotedString(_)));
+    let column = matches!(
+        right.as_ref(),
+        Expr::Identifier(_) | Expr::CompoundIdentifier(_)
+    );
+    if !text || !column {
+        return;
+    }
+    let flipped = match op {
+        BinaryOperator::Lt => BinaryOperator::Gt,
+        BinaryOperator::LtEq => BinaryOperator::GtEq,
+        BinaryOperator::Gt => BinaryOperator::Lt,
+        BinaryOperator::GtEq => BinaryOperator::LtEq,
+        BinaryOperator::Eq => BinaryOperator::Eq,
+        BinaryOperator::NotEq => BinaryOperator::NotEq,
+        _ => return,
+    };
+    *op = flipped;
+    std::mem::swap(left, right);
 }
 
 /// `dt IN (DATE '2026-11-20' - INTERVAL '1 day', …)`: polars takes literals only in an IN
