@@ -152,11 +152,17 @@ impl DecideJob {
         let root = &ctx.project.warehouse_root;
         let dt = ctx.date.to_string();
         let mut state = champion::load(root, &self.family)?;
-        // Tonight's candidates: the latest version of each model (trained tonight by the
-        // train jobs this job runs after).
+        // Tonight's candidates: the latest version of each model trained for this night or
+        // before (tonight's train jobs run before this job; a re-run of an earlier night must
+        // not judge versions trained on later nights).
+        let registered = registry::list(root);
         let mut candidates: Vec<(ModelRef, std::path::PathBuf)> = Vec::new();
         for m in &self.models {
-            let dir = registry::version_dir(root, m, None)?;
+            let of_night = registered
+                .iter()
+                .rfind(|v| &v.name == m && v.dt.as_ref().is_none_or(|d| *d <= dt));
+            let version = of_night.map(|v| v.version.as_str());
+            let dir = registry::version_dir(root, m, version)?;
             let meta = registry::read_meta(&dir)?;
             candidates.push((
                 ModelRef {
@@ -166,11 +172,9 @@ impl DecideJob {
                 dir,
             ));
         }
-        // A re-run of the night decides from the state before tonight's decision.
-        let champion_ref = match state.decisions.last() {
-            Some(d) if d.dt == dt && d.by == "policy" => d.champion_before.clone(),
-            _ => state.champion.as_ref().map(|c| c.model.clone()),
-        };
+        // A re-run of a night decides from the state before that night's decision.
+        let champion_ref = state.champion_for(&dt);
+        let recorded = state.policy_decision_of(&dt).cloned();
         let champion_dir = match &champion_ref {
             Some(c) => Some(registry::version_dir(root, &c.model, Some(&c.version))?),
             None => None,
@@ -306,6 +310,20 @@ impl DecideJob {
         )?;
         champion::save(root, &state)?;
         let mut warnings = Vec::new();
+        if let Some(r) = recorded.filter(|r| {
+            state.decisions.last() != Some(&decision)
+                && (r.action, &r.champion_after) != (decision.action, &decision.champion_after)
+        }) {
+            warnings.push(format!(
+                "{}: {dt} decided again as {} ({}) instead of {} ({}); later nights were decided against the old outcome, so the champion stays {} until they are re-run",
+                self.family,
+                decision.action.as_str(),
+                decision.champion_after,
+                r.action.as_str(),
+                r.champion_after,
+                state.champion.as_ref().map(|c| c.model.to_string()).unwrap_or_default()
+            ));
+        }
         if decision.action == champion::Action::Promote {
             warnings.push(format!(
                 "{}: {} promoted to champion (was {})",
@@ -449,8 +467,8 @@ impl PreparedJob for DecideJob {
         date: chrono::NaiveDate,
     ) -> Option<Committed> {
         let state = champion::load(&project.warehouse_root, &self.family).ok()?;
-        let d = state.decisions.last()?;
-        (d.dt == date.to_string() && d.by == "policy").then(|| Committed {
+        let d = state.policy_decision_of(&date.to_string())?;
+        Some(Committed {
             run_id: d.run_id.clone(),
             outcome: JobOutcome {
                 message: format!(
