@@ -289,10 +289,35 @@ fn two_nights_decide_score_and_keep_arms() {
         "{}",
         stderr(&out)
     );
+    // Regression: a family no decide job declares got a state file of its own; an empty
+    // reason was recorded as the reason.
+    let out = w.run_code(
+        &["models", "promote", "no_such", "boost", "--reason", "x"],
+        2,
+    );
+    assert!(
+        stderr(&out)
+            .contains("no decide job declares the family \"no_such\"; declared families: apps"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!w.path("warehouse/models/_champions/no_such.json").exists());
+    for sub in [
+        &["models", "promote", "apps", "card", "--reason", " "][..],
+        &["models", "rollback", "apps", "--reason", ""][..],
+    ] {
+        let out = w.run_code(sub, 2);
+        assert!(
+            stderr(&out).contains("--reason is empty"),
+            "{}",
+            stderr(&out)
+        );
+    }
     let st: serde_json::Value = serde_json::from_str(&stdout(
         &w.run_code(&["models", "champions", "--format", "json"], 0),
     ))
     .unwrap();
+    assert_eq!(st.as_array().unwrap().len(), 1);
     assert_eq!(st[0]["decisions"].as_array().unwrap().len(), 4);
     assert_eq!(st[0]["champion"]["model"]["model"], "boost");
 
