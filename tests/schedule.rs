@@ -110,6 +110,33 @@ fn invalid_jobs_exit_2_with_every_problem_listed() {
     assert!(!p.path("warehouse").exists(), "validation writes nothing");
 }
 
+/// Regression: a reader that closes stdout early (`| head -1`) made commands exit 5 ("internal
+/// error ... failed printing to stdout: Broken pipe") or 1; it ends quietly with 0.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let p = Project::new("");
+    for i in 0..300 {
+        p.job(&format!("j{i:03}.toml"), "kind = \"noop\"\n");
+    }
+    for args in [
+        &["jobs"][..],
+        &["plan", "--date", DATE][..],
+        &["query", "SELECT 1 AS x"][..],
+    ] {
+        let mut child = p
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the command writes.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", show(&o));
+        assert!(!text(&o.stderr).contains("internal error"), "{}", show(&o));
+    }
+}
+
 #[test]
 fn a_failing_night_isolates_failures_reports_and_resumes() {
     let p = Project::new("[run]\nthreads = 2\npools = { train = 1 }\n");
