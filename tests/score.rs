@@ -134,6 +134,26 @@ fn two_nights_decide_score_and_keep_arms() {
     feature_partition(&w, "2026-11-26", &applications(1200, 1));
     let out = w.run_code(&["run", "--date", "2026-11-25"], 0);
     assert!(stdout(&out).contains("\"succeeded\":4"), "{}", stdout(&out));
+    let summary = |out: &std::process::Output| -> serde_json::Value {
+        serde_json::from_str(stdout(out).lines().last().unwrap()).unwrap()
+    };
+    assert_eq!(
+        summary(&out)["score_tables"],
+        serde_json::json!(["warehouse/score/apps/dt=2026-11-25"])
+    );
+    // Regression: a run that did not score listed the partition an earlier run wrote.
+    let out = w.run_code(
+        &[
+            "run",
+            "--date",
+            "2026-11-25",
+            "--select",
+            "train.card",
+            "--force",
+        ],
+        0,
+    );
+    assert_eq!(summary(&out)["score_tables"], serde_json::json!([]));
 
     // Night 1: the first model is champion; the score table has the saved schema.
     let s1 = score_frame(&w, "2026-11-25");
