@@ -377,6 +377,28 @@ fn bad_score_and_decide_jobs_are_configuration_errors() {
     let out = w.run_code(&["jobs"], 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"Z\" is not a grade"));
     std::fs::remove_file(w.path("jobs/score/bad.toml")).unwrap();
+    // Regression: the first unknown key hid every other problem, and no message named the
+    // table of the key; a bad value named no key at all.
+    w.write(
+        "jobs/score/bad.toml",
+        "kind = \"score\"\ninput = \"feature.apps\"\nfamily = \"apps\"\nid = \"application_id\"\nentity = \"customer_id\"\n[ab]\nchallenger_share = 1.2\nsalt = \"s\"\n[monitor]\npsi_warn = 0.1\ncolour = 1\n",
+    );
+    w.write(
+        "jobs/decide/bad.toml",
+        "kind = \"decide\"\nmodels = [\"card\"]\n[policy]\nmin_events = -3\nnights = 0\n",
+    );
+    let out = w.run_code(&["jobs"], 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "`monitor.colour`: unknown key",
+        "`ab.challenger_share` = 1.2",
+        "`policy.min_events`: invalid value: integer `-3`, expected a whole number >= 0",
+        "`policy.nights`: at least 1",
+    ] {
+        assert!(err.contains(want), "{want:?} missing from:\n{err}");
+    }
+    std::fs::remove_file(w.path("jobs/score/bad.toml")).unwrap();
+    std::fs::remove_file(w.path("jobs/decide/bad.toml")).unwrap();
     // Scoring before any decision names the missing champion.
     feature_partition(&w, "2026-11-25", &applications(400, 0));
     let out = w.run_code(&["score", "--date", "2026-11-25"], 2);
