@@ -15,8 +15,9 @@ use crate::warehouse::lock::WarehouseLock;
 pub struct Args {
     #[command(flatten)]
     pub night: NightArgs,
-    /// Jobs at once (default: panorama.toml [run] threads, else the cores).
-    #[arg(long)]
+    /// Jobs at once (at least 1; default: PANORAMA_THREADS, else panorama.toml
+    /// [run] threads, else the cores).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub threads: Option<usize>,
     /// Print the plan and the summary; run nothing, write nothing.
     #[arg(long)]
@@ -53,6 +54,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let t0 = Instant::now();
     let project = ctx.project()?;
     let dates = args.night.dates()?;
+    let threads = project.threads(args.threads)?;
     if !(0.0..=86400.0).contains(&args.timeout_grace) {
         return Err(Error::config("--timeout-grace: seconds from 0 to 86400"));
     }
@@ -96,7 +98,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     )?;
     install_signal_handler();
 
-    let threads = project.threads(args.threads);
     let opts = NightOptions {
         dates,
         plan: args.night.options(),
