@@ -167,6 +167,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let obj = summary.as_object_mut().unwrap();
     if let Some(tm) = &out.trained.target_map {
         obj.insert("event".into(), serde_json::json!(tm.event));
+        // docs/models.md promises the count, not only in the HTML report.
+        obj.insert(
+            "rows_without_target".into(),
+            serde_json::json!(tm.rows_dropped_missing),
+        );
         obj.insert(
             "event_rate_test".into(),
             serde_json::json!(match &out.eval {
@@ -223,6 +228,10 @@ fn print_text(s: &serde_json::Value, out: &pipeline::TrainOutcome) {
                 s["event"].as_str().unwrap_or(""),
                 g("event_rate_test")
             );
+            let missing = s["rows_without_target"].as_u64().unwrap_or(0);
+            if missing > 0 {
+                println!("  {missing} rows without a target left out");
+            }
             println!("             train     test");
             println!("  AUC      {:>7.4}  {:>7.4}", b.train.auc, b.test.auc);
             println!("  KS       {:>7.4}  {:>7.4}", b.train.ks, b.test.ks);
