@@ -22,7 +22,9 @@ pub enum Sub {
     },
     /// One model version (latest unless --version): metadata, metrics, features, files.
     Show {
+        /// The model's registry name (as `models list` shows it).
         name: String,
+        /// The version to show, e.g. v0003 (default: the latest).
         #[arg(long)]
         version: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
@@ -40,7 +42,9 @@ pub enum Sub {
     },
     /// Make a model version the champion of a family (recorded as a manual decision).
     Promote {
+        /// The family, as its `decide` job declares it.
         family: String,
+        /// The model to promote: one of the family's `models`.
         model: String,
         /// Default: the model's latest version.
         #[arg(long)]
@@ -51,7 +55,9 @@ pub enum Sub {
     },
     /// Put the previous champion of a family back (recorded as a manual decision).
     Rollback {
+        /// The family whose previous champion comes back.
         family: String,
+        /// Why; recorded with the decision.
         #[arg(long)]
         reason: String,
     },

@@ -25,8 +25,9 @@ pub struct Args {
     /// The target column (binary: 0/1, yes/no, true/false, good/bad or any two values).
     #[arg(long)]
     pub target: String,
-    /// Algorithm: scorecard, logistic, tree, gbdt, knn (and linear, tree_regressor,
-    /// gbdt_regressor for a continuous target).
+    /// Algorithm: scorecard, logistic, tree, gbdt, knn for a binary target; linear,
+    /// tree_regressor, gbdt_regressor for a continuous one; kmeans, dbscan (clusters) and pca,
+    /// ica (components), which leave the target out and do not use it.
     #[arg(long, default_value = "scorecard")]
     pub algo: String,
     #[arg(long, value_enum, default_value = "text")]
@@ -41,6 +42,7 @@ pub struct Args {
     /// before `--oot-cutoff` train, the others test (dates as YYYY-MM-DD sort correctly).
     #[arg(long, requires = "oot_cutoff")]
     pub oot_column: Option<String>,
+    /// With --oot-column: the first value of the test period (rows from it on test).
     #[arg(long, requires = "oot_column")]
     pub oot_cutoff: Option<String>,
     /// Hyperparameters as a JSON object, e.g. '{"num_leaves": 63}'.

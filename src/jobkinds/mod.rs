@@ -1,5 +1,5 @@
-//! Adapters that plug concrete job kinds into the schedule engine. Each later issue adds its
-//! kind here (`sql`, `check`, `train`, `score`, `report`) with one `register` line.
+//! Adapters that plug concrete job kinds into the schedule engine: `noop`, `ingest`, `sql`,
+//! `check`, `train`, `decide` and `score`, each with one `register` line below.
 
 pub mod check;
 pub mod decide;
