@@ -203,77 +203,6 @@ fn remove_path(table: &mut toml::Table, path: &str) -> bool {
     t.remove(name).is_some()
 }
 
-#[cfg(test)]
-mod tests {
-    #[derive(Debug, serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
-    struct Cap {
-        name: String,
-        ceiling: f64,
-    }
-
-    #[derive(Debug, serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
-    struct Limit {
-        #[serde(default)]
-        min: u64,
-        #[serde(default)]
-        caps: Vec<Cap>,
-    }
-
-    #[derive(Debug, serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    #[allow(dead_code)]
-    struct Cfg {
-        input: String,
-        #[serde(default)]
-        limit: Option<Limit>,
-    }
-
-    fn problems(text: &str) -> (bool, Vec<String>) {
-        let t: toml::Table = toml::from_str(text).unwrap();
-        let (cfg, p) = super::own_config_lenient::<Cfg>(t.into_iter());
-        (cfg.is_some(), p)
-    }
-
-    #[test]
-    fn every_bad_key_is_named_with_its_table() {
-        let (ok, p) = problems(
-            "input = \"x\"\ncolour = 1\n[limit]\nmin = -3\nshade = 2\n[[limit.caps]]\nname = \"a\"\nceiling = 1.0\n[[limit.caps]]\nname = \"b\"\nceiling = \"high\"\n",
-        );
-        assert!(ok, "{p:?}");
-        assert_eq!(p.len(), 4, "{p:?}");
-        assert!(
-            p.iter().any(|m| m.starts_with("`colour`: unknown key")),
-            "{p:?}"
-        );
-        assert!(
-            p.iter()
-                .any(|m| m.starts_with("`limit.shade`: unknown key")),
-            "{p:?}"
-        );
-        assert!(
-            p.contains(
-                &"`limit.min`: invalid value: integer `-3`, expected a whole number >= 0"
-                    .to_string()
-            ),
-            "{p:?}"
-        );
-        assert!(
-            p.iter()
-                .any(|m| m.starts_with("`limit.caps[1].ceiling`: invalid type")),
-            "{p:?}"
-        );
-        // A required key missing: no config, one problem naming it.
-        let (ok, p) = problems("[limit]\nmin = 1\n");
-        assert!(!ok);
-        assert_eq!(p, vec!["`input`: required".to_string()]);
-        assert_eq!(problems("input = \"x\"\n"), (true, Vec::new()));
-    }
-}
-
 /// Runs the checks a job declares for the table it just wrote (a contract's or a model's
 /// `checks`, when no `check` job checks that table): appends their summary to `message`;
 /// a failing `error` check fails the job; returns the warnings.
@@ -409,5 +338,76 @@ pub(crate) fn check_results_ref(
         layer: crate::warehouse::Layer::Quality.as_str().to_string(),
         table: crate::quality::RESULTS_TABLE.to_string(),
         partition,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Cap {
+        name: String,
+        ceiling: f64,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Limit {
+        #[serde(default)]
+        min: u64,
+        #[serde(default)]
+        caps: Vec<Cap>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Cfg {
+        input: String,
+        #[serde(default)]
+        limit: Option<Limit>,
+    }
+
+    fn problems(text: &str) -> (bool, Vec<String>) {
+        let t: toml::Table = toml::from_str(text).unwrap();
+        let (cfg, p) = super::own_config_lenient::<Cfg>(t.into_iter());
+        (cfg.is_some(), p)
+    }
+
+    #[test]
+    fn every_bad_key_is_named_with_its_table() {
+        let (ok, p) = problems(
+            "input = \"x\"\ncolour = 1\n[limit]\nmin = -3\nshade = 2\n[[limit.caps]]\nname = \"a\"\nceiling = 1.0\n[[limit.caps]]\nname = \"b\"\nceiling = \"high\"\n",
+        );
+        assert!(ok, "{p:?}");
+        assert_eq!(p.len(), 4, "{p:?}");
+        assert!(
+            p.iter().any(|m| m.starts_with("`colour`: unknown key")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("`limit.shade`: unknown key")),
+            "{p:?}"
+        );
+        assert!(
+            p.contains(
+                &"`limit.min`: invalid value: integer `-3`, expected a whole number >= 0"
+                    .to_string()
+            ),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("`limit.caps[1].ceiling`: invalid type")),
+            "{p:?}"
+        );
+        // A required key missing: no config, one problem naming it.
+        let (ok, p) = problems("[limit]\nmin = 1\n");
+        assert!(!ok);
+        assert_eq!(p, vec!["`input`: required".to_string()]);
+        assert_eq!(problems("input = \"x\"\n"), (true, Vec::new()));
     }
 }
