@@ -127,6 +127,14 @@ impl Project {
             what: file.display().to_string(),
             problems: vec![e.to_string().trim().replace('\n', " ")],
         })?;
+        if config.run.threads == Some(0) {
+            return Err(Error::Invalid {
+                what: file.display().to_string(),
+                problems: vec![
+                    "`run.threads` = 0: at least 1 thread (leave it unset for one per core)".into(),
+                ],
+            });
+        }
         let root = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
         let wh = std::env::var("PANORAMA_WAREHOUSE")
             .ok()
@@ -145,19 +153,29 @@ impl Project {
         resolve(&self.root, p)
     }
 
-    pub fn threads(&self, flag: Option<usize>) -> usize {
-        flag.or_else(|| {
-            std::env::var("PANORAMA_THREADS")
-                .ok()
-                .and_then(|s| s.parse().ok())
-        })
-        .or(self.config.run.threads)
-        .unwrap_or_else(|| {
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-        })
-        .max(1)
+    /// Worker threads: `--threads`, else `PANORAMA_THREADS`, else `[run] threads`, else the
+    /// cores. A bad value is refused rather than replaced: a typo would silently change how
+    /// hard the nightly loads the machine.
+    pub fn threads(&self, flag: Option<usize>) -> Result<usize> {
+        if let Some(n) = flag {
+            return positive_threads(n, "--threads");
+        }
+        if let Ok(v) = std::env::var("PANORAMA_THREADS") {
+            if !v.trim().is_empty() {
+                return match v.trim().parse::<usize>() {
+                    Ok(n) => positive_threads(n, "PANORAMA_THREADS"),
+                    Err(_) => Err(Error::config(format!(
+                        "PANORAMA_THREADS = {v:?}: a whole number of threads, at least 1"
+                    ))),
+                };
+            }
+        }
+        if let Some(n) = self.config.run.threads {
+            return positive_threads(n, "[run] threads");
+        }
+        Ok(std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2))
     }
 
     /// The PII tokenization key: `PANORAMA_PII_KEY`, else `[pii] key_file`.
@@ -211,6 +229,15 @@ impl Project {
         }
         Ok(trimmed)
     }
+}
+
+fn positive_threads(n: usize, what: &str) -> Result<usize> {
+    if n == 0 {
+        return Err(Error::config(format!(
+            "{what} = 0: at least 1 thread (leave it unset for one per core)"
+        )));
+    }
+    Ok(n)
 }
 
 fn resolve(root: &Path, p: &str) -> PathBuf {

@@ -91,6 +91,22 @@ impl Error {
         }
     }
 
+    /// Whether this is a write to a pipe whose reader went away (`panorama query ... | head`).
+    pub fn is_broken_pipe(&self) -> bool {
+        let broken = |e: &std::io::Error| e.kind() == std::io::ErrorKind::BrokenPipe;
+        match self {
+            Error::Io { source, .. } => broken(source),
+            Error::Polars {
+                source: polars::error::PolarsError::IO { error, .. },
+                ..
+            } => broken(error),
+            // Some writers flatten the io error into text.
+            Error::Polars { source, .. } => source.to_string().contains("Broken pipe"),
+            Error::Other(m) => m.contains("Broken pipe"),
+            _ => false,
+        }
+    }
+
     pub fn config(msg: impl Into<String>) -> Self {
         Error::Config(msg.into())
     }

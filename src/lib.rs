@@ -1,7 +1,8 @@
 //! Panorama: the nightly batch of an SME lender as one library and one thin binary.
 //!
 //! Layers, lowest first: `warehouse` (layout, atomic commits, catalog) < `ingest`
-//! (readers, cleaning, PII) < `schedule` (jobs, DAG, executor, ledger) < `cli` (glue).
+//! (readers, cleaning, PII) < `schedule` (jobs, DAG, executor, ledger) < `jobkinds` < `cli`
+//! (glue); docs/architecture.md has the full table.
 //! Lower layers never import upper ones.
 
 pub mod cli;

@@ -100,6 +100,32 @@ fn ad_hoc_training_on_a_messy_csv_for_every_algorithm() {
             "{algo}: report without charts"
         );
     }
+    // Regression: rows without a target were counted only in the HTML report.
+    let unlabelled: String = messy_csv(1000, 2)
+        .lines()
+        .enumerate()
+        .map(|(i, l)| {
+            if i > 0 && i % 100 == 0 {
+                format!("{},\n", l.rsplit_once(',').unwrap().0)
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    w.write("unlabelled.csv", unlabelled);
+    let args = [
+        "train",
+        "--data",
+        "unlabelled.csv",
+        "--target",
+        "default_flag",
+        "--algo",
+        "logistic",
+    ];
+    let v = json(&w.run_code(&[&args[..], &["--format", "json"]].concat(), 0));
+    assert_eq!(v["rows_without_target"], 10, "{v}");
+    let text = stdout(&w.run_code(&args, 0));
+    assert!(text.contains("10 rows without a target left out"), "{text}");
     // The scorecard report carries the scorecard table and WoE charts.
     let html = std::fs::read_to_string(w.path("reports/loans-scorecard.html")).unwrap();
     assert!(html.contains("WoE per bin") && html.contains("points"));

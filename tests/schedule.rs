@@ -110,6 +110,78 @@ fn invalid_jobs_exit_2_with_every_problem_listed() {
     assert!(!p.path("warehouse").exists(), "validation writes nothing");
 }
 
+/// Regression: `[run] threads = 0`, `--threads 0` and `PANORAMA_THREADS=abc` ran without a
+/// word (one thread, or the cores) instead of being refused like other bad settings.
+#[test]
+fn bad_thread_settings_exit_2() {
+    let p = Project::new("[run]\nthreads = 0\n");
+    p.job("a.toml", "kind = \"noop\"\n");
+    let o = p.run(&["run", "--date", DATE]);
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(
+        text(&o.stderr).contains("`run.threads` = 0"),
+        "{}",
+        show(&o)
+    );
+    std::fs::write(p.path("panorama.toml"), "").unwrap();
+    let o = p
+        .cmd(&["run", "--date", DATE])
+        .env("PANORAMA_THREADS", "abc")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    assert!(
+        text(&o.stderr).contains("PANORAMA_THREADS = \"abc\""),
+        "{}",
+        show(&o)
+    );
+    let o = p
+        .cmd(&["run", "--date", DATE])
+        .env("PANORAMA_THREADS", "0")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", show(&o));
+    for args in [
+        &["run", "--date", DATE, "--threads", "0"][..],
+        &["ingest", "--date", DATE, "--all", "--threads", "0"][..],
+    ] {
+        let o = p.run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", show(&o));
+    }
+    assert!(!p.path("warehouse").exists(), "nothing ran");
+    let o = p
+        .cmd(&["run", "--date", DATE, "--threads", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", show(&o));
+}
+
+/// Regression: a reader that closes stdout early (`| head -1`) made commands exit 5 ("internal
+/// error ... failed printing to stdout: Broken pipe") or 1; it ends quietly with 0.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let p = Project::new("");
+    for args in [
+        &["tables"][..],
+        &["tables", "--format", "json"][..],
+        &["models", "list"][..],
+        &["runs"][..],
+        &["query", "SELECT 1 AS x"][..],
+    ] {
+        let mut child = p
+            .cmd(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Close the reading end before the command writes.
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", show(&o));
+        assert!(!text(&o.stderr).contains("internal error"), "{}", show(&o));
+    }
+}
+
 #[test]
 fn a_failing_night_isolates_failures_reports_and_resumes() {
     let p = Project::new("[run]\nthreads = 2\npools = { train = 1 }\n");

@@ -134,6 +134,26 @@ fn two_nights_decide_score_and_keep_arms() {
     feature_partition(&w, "2026-11-26", &applications(1200, 1));
     let out = w.run_code(&["run", "--date", "2026-11-25"], 0);
     assert!(stdout(&out).contains("\"succeeded\":4"), "{}", stdout(&out));
+    let summary = |out: &std::process::Output| -> serde_json::Value {
+        serde_json::from_str(stdout(out).lines().last().unwrap()).unwrap()
+    };
+    assert_eq!(
+        summary(&out)["score_tables"],
+        serde_json::json!(["warehouse/score/apps/dt=2026-11-25"])
+    );
+    // Regression: a run that did not score listed the partition an earlier run wrote.
+    let out = w.run_code(
+        &[
+            "run",
+            "--date",
+            "2026-11-25",
+            "--select",
+            "train.card",
+            "--force",
+        ],
+        0,
+    );
+    assert_eq!(summary(&out)["score_tables"], serde_json::json!([]));
 
     // Night 1: the first model is champion; the score table has the saved schema.
     let s1 = score_frame(&w, "2026-11-25");
@@ -289,10 +309,35 @@ fn two_nights_decide_score_and_keep_arms() {
         "{}",
         stderr(&out)
     );
+    // Regression: a family no decide job declares got a state file of its own; an empty
+    // reason was recorded as the reason.
+    let out = w.run_code(
+        &["models", "promote", "no_such", "boost", "--reason", "x"],
+        2,
+    );
+    assert!(
+        stderr(&out)
+            .contains("no decide job declares the family \"no_such\"; declared families: apps"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!w.path("warehouse/models/_champions/no_such.json").exists());
+    for sub in [
+        &["models", "promote", "apps", "card", "--reason", " "][..],
+        &["models", "rollback", "apps", "--reason", ""][..],
+    ] {
+        let out = w.run_code(sub, 2);
+        assert!(
+            stderr(&out).contains("--reason is empty"),
+            "{}",
+            stderr(&out)
+        );
+    }
     let st: serde_json::Value = serde_json::from_str(&stdout(
         &w.run_code(&["models", "champions", "--format", "json"], 0),
     ))
     .unwrap();
+    assert_eq!(st.as_array().unwrap().len(), 1);
     assert_eq!(st[0]["decisions"].as_array().unwrap().len(), 4);
     assert_eq!(st[0]["champion"]["model"]["model"], "boost");
 
@@ -332,6 +377,28 @@ fn bad_score_and_decide_jobs_are_configuration_errors() {
     let out = w.run_code(&["jobs"], 2);
     assert!(String::from_utf8_lossy(&out.stderr).contains("\"Z\" is not a grade"));
     std::fs::remove_file(w.path("jobs/score/bad.toml")).unwrap();
+    // Regression: the first unknown key hid every other problem, and no message named the
+    // table of the key; a bad value named no key at all.
+    w.write(
+        "jobs/score/bad.toml",
+        "kind = \"score\"\ninput = \"feature.apps\"\nfamily = \"apps\"\nid = \"application_id\"\nentity = \"customer_id\"\n[ab]\nchallenger_share = 1.2\nsalt = \"s\"\n[monitor]\npsi_warn = 0.1\ncolour = 1\n",
+    );
+    w.write(
+        "jobs/decide/bad.toml",
+        "kind = \"decide\"\nmodels = [\"card\"]\n[policy]\nmin_events = -3\nnights = 0\n",
+    );
+    let out = w.run_code(&["jobs"], 2);
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "`monitor.colour`: unknown key",
+        "`ab.challenger_share` = 1.2",
+        "`policy.min_events`: invalid value: integer `-3`, expected a whole number >= 0",
+        "`policy.nights`: at least 1",
+    ] {
+        assert!(err.contains(want), "{want:?} missing from:\n{err}");
+    }
+    std::fs::remove_file(w.path("jobs/score/bad.toml")).unwrap();
+    std::fs::remove_file(w.path("jobs/decide/bad.toml")).unwrap();
     // Scoring before any decision names the missing champion.
     feature_partition(&w, "2026-11-25", &applications(400, 0));
     let out = w.run_code(&["score", "--date", "2026-11-25"], 2);

@@ -26,6 +26,7 @@ pub struct AirflowArgs {
     /// Parallel tasks per stage; each runs `--shard i/K`.
     #[arg(long, default_value_t = 4)]
     pub shards: usize,
+    /// The Airflow DAG id, also the file name (`<dag-id>.py`).
     #[arg(long, default_value = "panorama_nightly")]
     pub dag_id: String,
     /// Cron expression of the DAG's schedule.

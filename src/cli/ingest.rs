@@ -21,8 +21,9 @@ pub struct Args {
     /// The night (dt) to ingest, YYYY-MM-DD.
     #[arg(long, value_parser = parse_date)]
     pub date: chrono::NaiveDate,
-    /// Worker threads (default: panorama.toml [run] threads, else the cores).
-    #[arg(long)]
+    /// Worker threads (at least 1; default: PANORAMA_THREADS, else panorama.toml
+    /// [run] threads, else the cores).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub threads: Option<usize>,
     /// One instance of a family: each of its matrix keys with one of its matrix values, for
     /// the source path and the partition, e.g. `--var branch=0101`.
@@ -283,7 +284,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         args.date
     );
     let _lock = WarehouseLock::acquire(&project.warehouse_root, &holder)?;
-    let threads = project.threads(args.threads);
+    let threads = project.threads(args.threads)?;
     let run_id = format!("manual-{}", chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f"));
     let mut reports = Vec::new();
     let mut failures: Vec<(String, Error)> = Vec::new();

@@ -22,7 +22,9 @@ pub enum Sub {
     },
     /// One model version (latest unless --version): metadata, metrics, features, files.
     Show {
+        /// The model's registry name (as `models list` shows it).
         name: String,
+        /// The version to show, e.g. v0003 (default: the latest).
         #[arg(long)]
         version: Option<String>,
         #[arg(long, value_enum, default_value = "table")]
@@ -40,7 +42,9 @@ pub enum Sub {
     },
     /// Make a model version the champion of a family (recorded as a manual decision).
     Promote {
+        /// The family, as its `decide` job declares it.
         family: String,
+        /// The model to promote: one of the family's `models`.
         model: String,
         /// Default: the model's latest version.
         #[arg(long)]
@@ -51,7 +55,9 @@ pub enum Sub {
     },
     /// Put the previous champion of a family back (recorded as a manual decision).
     Rollback {
+        /// The family whose previous champion comes back.
         family: String,
+        /// Why; recorded with the decision.
         #[arg(long)]
         reason: String,
     },
@@ -252,15 +258,31 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         } => {
             // Only one of the family's models (its `decide` job's `models`): another model
             // (a regression, another product's) would be served as the family's PDs.
-            if let Some((file, members)) = family_models(&project, &family) {
-                if !members.contains(&model) {
-                    return Err(crate::error::Error::config(format!(
-                        "{model} is not a model of the family {family} ({file} lists {}): add \
-                         it to its `models` first",
-                        members.join(", ")
-                    )));
-                }
+            // A family no decide job declares would get a state file that no night updates
+            // and no score job reads: refuse it.
+            let declared = declared_families(&project);
+            let Some((_, file, members)) = declared.iter().find(|(f, ..)| *f == family) else {
+                return Err(crate::error::Error::config(format!(
+                    "no decide job declares the family {family:?}; declared families: {}",
+                    if declared.is_empty() {
+                        "none (add a `kind = \"decide\"` job under jobs/)".to_string()
+                    } else {
+                        declared
+                            .iter()
+                            .map(|(f, ..)| f.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
+                )));
+            };
+            if !members.contains(&model) {
+                return Err(crate::error::Error::config(format!(
+                    "{model} is not a model of the family {family} ({file} lists {}): add \
+                     it to its `models` first",
+                    members.join(", ")
+                )));
             }
+            let reason = required_reason(reason)?;
             let _lock = WarehouseLock::acquire(root, "panorama models promote")?;
             let dir = registry::version_dir(root, &model, version.as_deref())?;
             let meta = registry::read_meta(&dir)?;
@@ -280,6 +302,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
             println!("{}", serde_json::to_string(&d).unwrap_or_default());
         }
         Sub::Rollback { family, reason } => {
+            let reason = required_reason(reason)?;
             let _lock = WarehouseLock::acquire(root, "panorama models rollback")?;
             let mut state = champion::load(root, &family)?;
             if state.champion.is_none() && state.decisions.is_empty() {
@@ -301,29 +324,44 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     Ok(ExitCode::Ok)
 }
 
-/// The models of a family as its `decide` job lists them (`family`, else the file name), with
-/// the job file; None when no decide job names the family.
-fn family_models(project: &crate::config::Project, family: &str) -> Option<(String, Vec<String>)> {
+/// A manual decision's `--reason`, which the history must be able to explain.
+fn required_reason(reason: String) -> Result<String> {
+    let r = reason.trim();
+    if r.is_empty() {
+        return Err(crate::error::Error::config(
+            "--reason is empty: say why (it is recorded with the decision)",
+        ));
+    }
+    Ok(r.to_string())
+}
+
+/// Every family a `decide` job declares (`family`, else the job's name), with the job file
+/// and the family's models, sorted by family.
+fn declared_families(project: &crate::config::Project) -> Vec<(String, String, Vec<String>)> {
     let mut paths = Vec::new();
     crate::transform::toml_files(&project.root.join("jobs"), &mut paths);
     paths.sort();
-    paths.into_iter().find_map(|p| {
-        let text = std::fs::read_to_string(&p).ok()?;
-        // Most job files of a large project are of other kinds: skip them without parsing.
-        if !text.contains("decide") {
-            return None;
-        }
-        let t: toml::Table = toml::from_str(&text).ok()?;
-        let stem = p.file_stem()?.to_string_lossy().to_string();
-        let (name, members) = crate::jobkinds::decide::declared_family(&t, &stem)?;
-        if name != family {
-            return None;
-        }
-        let rel = p
-            .strip_prefix(&project.root)
-            .unwrap_or(&p)
-            .display()
-            .to_string();
-        Some((rel, members))
-    })
+    let mut out: Vec<(String, String, Vec<String>)> = paths
+        .into_iter()
+        .filter_map(|p| {
+            let text = std::fs::read_to_string(&p).ok()?;
+            // Most job files of a large project are of other kinds: skip them without parsing.
+            if !text.contains("decide") {
+                return None;
+            }
+            let t: toml::Table = toml::from_str(&text).ok()?;
+            let stem = p.file_stem()?.to_string_lossy().to_string();
+            let (name, members) = crate::jobkinds::decide::declared_family(&t, &stem)?;
+            let rel = p
+                .strip_prefix(&project.root)
+                .unwrap_or(&p)
+                .display()
+                .to_string();
+            Some((name, rel, members))
+        })
+        .collect();
+    // The first file declaring a family wins, as before.
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
 }

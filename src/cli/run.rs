@@ -15,8 +15,9 @@ use crate::warehouse::lock::WarehouseLock;
 pub struct Args {
     #[command(flatten)]
     pub night: NightArgs,
-    /// Jobs at once (default: panorama.toml [run] threads, else the cores).
-    #[arg(long)]
+    /// Jobs at once (at least 1; default: PANORAMA_THREADS, else panorama.toml
+    /// [run] threads, else the cores).
+    #[arg(long, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     pub threads: Option<usize>,
     /// Print the plan and the summary; run nothing, write nothing.
     #[arg(long)]
@@ -53,6 +54,7 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let t0 = Instant::now();
     let project = ctx.project()?;
     let dates = args.night.dates()?;
+    let threads = project.threads(args.threads)?;
     if !(0.0..=86400.0).contains(&args.timeout_grace) {
         return Err(Error::config("--timeout-grace: seconds from 0 to 86400"));
     }
@@ -96,7 +98,6 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     )?;
     install_signal_handler();
 
-    let threads = project.threads(args.threads);
     let opts = NightOptions {
         dates,
         plan: args.night.options(),
@@ -117,7 +118,13 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
         t0.elapsed().as_secs_f64(),
         args.night.shard,
     );
-    summary.score_tables = score_partitions(&project, &summary.dates);
+    let nights_run: Vec<(String, String)> = summary
+        .dates
+        .iter()
+        .cloned()
+        .zip(summary.run_ids.iter().cloned())
+        .collect();
+    summary.score_tables = score_partitions(&project, &nights_run);
     if !summary.score_tables.is_empty() || !summary.reports.is_empty() {
         crate::log::info(
             &format!(
@@ -136,8 +143,10 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     Ok(summary.exit_code())
 }
 
-/// Committed score partitions of the nights, relative to the project.
-fn score_partitions(project: &crate::config::Project, dates: &[String]) -> Vec<String> {
+/// Score partitions this run committed for its nights (`(date, run_id)`), relative to the
+/// project. A partition an earlier run left (tonight's score job skipped, or not selected) is
+/// not tonight's scores, so its `_SUCCESS` must name tonight's run.
+fn score_partitions(project: &crate::config::Project, nights: &[(String, String)]) -> Vec<String> {
     let dir = project.warehouse_root.join("score");
     let mut tables: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
         .into_iter()
@@ -148,9 +157,9 @@ fn score_partitions(project: &crate::config::Project, dates: &[String]) -> Vec<S
     tables.sort();
     let mut out = Vec::new();
     for t in tables {
-        for d in dates {
+        for (d, run_id) in nights {
             let p = t.join(format!("dt={d}"));
-            if p.join(crate::warehouse::SUCCESS_FILE).exists() {
+            if crate::warehouse::read_success(&p).is_some_and(|s| &s.run_id == run_id) {
                 out.push(
                     p.strip_prefix(&project.root)
                         .unwrap_or(&p)

@@ -25,8 +25,9 @@ pub struct Args {
     /// The target column (binary: 0/1, yes/no, true/false, good/bad or any two values).
     #[arg(long)]
     pub target: String,
-    /// Algorithm: scorecard, logistic, tree, gbdt, knn (and linear, tree_regressor,
-    /// gbdt_regressor for a continuous target).
+    /// Algorithm: scorecard, logistic, tree, gbdt, knn for a binary target; linear,
+    /// tree_regressor, gbdt_regressor for a continuous one; kmeans, dbscan (clusters) and pca,
+    /// ica (components), which leave the target out and do not use it.
     #[arg(long, default_value = "scorecard")]
     pub algo: String,
     #[arg(long, value_enum, default_value = "text")]
@@ -41,6 +42,7 @@ pub struct Args {
     /// before `--oot-cutoff` train, the others test (dates as YYYY-MM-DD sort correctly).
     #[arg(long, requires = "oot_cutoff")]
     pub oot_column: Option<String>,
+    /// With --oot-column: the first value of the test period (rows from it on test).
     #[arg(long, requires = "oot_column")]
     pub oot_cutoff: Option<String>,
     /// Hyperparameters as a JSON object, e.g. '{"num_leaves": 63}'.
@@ -167,6 +169,11 @@ pub fn run(ctx: &Ctx, args: Args) -> Result<ExitCode> {
     let obj = summary.as_object_mut().unwrap();
     if let Some(tm) = &out.trained.target_map {
         obj.insert("event".into(), serde_json::json!(tm.event));
+        // docs/models.md promises the count, not only in the HTML report.
+        obj.insert(
+            "rows_without_target".into(),
+            serde_json::json!(tm.rows_dropped_missing),
+        );
         obj.insert(
             "event_rate_test".into(),
             serde_json::json!(match &out.eval {
@@ -223,6 +230,10 @@ fn print_text(s: &serde_json::Value, out: &pipeline::TrainOutcome) {
                 s["event"].as_str().unwrap_or(""),
                 g("event_rate_test")
             );
+            let missing = s["rows_without_target"].as_u64().unwrap_or(0);
+            if missing > 0 {
+                println!("  {missing} rows without a target left out");
+            }
             println!("             train     test");
             println!("  AUC      {:>7.4}  {:>7.4}", b.train.auc, b.test.auc);
             println!("  KS       {:>7.4}  {:>7.4}", b.train.ks, b.test.ks);

@@ -87,9 +87,12 @@ impl JobKind for DecideKind {
         file: &JobFile<'_>,
         _project: &Project,
     ) -> std::result::Result<Arc<dyn PreparedJob>, Vec<String>> {
-        let cfg: DecideConfig =
-            super::own_config(file.own_keys().map(|(k, v)| (k.clone(), v.clone())))?;
-        let mut problems = Vec::new();
+        let (cfg, mut problems) = super::own_config_lenient::<DecideConfig>(
+            file.own_keys().map(|(k, v)| (k.clone(), v.clone())),
+        );
+        let Some(cfg) = cfg else {
+            return Err(problems);
+        };
         let family = family_name(cfg.family.as_deref(), file.name);
         if !registry::is_name(&family) {
             problems.push(format!(
@@ -141,6 +144,69 @@ fn read_spec(dir: &std::path::Path) -> Result<VersionSpec> {
     })
 }
 
+/// How a split reads in a message: `hash of application_id, 30% hold-out, out-of-time: the
+/// last 90 days of apply_date`.
+fn describe_split(split: &Split) -> String {
+    // 0.3 * 100 is 30.000000000000004.
+    let pct = |share: f64| (share * 1000.0).round() / 10.0;
+    match split {
+        Split::Stratified { test_size } => {
+            format!("random stratified, {}% test", pct(*test_size))
+        }
+        Split::OutOfTime { column, cutoff } => format!("out-of-time on {column} at {cutoff}"),
+        Split::Hash {
+            column,
+            test_size,
+            oot_column,
+            oot_days,
+        } => {
+            let mut d = format!("hash of {column}, {}% hold-out", pct(*test_size));
+            match (oot_column, oot_days) {
+                (Some(c), Some(n)) => {
+                    d.push_str(&format!(", out-of-time: the last {n} days of {c}"))
+                }
+                (Some(c), None) => d.push_str(&format!(", out-of-time column {c}")),
+                _ => d.push_str(", no out-of-time sample"),
+            }
+            d
+        }
+    }
+}
+
+/// What differs between two versions' training specs, each as `what: this vs that`.
+fn spec_differences(s: &VersionSpec, reference: &VersionSpec) -> Vec<String> {
+    let or_none = |v: &Option<String>| v.clone().unwrap_or_else(|| "none".into());
+    let mut out = Vec::new();
+    if s.input != reference.input {
+        out.push(format!(
+            "input: feature.{} vs feature.{}",
+            s.input, reference.input
+        ));
+    }
+    if s.train.target != reference.train.target {
+        out.push(format!(
+            "target: {} vs {}",
+            or_none(&s.train.target),
+            or_none(&reference.train.target)
+        ));
+    }
+    if s.filter != reference.filter {
+        out.push(format!(
+            "filter: {} vs {}",
+            or_none(&s.filter),
+            or_none(&reference.filter)
+        ));
+    }
+    if s.train.split != reference.train.split {
+        out.push(format!(
+            "split: {} vs {}",
+            describe_split(&s.train.split),
+            describe_split(&reference.train.split)
+        ));
+    }
+    out
+}
+
 fn metrics_on(y: &[f64], p: &[f64], rows: &[usize]) -> SampleMetrics {
     let yy: Vec<f64> = rows.iter().map(|&i| y[i]).collect();
     let pp: Vec<f64> = rows.iter().map(|&i| p[i]).collect();
@@ -152,11 +218,17 @@ impl DecideJob {
         let root = &ctx.project.warehouse_root;
         let dt = ctx.date.to_string();
         let mut state = champion::load(root, &self.family)?;
-        // Tonight's candidates: the latest version of each model (trained tonight by the
-        // train jobs this job runs after).
+        // Tonight's candidates: the latest version of each model trained for this night or
+        // before (tonight's train jobs run before this job; a re-run of an earlier night must
+        // not judge versions trained on later nights).
+        let registered = registry::list(root);
         let mut candidates: Vec<(ModelRef, std::path::PathBuf)> = Vec::new();
         for m in &self.models {
-            let dir = registry::version_dir(root, m, None)?;
+            let of_night = registered
+                .iter()
+                .rfind(|v| &v.name == m && v.dt.as_ref().is_none_or(|d| *d <= dt));
+            let version = of_night.map(|v| v.version.as_str());
+            let dir = registry::version_dir(root, m, version)?;
             let meta = registry::read_meta(&dir)?;
             candidates.push((
                 ModelRef {
@@ -166,11 +238,9 @@ impl DecideJob {
                 dir,
             ));
         }
-        // A re-run of the night decides from the state before tonight's decision.
-        let champion_ref = match state.decisions.last() {
-            Some(d) if d.dt == dt && d.by == "policy" => d.champion_before.clone(),
-            _ => state.champion.as_ref().map(|c| c.model.clone()),
-        };
+        // A re-run of a night decides from the state before that night's decision.
+        let champion_ref = state.champion_for(&dt);
+        let recorded = state.policy_decision_of(&dt).cloned();
         let champion_dir = match &champion_ref {
             Some(c) => Some(registry::version_dir(root, &c.model, Some(&c.version))?),
             None => None,
@@ -190,8 +260,9 @@ impl DecideJob {
             ),
             other => {
                 return Err(Error::config(format!(
-                    "{}: split {other:?}; champion/challenger needs `split = {{ type = \"hash\", column = ... }}` so that every model is measured on rows none of them trained on",
-                    candidates[0].0
+                    "{}: split {}; champion/challenger needs `split = {{ type = \"hash\", column = ... }}` so that every model is measured on rows none of them trained on",
+                    candidates[0].0,
+                    describe_split(other)
                 )))
             }
         };
@@ -201,15 +272,12 @@ impl DecideJob {
         }
         for (r, d) in &all_dirs {
             let s = read_spec(d)?;
-            if s.train.split != reference.train.split
-                || s.input != reference.input
-                || s.train.target != reference.train.target
-                || s.filter != reference.filter
-            {
+            let differences = spec_differences(&s, &reference);
+            if !differences.is_empty() {
                 return Err(Error::config(format!(
-                    "{r} was trained on {} / target {:?} / filter {:?} / split {:?}, unlike {} ({} / {:?} / {:?} / {:?}): the family's models must share input, target, filter and hold-out",
-                    s.input, s.train.target, s.filter, s.train.split, candidates[0].0,
-                    reference.input, reference.train.target, reference.filter, reference.train.split
+                    "{r} and {} differ in {}: the family's models must share input, target, filter and hold-out (retrain them with the same settings)",
+                    candidates[0].0,
+                    differences.join("; ")
                 )));
             }
         }
@@ -306,6 +374,20 @@ impl DecideJob {
         )?;
         champion::save(root, &state)?;
         let mut warnings = Vec::new();
+        if let Some(r) = recorded.filter(|r| {
+            state.decisions.last() != Some(&decision)
+                && (r.action, &r.champion_after) != (decision.action, &decision.champion_after)
+        }) {
+            warnings.push(format!(
+                "{}: {dt} decided again as {} ({}) instead of {} ({}); later nights were decided against the old outcome, so the champion stays {} until they are re-run",
+                self.family,
+                decision.action.as_str(),
+                decision.champion_after,
+                r.action.as_str(),
+                r.champion_after,
+                state.champion.as_ref().map(|c| c.model.to_string()).unwrap_or_default()
+            ));
+        }
         if decision.action == champion::Action::Promote {
             warnings.push(format!(
                 "{}: {} promoted to champion (was {})",
@@ -449,8 +531,8 @@ impl PreparedJob for DecideJob {
         date: chrono::NaiveDate,
     ) -> Option<Committed> {
         let state = champion::load(&project.warehouse_root, &self.family).ok()?;
-        let d = state.decisions.last()?;
-        (d.dt == date.to_string() && d.by == "policy").then(|| Committed {
+        let d = state.policy_decision_of(&date.to_string())?;
+        Some(Committed {
             run_id: d.run_id.clone(),
             outcome: JobOutcome {
                 message: format!(
@@ -461,5 +543,41 @@ impl PreparedJob for DecideJob {
                 ..JobOutcome::default()
             },
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: the "same hold-out" error printed Rust debug output
+    /// (`Some("default_label")`, `Hash { column: ... }`).
+    #[test]
+    fn spec_differences_read_as_text() {
+        let spec = |test_size: f64, filter: Option<&str>| VersionSpec {
+            input: "apps".into(),
+            filter: filter.map(str::to_string),
+            train: serde_json::from_value(serde_json::json!({
+                "algo": "gbdt",
+                "params": {},
+                "target": "default_label",
+                "features": null,
+                "exclude": [],
+                "categorical": [],
+                "seed": 42,
+                "split": {"type": "hash", "column": "application_id", "test_size": test_size,
+                          "oot_column": "apply_date", "oot_days": 90},
+            }))
+            .unwrap(),
+        };
+        let d = spec_differences(&spec(0.25, Some("x > 1")), &spec(0.3, None));
+        assert_eq!(
+            d,
+            vec![
+                "filter: x > 1 vs none".to_string(),
+                "split: hash of application_id, 25% hold-out, out-of-time: the last 90 days of apply_date vs hash of application_id, 30% hold-out, out-of-time: the last 90 days of apply_date".to_string(),
+            ]
+        );
+        assert!(spec_differences(&spec(0.3, None), &spec(0.3, None)).is_empty());
     }
 }

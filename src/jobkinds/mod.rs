@@ -1,5 +1,5 @@
-//! Adapters that plug concrete job kinds into the schedule engine. Each later issue adds its
-//! kind here (`sql`, `check`, `train`, `score`, `report`) with one `register` line.
+//! Adapters that plug concrete job kinds into the schedule engine: `noop`, `ingest`, `sql`,
+//! `check`, `train`, `decide` and `score`, each with one `register` line below.
 
 pub mod check;
 pub mod decide;
@@ -42,15 +42,165 @@ pub(crate) fn unknown_keys(file: &crate::schedule::JobFile<'_>, own: &[&str]) ->
         .collect()
 }
 
-/// The kind's own keys of a job file, deserialised into its config type; an unknown key or a
-/// wrong type is one problem naming the key.
-pub(crate) fn own_config<T: serde::de::DeserializeOwned>(
+/// The kind's own keys of a job file, deserialised into its config type. Every unknown key and
+/// every value of a wrong type is one problem naming its key (`monitor.colour`); each is left
+/// out (its default applies) and the rest read on, so that the config still comes back when
+/// the rest is valid and the kind can check its values too. None when a required key is
+/// missing or bad.
+pub(crate) fn own_config_lenient<T: serde::de::DeserializeOwned>(
     own: impl Iterator<Item = (String, toml::Value)>,
-) -> Result<T, Vec<String>> {
-    let table: toml::Table = own.collect();
-    toml::Value::Table(table)
-        .try_into()
-        .map_err(|e: toml::de::Error| vec![e.message().to_string()])
+) -> (Option<T>, Vec<String>) {
+    let mut table: toml::Table = own.collect();
+    let mut problems = Vec::new();
+    let mut removed: Vec<String> = Vec::new();
+    // Each round reports and removes one bad key; a file has few keys.
+    for _ in 0..64 {
+        // Through the TOML text, so that the error's span leads back to the key.
+        let text = match toml::to_string(&table) {
+            Ok(t) => t,
+            Err(e) => {
+                problems.push(e.to_string());
+                return (None, problems);
+            }
+        };
+        let e = match toml::from_str::<T>(&text) {
+            Ok(t) => return (Some(t), problems),
+            Err(e) => e,
+        };
+        let message = humane_serde_message(e.message());
+        // An empty span is the document itself (a missing top-level key).
+        let path = e.span().and_then(|s| {
+            if s.is_empty() {
+                Some(String::new())
+            } else {
+                key_path_at(&text, s.start)
+            }
+        });
+        if let Some(f) = e.message().strip_prefix("missing field `") {
+            let f = f.trim_end_matches('`');
+            let parent = path.unwrap_or_default();
+            let full = if parent.is_empty() {
+                f.to_string()
+            } else {
+                format!("{parent}.{f}")
+            };
+            // A required key left out above has its problem reported already.
+            if !removed.contains(&full) {
+                problems.push(format!("`{full}`: required"));
+            }
+            // Without it its table cannot be read: leave the table out too (its default
+            // applies) and go on; at the top level nothing can be read.
+            if !parent.is_empty() && remove_path(&mut table, &parent) {
+                removed.push(parent);
+                continue;
+            }
+            return (None, problems);
+        }
+        match path {
+            Some(p) if !p.is_empty() && remove_path(&mut table, &p) => {
+                problems.push(format!("`{p}`: {message}"));
+                removed.push(p);
+            }
+            _ => {
+                problems.push(message);
+                return (None, problems);
+            }
+        }
+    }
+    (None, problems)
+}
+
+/// serde's wording for the people who write job files.
+fn humane_serde_message(m: &str) -> String {
+    let m = m.trim();
+    if let Some(rest) = m.strip_prefix("unknown field `") {
+        let expected = rest.split_once(", ").map(|(_, e)| e).unwrap_or("");
+        return format!(
+            "unknown key{}",
+            if expected.is_empty() {
+                String::new()
+            } else {
+                format!(" ({expected})")
+            }
+        );
+    }
+    m.replace("expected u64", "expected a whole number >= 0")
+        .replace("expected u32", "expected a whole number >= 0")
+        .replace("expected usize", "expected a whole number >= 0")
+        .replace("expected f64", "expected a number")
+}
+
+/// The dotted key path (`limit.caps[1].name`) of the key or value at byte `at` of a TOML
+/// document as `toml::to_string` writes it: `[a.b]` and `[[a.b]]` headers, one `key = value`
+/// per line.
+fn key_path_at(text: &str, at: usize) -> Option<String> {
+    let mut header = String::new();
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let end = offset + line.len();
+        let l = line.trim();
+        let in_line = at < end;
+        if let Some(h) = l.strip_prefix("[[").and_then(|h| h.strip_suffix("]]")) {
+            let h = unquote_path(h);
+            let n = counts.entry(h.clone()).and_modify(|n| *n += 1).or_insert(0);
+            header = format!("{h}[{n}]");
+        } else if let Some(h) = l.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            header = unquote_path(h);
+            // A sub-table of an array of tables belongs to its last element.
+            for (a, n) in &counts {
+                if let Some(rest) = header.strip_prefix(&format!("{a}.")) {
+                    header = format!("{a}[{n}].{rest}");
+                }
+            }
+        } else if in_line {
+            let key = l.split_once('=').map(|(k, _)| unquote_path(k.trim()))?;
+            return Some(if header.is_empty() {
+                key
+            } else {
+                format!("{header}.{key}")
+            });
+        }
+        if in_line {
+            return Some(header);
+        }
+        offset = end;
+    }
+    Some(header)
+}
+
+fn unquote_path(s: &str) -> String {
+    s.split('.')
+        .map(|p| p.trim().trim_matches('"').to_string())
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Removes the key at a dotted path (with `[i]` for arrays of tables); whether it was there.
+fn remove_path(table: &mut toml::Table, path: &str) -> bool {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let Some(last) = parts.pop() else {
+        return false;
+    };
+    let mut t = table;
+    for p in parts {
+        let (name, index) = match p.split_once('[') {
+            Some((n, i)) => (n, i.trim_end_matches(']').parse::<usize>().ok()),
+            None => (p, None),
+        };
+        let next = match (t.get_mut(name), index) {
+            (Some(toml::Value::Table(x)), None) => x,
+            (Some(toml::Value::Array(a)), Some(i)) => match a.get_mut(i) {
+                Some(toml::Value::Table(x)) => x,
+                _ => return false,
+            },
+            _ => return false,
+        };
+        t = next;
+    }
+    // A bad element of an array of tables (`fraud[1]`): the whole array goes.
+    let name = last.split_once('[').map_or(last, |(n, _)| n);
+    t.remove(name).is_some()
 }
 
 /// Runs the checks a job declares for the table it just wrote (a contract's or a model's
@@ -188,5 +338,76 @@ pub(crate) fn check_results_ref(
         layer: crate::warehouse::Layer::Quality.as_str().to_string(),
         table: crate::quality::RESULTS_TABLE.to_string(),
         partition,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Cap {
+        name: String,
+        ceiling: f64,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Limit {
+        #[serde(default)]
+        min: u64,
+        #[serde(default)]
+        caps: Vec<Cap>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Cfg {
+        input: String,
+        #[serde(default)]
+        limit: Option<Limit>,
+    }
+
+    fn problems(text: &str) -> (bool, Vec<String>) {
+        let t: toml::Table = toml::from_str(text).unwrap();
+        let (cfg, p) = super::own_config_lenient::<Cfg>(t.into_iter());
+        (cfg.is_some(), p)
+    }
+
+    #[test]
+    fn every_bad_key_is_named_with_its_table() {
+        let (ok, p) = problems(
+            "input = \"x\"\ncolour = 1\n[limit]\nmin = -3\nshade = 2\n[[limit.caps]]\nname = \"a\"\nceiling = 1.0\n[[limit.caps]]\nname = \"b\"\nceiling = \"high\"\n",
+        );
+        assert!(ok, "{p:?}");
+        assert_eq!(p.len(), 4, "{p:?}");
+        assert!(
+            p.iter().any(|m| m.starts_with("`colour`: unknown key")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("`limit.shade`: unknown key")),
+            "{p:?}"
+        );
+        assert!(
+            p.contains(
+                &"`limit.min`: invalid value: integer `-3`, expected a whole number >= 0"
+                    .to_string()
+            ),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("`limit.caps[1].ceiling`: invalid type")),
+            "{p:?}"
+        );
+        // A required key missing: no config, one problem naming it.
+        let (ok, p) = problems("[limit]\nmin = 1\n");
+        assert!(!ok);
+        assert_eq!(p, vec!["`input`: required".to_string()]);
+        assert_eq!(problems("input = \"x\"\n"), (true, Vec::new()));
     }
 }

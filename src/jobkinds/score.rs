@@ -93,8 +93,10 @@ pub struct ScoreJob {
 
 /// Parses and checks a score job's own keys; every problem at once.
 pub fn parse(name: &str, own: toml::Table) -> std::result::Result<ScoreJob, Vec<String>> {
-    let cfg: ScoreConfig = super::own_config(own.into_iter())?;
-    let mut problems = Vec::new();
+    let (cfg, mut problems) = super::own_config_lenient::<ScoreConfig>(own.into_iter());
+    let Some(cfg) = cfg else {
+        return Err(problems);
+    };
     let table = cfg.table.clone().unwrap_or_else(|| name.to_string());
     if !registry::is_name(&table) {
         problems.push(format!(

@@ -239,13 +239,23 @@ impl FamilyState {
         self.challenger = self.decisions.last().and_then(|d| d.challenger.clone());
     }
 
-    /// Consecutive policy decisions before tonight in which `model` (a challenger) passed.
-    fn streak_before(&self, model: &str) -> u32 {
-        let mut n = 0;
-        for d in self.decisions.iter().rev() {
-            if d.by != "policy" {
-                break;
+    /// Consecutive nights before `dt`, in date order, on which `model` (a challenger) passed.
+    /// A night recorded twice counts once (its latest record); a human decision ends the
+    /// streak.
+    fn streak_before(&self, model: &str, dt: &str) -> u32 {
+        let since_human = self
+            .decisions
+            .iter()
+            .rposition(|d| d.by != "policy")
+            .map_or(0, |i| i + 1);
+        let mut nights: BTreeMap<&str, &Decision> = BTreeMap::new();
+        for d in &self.decisions[since_human..] {
+            if d.dt.as_str() < dt {
+                nights.insert(d.dt.as_str(), d);
             }
+        }
+        let mut n = 0;
+        for d in nights.values().rev() {
             match d
                 .evidence
                 .iter()
@@ -257,12 +267,108 @@ impl FamilyState {
         }
         n
     }
+
+    /// Whether a policy decision of a night after `dt` is recorded: deciding `dt` then
+    /// rewrites history rather than moving the family forward.
+    fn decided_after(&self, dt: &str) -> bool {
+        self.decisions
+            .iter()
+            .any(|d| d.by == "policy" && d.dt.as_str() > dt)
+    }
+
+    /// The policy decision recorded for `dt`, if any.
+    pub fn policy_decision_of(&self, dt: &str) -> Option<&Decision> {
+        self.decisions
+            .iter()
+            .rev()
+            .find(|d| d.dt == dt && d.by == "policy")
+    }
+
+    /// The champion the night `dt` is decided against: the one its recorded decision started
+    /// from, else (an earlier night not decided yet) the one the nights before it left (or the
+    /// first recorded night started from), else the current champion.
+    pub fn champion_for(&self, dt: &str) -> Option<ModelRef> {
+        if let Some(d) = self.policy_decision_of(dt) {
+            return d.champion_before.clone();
+        }
+        if self.decided_after(dt) {
+            let before = self
+                .decisions
+                .iter()
+                .filter(|d| d.dt.as_str() < dt)
+                .max_by(|a, b| a.dt.cmp(&b.dt));
+            return match before {
+                Some(d) => Some(d.champion_after.clone()),
+                // Before the first recorded night: what that night started from.
+                None => self
+                    .decisions
+                    .iter()
+                    .filter(|d| d.by == "policy")
+                    .min_by(|a, b| a.dt.cmp(&b.dt))
+                    .and_then(|d| d.champion_before.clone()),
+            };
+        }
+        self.champion.as_ref().map(|c| c.model.clone())
+    }
 }
 
 /// Applies the policy to tonight's evidence. `candidates` are the challengers' evidence (any
-/// order); `champion` the current champion's evidence (None on the first night, when the
-/// first of `candidates` becomes champion). Returns the decision, also appended to `state`.
+/// order); `champion` the evidence of the champion the night is decided against
+/// ([`FamilyState::champion_for`]; None on the first night, when the first of `candidates`
+/// becomes champion). Returns the decision, also recorded in `state`.
+///
+/// A night already decided is decided again in place of its record. When later nights are
+/// recorded (a backfill, or a forced re-run of an old night), only the record is replaced:
+/// the champion stays where the later nights left it, since they were decided against it.
 pub fn decide(
+    state: &mut FamilyState,
+    policy: &Policy,
+    champion: Option<Evidence>,
+    candidates: Vec<Evidence>,
+    dt: &str,
+    run_id: &str,
+) -> Decision {
+    let recorded_not_last = state
+        .decisions
+        .iter()
+        .rposition(|d| d.dt == dt && d.by == "policy")
+        .is_some_and(|i| i + 1 != state.decisions.len());
+    if !state.decided_after(dt) && !recorded_not_last {
+        state.undo_policy_decision_of(dt);
+        return decide_next(state, policy, champion, candidates, dt, run_id);
+    }
+    // Decide on a copy of the family as it stood before that night.
+    let mut past = FamilyState {
+        family: state.family.clone(),
+        champion: champion.as_ref().map(|e| Reign {
+            model: e.model.clone(),
+            since: String::new(),
+        }),
+        challenger: None,
+        previous: Vec::new(),
+        decisions: state
+            .decisions
+            .iter()
+            .filter(|d| d.dt.as_str() < dt)
+            .cloned()
+            .collect(),
+    };
+    let d = decide_next(&mut past, policy, champion, candidates, dt, run_id);
+    state
+        .decisions
+        .retain(|x| !(x.dt == dt && x.by == "policy"));
+    let at = state
+        .decisions
+        .iter()
+        .position(|x| x.by == "policy" && x.dt.as_str() > dt)
+        .unwrap_or(state.decisions.len());
+    state.decisions.insert(at, d.clone());
+    d
+}
+
+/// [`decide`] for a night after every recorded one: the decision is appended and moves the
+/// family's champion and challenger.
+fn decide_next(
     state: &mut FamilyState,
     policy: &Policy,
     champion: Option<Evidence>,
@@ -270,7 +376,6 @@ pub fn decide(
     dt: &str,
     run_id: &str,
 ) -> Decision {
-    state.undo_policy_decision_of(dt);
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let best_by_auc = |c: &[Evidence]| -> Option<ModelRef> {
         c.iter()
@@ -325,7 +430,7 @@ pub fn decide(
         c.checks = rules(policy, &champ_ev, c);
         c.passes = c.checks.iter().all(|r| r.pass);
         c.streak = if c.passes {
-            state.streak_before(&c.model.model) + 1
+            state.streak_before(&c.model.model, dt) + 1
         } else {
             0
         };
@@ -640,8 +745,8 @@ mod tests {
         champ: (f64, f64),
         chal: (f64, f64, f64),
     ) -> Decision {
-        let c = s.champion.clone().map(|r| {
-            let mut e = ev(&r.model.model, &r.model.version, champ.0, champ.1, 0.01);
+        let c = s.champion_for(dt).map(|r| {
+            let mut e = ev(&r.model, &r.version, champ.0, champ.1, 0.01);
             e.role = Role::Champion;
             e
         });
@@ -788,6 +893,74 @@ mod tests {
         assert_eq!(d.action, Action::Promote);
         assert_eq!(s.previous.len(), 1);
         assert_eq!(s.previous[0].model, m("card", "v0001"));
+    }
+
+    #[test]
+    fn rerunning_an_earlier_night_replaces_its_decision() {
+        let p = Policy {
+            nights: 2,
+            ..Policy::default()
+        };
+        let mut s = FamilyState::new("f");
+        s.champion = Some(Reign {
+            model: m("card", "v0001"),
+            since: "x".into(),
+        });
+        let good = (0.75, 0.35, 0.05);
+        let bad_ks = (0.75, 0.20, 0.05);
+        night(&mut s, &p, "2026-11-01", (0.70, 0.30), good);
+        night(&mut s, &p, "2026-11-02", (0.70, 0.30), bad_ks);
+        // A backfill of night 1 (passing again) is still one passing night, not a second one.
+        let d = night(&mut s, &p, "2026-11-01", (0.70, 0.30), good);
+        assert_eq!((d.action, d.evidence[1].streak), (Action::Keep, 1));
+        let dts: Vec<&str> = s.decisions.iter().map(|d| d.dt.as_str()).collect();
+        assert_eq!(dts, vec!["2026-11-01", "2026-11-02"]);
+        assert_eq!(s.champion.as_ref().unwrap().model, m("card", "v0001"));
+        // Night 2 re-run, passing now: the streak counts night 1 once, so two nights promote.
+        let d = night(&mut s, &p, "2026-11-02", (0.70, 0.30), good);
+        assert_eq!((d.action, d.evidence[1].streak), (Action::Promote, 2));
+        // An earlier night would promote: its record says so, but the champion stays where
+        // the later nights left it (they were decided against the old one).
+        let before = s.champion.clone();
+        let d = night(&mut s, &p, "2026-10-31", (0.70, 0.30), good);
+        assert_eq!(d.action, Action::Keep);
+        assert_eq!(d.champion_before, Some(m("card", "v0001")));
+        assert_eq!(s.champion, before);
+        let dts: Vec<&str> = s.decisions.iter().map(|d| d.dt.as_str()).collect();
+        assert_eq!(dts, vec!["2026-10-31", "2026-11-01", "2026-11-02"]);
+    }
+
+    #[test]
+    fn rerunning_the_first_night_keeps_the_state() {
+        let p = Policy::default();
+        let mut s = FamilyState::new("f");
+        let first = |s: &mut FamilyState| {
+            let champ = s
+                .champion_for("2026-11-19")
+                .map(|r| ev(&r.model, &r.version, 0.7, 0.3, 0.0));
+            decide(
+                s,
+                &p,
+                champ,
+                vec![
+                    ev("card", "v0001", 0.70, 0.3, 0.0),
+                    ev("gbdt", "v0001", 0.75, 0.35, 0.0),
+                ],
+                "2026-11-19",
+                "r",
+            )
+        };
+        first(&mut s);
+        let d = night(&mut s, &p, "2026-11-20", (0.70, 0.30), (0.75, 0.35, 0.05));
+        assert_eq!((d.action, d.evidence[1].streak), (Action::Keep, 1));
+        let d = first(&mut s);
+        assert_eq!(d.action, Action::Initial);
+        assert_eq!(s.decisions.len(), 2);
+        assert_eq!(s.decisions[0].dt, "2026-11-19");
+        assert_eq!(s.champion.as_ref().unwrap().model, m("card", "v0001"));
+        // Night 20 again: night 19 (the first night) judged nobody, so still one night.
+        let d = night(&mut s, &p, "2026-11-20", (0.70, 0.30), (0.75, 0.35, 0.05));
+        assert_eq!((d.action, d.evidence[1].streak), (Action::Keep, 1));
     }
 
     #[test]

@@ -9,7 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::binning::{bin_all, BinRule, BinningParams, FeatureBinning, FeatureKind};
+use super::binning::{bin_all, Bin, BinRule, BinningParams, FeatureBinning, FeatureKind};
 use super::logistic::{sigmoid, LogisticParams};
 use super::{check_binary, check_xy, invalid, Matrix, ModelError, ModelResult, Predictor};
 
@@ -360,8 +360,37 @@ impl Scorecard {
         for f in &self.features {
             let col = sql_ident(&f.binning.name);
             let mut case = String::from("  + CASE");
-            let mut other = 0.0;
-            for (b, p) in f.binning.bins.iter().zip(&f.points) {
+            // What `bin_of` gives a value no rule matches (an unseen category, or a NULL when
+            // training had none): the "other" bin, else the most populous one.
+            let fallback = f
+                .binning
+                .bins
+                .iter()
+                .position(|b| {
+                    matches!(
+                        b.rule,
+                        BinRule::Categories { other: true, .. } | BinRule::Other
+                    )
+                })
+                .or_else(|| {
+                    f.binning
+                        .bins
+                        .iter()
+                        .enumerate()
+                        .max_by_key(|(_, b)| b.count)
+                        .map(|(k, _)| k)
+                });
+            let other = fallback
+                .and_then(|k| f.points.get(k))
+                .copied()
+                .unwrap_or(0.0);
+            // SQL's CASE takes the first matching branch; `bin_of` checks NULL and special
+            // values before the ranges (a special -1 lies inside a range bin), so they come first.
+            let mut bins: Vec<(&Bin, &f64)> = f.binning.bins.iter().zip(&f.points).collect();
+            bins.sort_by_key(|(b, _)| {
+                !matches!(b.rule, BinRule::Missing | BinRule::Special { .. })
+            });
+            for (b, p) in bins {
                 let cond = match &b.rule {
                     BinRule::Missing => format!("{col} IS NULL"),
                     BinRule::Special { value } => format!("{col} = {value}"),
@@ -371,13 +400,8 @@ impl Scorecard {
                         (true, false) => format!("{col} > {lo}"),
                         (true, true) => format!("{col} > {lo} AND {col} <= {hi}"),
                     },
-                    BinRule::Categories {
-                        names, other: o, ..
-                    } => {
-                        if *o {
-                            // Rare and unseen categories: the ELSE branch.
-                            other = *p;
-                        }
+                    BinRule::Categories { names, .. } => {
+                        // Rare and unseen categories of an "other" bin: the ELSE branch.
                         if names.is_empty() {
                             continue;
                         }
@@ -390,10 +414,7 @@ impl Scorecard {
                                 .join(", ")
                         )
                     }
-                    BinRule::Other => {
-                        other = *p;
-                        continue;
-                    }
+                    BinRule::Other => continue,
                 };
                 case.push_str(&format!("\n      WHEN {cond} THEN {p:.4}"));
             }
@@ -505,6 +526,77 @@ mod tests {
             back.score(&Matrix::new(1, 1, vec![1.0])),
             sc.score(&Matrix::new(1, 1, vec![1.0]))
         );
+    }
+
+    /// The SQL export gives every row the scorecard's own points, special values and
+    /// missing values included (a special -1 lies inside a range bin; SQL's CASE takes the
+    /// first branch that matches).
+    #[test]
+    fn sql_export_scores_special_and_missing_values_like_the_model() {
+        use polars::prelude::*;
+        let mut rng = crate::model::rng::Rng::new(11);
+        let (mut x, mut y) = (Vec::new(), Vec::new());
+        for i in 0..6000 {
+            let u = rng.normal();
+            // Rows with -1 (a special value, far riskier than their neighbours) and missing.
+            let (v, p) = match i % 10 {
+                0 => (-1.0, 0.6),
+                1 => (f64::NAN, 0.3),
+                _ => (u, sigmoid(-1.5 - 1.2 * u)),
+            };
+            x.push(v);
+            y.push(if rng.uniform() < p { 1.0 } else { 0.0 });
+        }
+        let params = ScorecardParams {
+            binning: BinningParams {
+                special_values: vec![-1.0],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let sc = params
+            .fit(
+                &Matrix::new(x.len(), 1, x.clone()),
+                &y,
+                &["g".into()],
+                &[FeatureKind::Numeric],
+            )
+            .unwrap();
+        let bins = &sc.features[0].binning.bins;
+        assert!(bins
+            .iter()
+            .any(|b| matches!(b.rule, BinRule::Special { value } if value == -1.0)));
+        // -1 also lies inside a range bin: the case the branch order decides.
+        assert!(bins
+            .iter()
+            .any(|b| matches!(b.rule, BinRule::Range { lo, hi } if lo < -1.0 && -1.0 <= hi)));
+        let probe = [-1.0, f64::NAN, -3.0, -0.5, 0.0, 0.7, 2.5];
+        let want = sc.score(&Matrix::new(probe.len(), 1, probe.to_vec()));
+        let col: Vec<Option<f64>> = probe.iter().map(|v| (!v.is_nan()).then_some(*v)).collect();
+        let df = DataFrame::new(probe.len(), vec![Column::new("g".into(), col)]).unwrap();
+        let expr: String = sc
+            .to_sql("score")
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let mut ctx = polars::sql::SQLContext::new();
+        ctx.register("t", df.lazy());
+        let out = ctx
+            .execute(&format!("SELECT {expr} FROM t"))
+            .and_then(|lf| lf.collect())
+            .unwrap();
+        let got: Vec<f64> = out
+            .column("score")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        for ((v, w), g) in probe.iter().zip(&want).zip(&got) {
+            // The SQL rounds points to 4 decimals.
+            assert!((w - g).abs() < 1e-3, "x = {v}: model {w}, SQL {g}");
+        }
     }
 
     #[test]

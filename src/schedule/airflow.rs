@@ -175,7 +175,8 @@ job files of known kinds need no re-export: each task selects by kind at run tim
 `panorama run --date <ds> --select <stage> --shard i/{k}`: Panorama schedules the jobs inside
 the task, skips those that already succeeded for the date (so an Airflow retry redoes only
 what failed), and prints a one-line JSON summary as its last stdout line (the task's XCom).
-Exit codes: 0 ok, 1 some jobs failed, 2 configuration error, 4 another run holds the lock.
+Exit codes: 0 ok, 1 some jobs failed, 2 configuration error, 4 another run holds the lock,
+5 internal error (a bug in panorama).
 """
 from datetime import datetime, timedelta
 

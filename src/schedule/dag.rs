@@ -84,8 +84,16 @@ impl Dag {
         for (i, j) in jobs.iter().enumerate() {
             for pat in &j.after {
                 let targets = resolve_pattern(pat, &by_name, &families, &sorted);
+                let only_itself = targets.iter().all(|&t| t == i as u32) && !targets.is_empty();
+                // A pattern that also matches the job itself (`sql.*` in a sql job) means the
+                // others.
                 let targets: Vec<u32> = targets.into_iter().filter(|&t| t != i as u32).collect();
-                if targets.is_empty() {
+                if only_itself {
+                    problems.push(format!(
+                        "{} ({}): `after` names {pat:?}, which is this job itself: a job cannot run after itself (remove it from `after`)",
+                        j.name, j.family.rel
+                    ));
+                } else if targets.is_empty() {
                     let hint = suggest(pat, &sorted);
                     problems.push(format!(
                         "{} ({}): `after` names {pat:?}, which matches no job{hint}",

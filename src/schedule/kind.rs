@@ -303,7 +303,8 @@ pub trait PreparedJob: Send + Sync {
     }
 }
 
-/// A kind of job: `ingest`, `noop`, and later `sql`, `check`, `train`, `score`, `report`.
+/// A kind of job (`noop`, `ingest`, `sql`, `check`, `train`, `decide`, `score`; see
+/// `crate::jobkinds`).
 pub trait JobKind: Send + Sync {
     /// The value of `kind` in job files.
     fn kind(&self) -> &str;

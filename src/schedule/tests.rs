@@ -222,6 +222,23 @@ fn dependencies_are_inferred_from_tables_read_and_written() {
     }
 }
 
+/// Regression: a job naming itself in `after` was told the name "matches no job (did you mean
+/// <the same name>?)".
+#[test]
+fn a_job_after_itself_is_told_so() {
+    let t = TempProject::new("");
+    t.file("jobs/a.toml", "kind = \"noop\"\nafter = [\"noop.a\"]\n")
+        .file("jobs/b.toml", "kind = \"noop\"\nafter = [\"noop.*\"]\n");
+    let all = t.load().unwrap_err().join("\n");
+    assert!(
+        all.contains("noop.a (jobs/a.toml): `after` names \"noop.a\", which is this job itself"),
+        "{all}"
+    );
+    assert!(!all.contains("matches no job"), "{all}");
+    // A pattern matching the job and others means the others.
+    assert!(!all.contains("noop.b"), "{all}");
+}
+
 #[test]
 fn validation_lists_every_problem_at_once() {
     let t = TempProject::new("[run]\npools = { train = 1 }\n");
