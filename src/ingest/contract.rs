@@ -592,6 +592,7 @@ impl Contract {
                 ));
             }
         }
+        self.refuse_masked_key("`rules.unique_key`", &self.rules.unique_key, problems);
         if let Some(d) = &self.rules.dedupe {
             if d.key.is_empty() {
                 problems.push("`rules.dedupe.key`: empty".into());
@@ -601,6 +602,7 @@ impl Contract {
                     problems.push(format!("`rules.dedupe`: {k:?} is not a declared column"));
                 }
             }
+            self.refuse_masked_key("`rules.dedupe.key`", &d.key, problems);
             let order = d.keep_latest_by.as_ref().and_then(|o| {
                 self.columns
                     .iter()
@@ -613,6 +615,25 @@ impl Contract {
                      order to tell the latest version by; declare the column with the type of \
                      its values (int, float, date or datetime, with `formats` for dates)",
                     c.name
+                ));
+            }
+        }
+    }
+
+    /// A masked column cannot be (part of) a key: masks are not distinct (张三 and 张四 are
+    /// both 张*), so different people were rejected as duplicates; and comparing the values
+    /// before masking would leave the clean table with rows its consumers cannot tell apart.
+    fn refuse_masked_key(&self, at: &str, key: &[String], problems: &mut Vec<String>) {
+        for k in key {
+            if self
+                .columns
+                .iter()
+                .any(|c| &c.name == k && c.pii == Some(Pii::Mask))
+            {
+                problems.push(format!(
+                    "{at}: {k:?} is masked (pii = \"mask\"), and masks are not distinct \
+                     (张三 and 张四 are both 张*): a key column with personal data needs \
+                     pii = \"tokenize\" (tokens are distinct and joinable)"
                 ));
             }
         }
@@ -952,6 +973,61 @@ mod tests {
         assert!(!msg.contains("\"a\" is not a declared column"), "{msg}");
         assert!(!msg.contains("`min`/`max` apply to"), "{msg}");
         assert!(!msg.contains("(_)"), "{msg}");
+    }
+
+    #[test]
+    fn a_masked_key_column_is_refused() {
+        // Regression: 张三 and 张四 both mask to 张*, so different people were rejected as
+        // duplicates of each other.
+        for rules in [
+            r#"dedupe = { key = ["name", "branch"], keep_latest_by = "v" }"#,
+            r#"unique_key = ["name"]"#,
+        ] {
+            let err = parse(&format!(
+                r#"
+                name = "m"
+                [source]
+                path = "m.csv"
+                format = "csv"
+                [rules]
+                {rules}
+                [[columns]]
+                name = "name"
+                type = "string"
+                pii = "mask"
+                [[columns]]
+                name = "branch"
+                type = "string"
+                [[columns]]
+                name = "v"
+                type = "int"
+                "#
+            ))
+            .unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, Error::Invalid { .. }), "{msg}");
+            assert!(
+                msg.contains("\"name\" is masked") && msg.contains("pii = \"tokenize\""),
+                "{msg}"
+            );
+            assert!(!msg.contains("\"branch\" is masked"), "{msg}");
+        }
+        // A tokenized key is fine.
+        parse(
+            r#"
+            name = "t"
+            [source]
+            path = "t.csv"
+            format = "csv"
+            [rules]
+            unique_key = ["name"]
+            [[columns]]
+            name = "name"
+            type = "string"
+            pii = "tokenize"
+            "#,
+        )
+        .unwrap();
     }
 
     #[test]
