@@ -1387,3 +1387,86 @@ type = "int"
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn contract_refusals_through_the_binary() {
+    let w = Workdir::new();
+    // A fixed-width width near usize::MAX overflowed `start + width`: a panic (exit 5) whose
+    // message printed the line, personal data, to stderr.
+    w.write(
+        "jobs/f.toml",
+        r#"kind = "ingest"
+name = "f"
+[source]
+path = "src/f.txt"
+format = "fixed_width"
+layout = "src/f.layout"
+[[columns]]
+name = "phone"
+type = "string"
+pii = "tokenize"
+[[columns]]
+name = "amt"
+type = "string"
+"#,
+    );
+    w.write("src/f.layout", "phone,1,11\namt,3,18446744073709551615\n");
+    w.write("src/f.txt", "13912345678 100\n");
+    let out = w.run_code(&["ingest", "f", "--date", "2024-03-31"], 2);
+    let err = stderr(&out);
+    assert!(err.contains("line 2: amt: width"), "{err}");
+    assert!(!err.contains("13912345678"), "{err}");
+    std::fs::remove_file(w.path("jobs/f.toml")).unwrap();
+
+    // A column named like a partition key was hidden by the partition's value.
+    w.write(
+        "jobs/e.toml",
+        r#"kind = "ingest"
+name = "e"
+[matrix]
+branch = ["0101"]
+[source]
+path = "src/{branch}/e.csv"
+format = "csv"
+[[columns]]
+name = "dt"
+type = "date"
+[[columns]]
+name = "branch"
+type = "string"
+"#,
+    );
+    w.write("src/0101/e.csv", "dt,branch\n2020-01-01,xx\n");
+    for args in [
+        &[
+            "ingest",
+            "e",
+            "--var",
+            "branch=0101",
+            "--date",
+            "2024-03-31",
+        ][..],
+        &["jobs"][..],
+    ] {
+        let err = stderr(&w.run_code(args, 2));
+        assert!(
+            err.contains("`dt` is the partition column")
+                && err.contains("`branch` is a matrix key"),
+            "{args:?}: {err}"
+        );
+    }
+    std::fs::remove_file(w.path("jobs/e.toml")).unwrap();
+
+    // Without `name`, `panorama ingest` refused the whole project ("`name`: missing") while
+    // `panorama jobs` and `run` named the job after the file.
+    w.write(
+        "jobs/x.toml",
+        "kind = \"ingest\"\n[source]\npath = \"src/x.csv\"\nformat = \"csv\"\n\
+         [[columns]]\nname = \"id\"\ntype = \"int\"\n",
+    );
+    w.write("src/x.csv", "id\n1\n");
+    w.run_code(&["ingest", "x", "--date", "2024-03-31"], 0);
+    w.run_code(&["ingest", "--all", "--date", "2024-03-31"], 0);
+    let df = w.read_parquet("warehouse/clean/x/dt=2024-03-31");
+    assert_eq!(ints(&df, "id"), [1]);
+}

@@ -629,12 +629,15 @@ impl Shared<'_> {
             // Exports often strip trailing blanks: a short line reads as if padded, and the
             // fields it lacks are empty (then `required` and type checks decide).
             let chars: Vec<(usize, char)> = text.char_indices().collect();
+            // Saturating: the contract bounds start and width, but a panic here would print
+            // the line (personal data) to stderr.
             let slice = |f: &FixedField| -> &str {
-                let Some(&(a, _)) = chars.get(f.start - 1) else {
+                let first = f.start.saturating_sub(1);
+                let Some(&(a, _)) = chars.get(first) else {
                     return "";
                 };
                 let b = chars
-                    .get(f.start - 1 + f.width)
+                    .get(first.saturating_add(f.width))
                     .map(|c| c.0)
                     .unwrap_or(text.len());
                 text[a..b].trim_matches(super::clean::is_space)
@@ -670,8 +673,8 @@ impl Shared<'_> {
                 continue;
             };
             let f = &self.layout[j];
-            let a = (f.start - 1).min(lb.len());
-            let b = (a + f.width).min(lb.len());
+            let a = f.start.saturating_sub(1).min(lb.len());
+            let b = a.saturating_add(f.width).min(lb.len());
             match readers::decode(&lb[a..b], enc) {
                 Some(v) => decoded.push(Some(v)),
                 None => {
@@ -680,7 +683,7 @@ impl Shared<'_> {
                          layout, or bytes that are not text",
                         f.name,
                         f.start,
-                        f.start + f.width - 1,
+                        f.start.saturating_add(f.width).saturating_sub(1),
                         readers::encoding_name(enc)
                     );
                     let column = self.columns[i].col.name.clone();
