@@ -3,7 +3,7 @@
 //! documents (JSON, xlsx, Parquet) are split into rows here.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -1040,7 +1040,49 @@ pub fn read_json_document(path: &Path, contract: &Contract) -> Result<(Vec<RawRo
     Ok((rows, checksum, bytes.len() as u64))
 }
 
+/// A worksheet's values, and the cells holding a formula without a cached value (files
+/// written by openpyxl or pandas and never opened in Excel), which calamine reads as empty.
+/// For xlsx both come from one pass over the sheet (formulas are noted, not expanded); such
+/// cells are in the range, as empty cells. Other workbooks (xls, xlsb, ods) always hold
+/// values.
+fn sheet_values(
+    wb: &mut calamine::Sheets<std::io::BufReader<File>>,
+    sheet: &str,
+) -> std::result::Result<(calamine::Range<calamine::Data>, HashSet<(u32, u32)>), String> {
+    use calamine::{Cell, Data, DataRef, Range, Reader, Sheets, XlsxError};
+    let Sheets::Xlsx(xlsx) = wb else {
+        return wb
+            .worksheet_range(sheet)
+            .map(|r| (r, HashSet::new()))
+            .map_err(|e| e.to_string());
+    };
+    let mut reader = match xlsx.worksheet_cells_reader(sheet) {
+        Ok(r) => r,
+        // A chart sheet: no cells, as calamine's own range.
+        Err(XlsxError::NotAWorksheet(_)) => return Ok((Range::default(), HashSet::new())),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut cells = Vec::new();
+    let mut uncached = HashSet::new();
+    while let Some(c) = reader
+        .next_cell_with_formula_metadata()
+        .map_err(|e| e.to_string())?
+    {
+        match c.value {
+            DataRef::Empty if c.formula.is_some() => {
+                uncached.insert(c.pos);
+                cells.push(Cell::new(c.pos, Data::Empty));
+            }
+            DataRef::Empty => {}
+            v => cells.push(Cell::new(c.pos, v.into())),
+        }
+    }
+    Ok((Range::from_sparse(cells), uncached))
+}
+
 /// Reads an xlsx worksheet; record numbers are Excel row numbers (the header is row 1).
+/// `skip_lines` and field numbers (`from = "N"` without a header) count from the sheet's row
+/// 1 and column A, wherever its first used cell is.
 pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, String, u64)> {
     use calamine::{open_workbook_auto, Data, Reader};
     let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
@@ -1066,12 +1108,19 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
             .cloned()
             .ok_or_else(|| Error::input(path, "the workbook has no worksheet"))?,
     };
-    let range = wb
-        .worksheet_range(&sheet)
+    let (range, uncached) = sheet_values(&mut wb, &sheet)
         .map_err(|e| Error::input(path, format!("worksheet {sheet:?}: {e}")))?;
-    let start_row = range.start().map(|(r, _)| r as u64).unwrap_or(0);
-    let mut iter = range.rows().enumerate().skip(contract.source.skip_lines);
-    let cell = |d: &Data| -> std::result::Result<Option<String>, String> {
+    // The range starts at the first used cell: rows and columns before it are empty.
+    let (start_row, start_col) = range.start().unwrap_or((0, 0));
+    let skip = contract
+        .source
+        .skip_lines
+        .saturating_sub(start_row as usize);
+    let mut iter = range.rows().enumerate().skip(skip);
+    // Date-times render as dates at midnight, but with their time for a datetime column
+    // (`%Y-%m-%d %H:%M:%S` refused exactly the midnight rows); by range column.
+    let mut with_time: Vec<bool> = Vec::new();
+    let cell = |d: &Data, with_time: bool| -> std::result::Result<Option<String>, String> {
         Ok(match d {
             Data::Empty => None,
             Data::String(s) => Some(s.clone()),
@@ -1082,10 +1131,10 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
                 f.to_string()
             }),
             Data::Bool(b) => Some(b.to_string()),
-            Data::DateTime(dt) => Some(excel_date_time(dt)),
+            Data::DateTime(dt) => Some(excel_date_time(dt, with_time)),
             // ISO cells (`t="d"`) in the form of Excel's serial dates: `2024-03-01` for a day,
             // `2024-03-01 13:45:00` with a time (`…T00:00:00` failed a `date` column).
-            Data::DateTimeIso(s) => Some(excel_iso_date_time(s)),
+            Data::DateTimeIso(s) => Some(excel_iso_date_time(s, with_time)),
             Data::DurationIso(s) => Some(s.clone()),
             Data::Error(e) => return Err(e.to_string()),
         })
@@ -1099,25 +1148,68 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
         };
         let names: Vec<String> = header
             .iter()
-            .map(|d| cell(d).ok().flatten().unwrap_or_default())
+            .map(|d| cell(d, false).ok().flatten().unwrap_or_default())
             .collect();
-        let row = start_row + i as u64 + 1;
+        let row = start_row as u64 + i as u64 + 1;
         map_header(contract, &names, path, &format!("row {row}: the header"))?
     } else {
+        // Field N is sheet column N; a column before the range's first is empty throughout.
         map_positions(contract)?
+            .into_iter()
+            .map(|m| m.and_then(|p| p.checked_sub(start_col as usize)))
+            .collect()
     };
+    // A datetime column whose formats are all dates (midnight meant) reads the date form.
+    let reads_time = |c: &super::contract::Column| {
+        c.formats.is_empty()
+            || c.formats.iter().any(|f| {
+                ["%H", "%T", "%I", "%k", "%l", "%R", "%X", "%r", "%c", "%+"]
+                    .iter()
+                    .any(|d| f.contains(d))
+            })
+    };
+    for (c, m) in contract.columns.iter().zip(&mapping) {
+        if let (Some(j), super::contract::ColumnType::Datetime) = (m, c.ty) {
+            if !reads_time(c) {
+                continue;
+            }
+            if *j >= with_time.len() {
+                with_time.resize(j + 1, false);
+            }
+            with_time[*j] = true;
+        }
+    }
+    // The contract columns' cells holding a formula without a cached value, by sheet row.
+    let mut uncached_read: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for &(r, col) in &uncached {
+        let j = (col - start_col) as usize;
+        if let Some(c) = mapping.iter().position(|m| *m == Some(j)) {
+            uncached_read.entry(r).or_default().push(c);
+        }
+    }
     let mut rows = Vec::new();
     for (i, r) in iter {
-        if r.iter().all(|d| matches!(d, Data::Empty)) {
+        let sheet_row = start_row + i as u32;
+        let unread = uncached_read.get(&sheet_row);
+        if unread.is_none() && r.iter().all(|d| matches!(d, Data::Empty)) {
             continue;
         }
-        let record = start_row + i as u64 + 1;
+        let record = sheet_row as u64 + 1;
         let mut error = None;
         let mut error_column = None;
+        if let Some(cols) = unread {
+            let c = cols.iter().min().copied().unwrap_or_default();
+            let name = contract.columns[c].name.clone();
+            error = Some(format!(
+                "{name}: the cell holds a formula without a cached value (the file was not \
+                 saved by Excel); open and save the file in Excel, or export values"
+            ));
+            error_column = Some(name);
+        }
         let mut values = Vec::with_capacity(r.len());
         let mut raw_cells = Vec::with_capacity(r.len());
         for (j, d) in r.iter().enumerate() {
-            match cell(d) {
+            match cell(d, with_time.get(j).copied().unwrap_or(false)) {
                 Ok(v) => {
                     raw_cells.push(v.clone().unwrap_or_default());
                     values.push(v);
@@ -1155,17 +1247,22 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
 }
 
 /// An ISO date-time cell as `excel_date_time` renders serial dates.
-fn excel_iso_date_time(s: &str) -> String {
+fn excel_iso_date_time(s: &str, with_time: bool) -> String {
     let t = s.replacen('T', " ", 1);
     let t = t.strip_suffix('Z').unwrap_or(&t);
     let t = t.split_once('.').map_or(t, |(whole, _)| whole);
-    t.strip_suffix(" 00:00:00").unwrap_or(t).to_string()
+    match t.strip_suffix(" 00:00:00") {
+        Some(day) if !with_time => day.to_string(),
+        // A day alone, read into a datetime column: its midnight.
+        None if with_time && t.len() == 10 => format!("{t} 00:00:00"),
+        _ => t.to_string(),
+    }
 }
 
 /// An Excel date cell to `YYYY-MM-DD`, or `YYYY-MM-DD HH:MM:SS` when it has a time (to the
 /// nearest second); a duration cell to its number of days. calamine knows the workbook's
 /// epoch (1900 or 1904) and Excel's phantom 1900-02-29; the time comes from the fraction.
-fn excel_date_time(dt: &calamine::ExcelDateTime) -> String {
+fn excel_date_time(dt: &calamine::ExcelDateTime, with_time: bool) -> String {
     let (y, m, d, h, mi, sec, ms) = dt.to_ymd_hms_milli();
     let at = chrono::NaiveDate::from_ymd_opt(y.into(), m.into(), d.into())
         .and_then(|date| date.and_hms_milli_opt(h.into(), mi.into(), sec.into(), ms.into()));
@@ -1181,7 +1278,7 @@ fn excel_date_time(dt: &calamine::ExcelDateTime) -> String {
             .with_nanosecond(0)
             .expect("zero nanoseconds")
     };
-    if at.time() == chrono::NaiveTime::MIN {
+    if at.time() == chrono::NaiveTime::MIN && !with_time {
         at.format("%Y-%m-%d").to_string()
     } else {
         at.format("%Y-%m-%d %H:%M:%S").to_string()
@@ -1827,23 +1924,237 @@ mod tests {
         assert_eq!(rows.len(), 1);
     }
 
+    fn contract_of(text: &str) -> Contract {
+        let t: toml::Table = toml::from_str(text).unwrap();
+        Contract::from_table(&t, Path::new("jobs/x.toml")).unwrap()
+    }
+
+    #[test]
+    fn xlsx_rows_and_fields_count_from_row_1_and_column_a() {
+        // Regression: `skip_lines` counted from the first used row (row 1 empty: the first
+        // data row was dropped, not even counted as read), and `from = "N"` from the first
+        // used column (column A empty: every field shifted by one).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.xlsx");
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        ws.write_string(1, 1, "Limits report 2026-11-20").unwrap();
+        for (r, (id, amount)) in [("A", 1.0), ("B", 2.0), ("C", 3.0)].iter().enumerate() {
+            ws.write_string(r as u32 + 2, 1, *id).unwrap();
+            ws.write_number(r as u32 + 2, 2, *amount).unwrap();
+        }
+        wb.save(&p).unwrap();
+        let contract = contract_of(
+            "name = 'x'\n[source]\npath = 'x.xlsx'\nformat = 'xlsx'\nheader = false\n\
+             skip_lines = 2\n[[columns]]\nname = 'id'\nfrom = '2'\ntype = 'string'\n\
+             [[columns]]\nname = 'amount'\nfrom = 3\ntype = 'float'\n\
+             [[columns]]\nname = 'spacer'\nfrom = '1'\ntype = 'string'\n",
+        );
+        let (rows, _, _) = read_xlsx(&p, &contract).unwrap();
+        let got: Vec<(u64, Vec<Option<String>>)> =
+            rows.into_iter().map(|r| (r.record, r.fields)).collect();
+        let row = |id: &str, n: &str| vec![Some(id.to_string()), Some(n.to_string()), None];
+        assert_eq!(
+            got,
+            [(3, row("A", "1")), (4, row("B", "2")), (5, row("C", "3"))]
+        );
+    }
+
+    #[test]
+    fn xlsx_midnight_keeps_its_time_in_a_datetime_column() {
+        // Regression: a date-time at exactly midnight was rendered `2024-03-01`, which
+        // `%Y-%m-%d %H:%M:%S` refused: exactly the midnight rows were rejected.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.xlsx");
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        let fmt = rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
+        ws.write_string(0, 0, "at").unwrap();
+        ws.write_string(0, 1, "day").unwrap();
+        for (r, at) in ["2024-03-01 00:00:00", "2024-03-01 10:30:00"]
+            .iter()
+            .enumerate()
+        {
+            let dt = rust_xlsxwriter::ExcelDateTime::parse_from_str(at).unwrap();
+            ws.write_datetime_with_format(r as u32 + 1, 0, &dt, &fmt)
+                .unwrap();
+            ws.write_datetime_with_format(r as u32 + 1, 1, &dt, &fmt)
+                .unwrap();
+        }
+        wb.save(&p).unwrap();
+        let contract = contract_of(
+            "name = 'x'\n[source]\npath = 't.xlsx'\nformat = 'xlsx'\n\
+             [[columns]]\nname = 'at'\ntype = 'datetime'\nformats = ['%Y-%m-%d %H:%M:%S']\n\
+             [[columns]]\nname = 'day'\ntype = 'datetime'\nformats = ['%Y-%m-%d']\n",
+        );
+        let (rows, _, _) = read_xlsx(&p, &contract).unwrap();
+        let at: Vec<_> = rows.iter().map(|r| r.fields[0].as_deref()).collect();
+        assert_eq!(
+            at,
+            [Some("2024-03-01 00:00:00"), Some("2024-03-01 10:30:00")]
+        );
+        // A datetime column read with date formats only reads the date form, as before.
+        assert_eq!(rows[0].fields[1].as_deref(), Some("2024-03-01"));
+    }
+
+    /// A zip archive of `files`, stored (not compressed): for an xlsx no library writes.
+    fn stored_zip(files: &[(&str, &str)]) -> Vec<u8> {
+        fn crc32(bytes: &[u8]) -> u32 {
+            let mut crc = !0u32;
+            for &b in bytes {
+                crc ^= u32::from(b);
+                for _ in 0..8 {
+                    crc = if crc & 1 == 1 {
+                        (crc >> 1) ^ 0xEDB8_8320
+                    } else {
+                        crc >> 1
+                    };
+                }
+            }
+            !crc
+        }
+        let (mut out, mut central) = (Vec::new(), Vec::new());
+        for (name, data) in files {
+            let (name, data) = (name.as_bytes(), data.as_bytes());
+            let offset = out.len() as u32;
+            // version, flags, method (stored), time, date (1980-01-01), crc, sizes, lengths.
+            let common = |v: &mut Vec<u8>| {
+                v.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]);
+                v.extend_from_slice(&crc32(data).to_le_bytes());
+                v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                v.extend_from_slice(&(name.len() as u16).to_le_bytes());
+                v.extend_from_slice(&[0, 0]);
+            };
+            out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+            common(&mut out);
+            out.extend_from_slice(name);
+            out.extend_from_slice(data);
+            central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+            central.extend_from_slice(&[20, 0]);
+            common(&mut central);
+            // comment length, disk, internal and external attributes.
+            central.extend_from_slice(&[0; 10]);
+            central.extend_from_slice(&offset.to_le_bytes());
+            central.extend_from_slice(name);
+        }
+        let at = out.len() as u32;
+        out.extend_from_slice(&central);
+        out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        out.extend_from_slice(&(files.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(files.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+        out.extend_from_slice(&at.to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out
+    }
+
+    #[test]
+    fn xlsx_formulas_without_a_cached_value_reject_their_row() {
+        // Regression: openpyxl and pandas write formulas without their value, which read as
+        // empty: a silent NULL (and a row of them was dropped as blank).
+        let sheet = r#"<?xml version="1.0" encoding="UTF-8"?>
+<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>
+<row r="1"><c r="A1" t="inlineStr"><is><t>id</t></is></c><c r="B1" t="inlineStr"><is><t>amount</t></is></c><c r="C1" t="inlineStr"><is><t>note</t></is></c></row>
+<row r="2"><c r="A2" t="inlineStr"><is><t>a</t></is></c><c r="B2"><f>1+1</f><v>2</v></c></row>
+<row r="3"><c r="A3" t="inlineStr"><is><t>b</t></is></c><c r="B3"><f>B2*2</f></c></row>
+<row r="4"><c r="A4" t="inlineStr"><is><t>c</t></is></c><c r="B4"><v>5</v></c><c r="C4"><f>B4</f></c></row>
+<row r="5"><c r="B5"><f>B4+1</f></c></row>
+</sheetData></worksheet>"#;
+        let xlsx = stored_zip(&[
+            (
+                "[Content_Types].xml",
+                r#"<?xml version="1.0" encoding="UTF-8"?>
+<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#,
+            ),
+            (
+                "_rels/.rels",
+                r#"<?xml version="1.0" encoding="UTF-8"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#,
+            ),
+            (
+                "xl/workbook.xml",
+                r#"<?xml version="1.0" encoding="UTF-8"?>
+<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>"#,
+            ),
+            (
+                "xl/_rels/workbook.xml.rels",
+                r#"<?xml version="1.0" encoding="UTF-8"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#,
+            ),
+            ("xl/worksheets/sheet1.xml", sheet),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.xlsx");
+        std::fs::write(&p, xlsx).unwrap();
+        let contract = contract_of(
+            "name = 'x'\n[source]\npath = 'f.xlsx'\nformat = 'xlsx'\n\
+             [[columns]]\nname = 'id'\ntype = 'string'\n\
+             [[columns]]\nname = 'amount'\ntype = 'float'\n",
+        );
+        let (rows, _, _) = read_xlsx(&p, &contract).unwrap();
+        let got: Vec<(u64, Option<&str>, Option<&str>)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.record,
+                    r.error_column.as_deref(),
+                    r.fields.get(1).cloned().flatten().as_deref().map(|_| "v"),
+                )
+            })
+            .collect();
+        // Row 2 has its cached value; rows 3 and 5 are rejected naming the column; row 4's
+        // uncached formula is in a column the contract does not read.
+        assert_eq!(
+            got,
+            [
+                (2, None, Some("v")),
+                (3, Some("amount"), None),
+                (4, None, Some("v")),
+                (5, Some("amount"), None),
+            ],
+            "{rows:?}"
+        );
+        assert!(rows[1]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("formula without a cached value")
+                && e.contains("open and save the file in Excel, or export values")));
+    }
     #[test]
     fn excel_iso_cells_read_like_serial_dates() {
-        assert_eq!(excel_iso_date_time("2024-03-01T00:00:00"), "2024-03-01");
         assert_eq!(
-            excel_iso_date_time("2024-03-01T13:45:00.000"),
+            excel_iso_date_time("2024-03-01T00:00:00", false),
+            "2024-03-01"
+        );
+        assert_eq!(
+            excel_iso_date_time("2024-03-01T13:45:00.000", false),
             "2024-03-01 13:45:00"
         );
-        assert_eq!(excel_iso_date_time("2024-03-01"), "2024-03-01");
+        assert_eq!(excel_iso_date_time("2024-03-01", false), "2024-03-01");
+        // For a datetime column, midnight keeps its time.
+        assert_eq!(
+            excel_iso_date_time("2024-03-01T00:00:00", true),
+            "2024-03-01 00:00:00"
+        );
+        assert_eq!(
+            excel_iso_date_time("2024-03-01", true),
+            "2024-03-01 00:00:00"
+        );
     }
 
     #[test]
     fn excel_serials() {
         use calamine::{ExcelDateTime, ExcelDateTimeType::DateTime};
         let at = |serial: f64, is_1904: bool| {
-            excel_date_time(&ExcelDateTime::new(serial, DateTime, is_1904))
+            excel_date_time(&ExcelDateTime::new(serial, DateTime, is_1904), false)
         };
         assert_eq!(at(45352.0, false), "2024-03-01");
+        assert_eq!(
+            excel_date_time(&ExcelDateTime::new(45352.0, DateTime, false), true),
+            "2024-03-01 00:00:00"
+        );
         assert_eq!(at(45352.5, false), "2024-03-01 12:00:00");
         // Regressions: before Excel's phantom 1900-02-29 dates were a day early, and 1904
         // workbooks four years off.
