@@ -1388,6 +1388,68 @@ type = "int"
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
+/// A contract reading `id` and `amount` from `path` in `format`, with extra source keys.
+fn small_contract(name: &str, path: &str, format: &str, extra: &str) -> String {
+    format!(
+        r#"kind = "ingest"
+name = "{name}"
+[source]
+path = "{path}"
+format = "{format}"
+{extra}
+[rules]
+max_reject_rate = 1.0
+[[columns]]
+name = "id"
+type = "int"
+[[columns]]
+name = "amount"
+type = "float"
+"#
+    )
+}
+
+#[test]
+fn ndjson_fields_in_no_record_fail_and_bom_lines_are_read() {
+    // Regression: a field no record holds (a misspelt `from`, or `amount` renamed `amt`
+    // upstream) became a column of NULLs silently.
+    let w = Workdir::new();
+    w.write(
+        "jobs/n.toml",
+        small_contract("n", "src/n.ndjson", "ndjson", ""),
+    );
+    w.write(
+        "src/n.ndjson",
+        "{\"id\":1,\"amt\":5}\n{\"id\":2,\"amt\":6}\n",
+    );
+    let out = w.run_code(&["ingest", "n", "--date", "2024-03-31"], 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains("src/n.ndjson") && err.contains("no record has the field \"amount\""),
+        "{err}"
+    );
+    assert!(!w.path("warehouse/clean/n/dt=2024-03-31").exists());
+    // Null in one record, absent in another: fine. A BOM starting a later line (files joined
+    // with `cat`) was "malformed JSON at column 1".
+    w.write(
+        "src/n.ndjson",
+        "\u{feff}{\"id\":1,\"amount\":null}\n\u{feff}{\"id\":2}\n\n{\"id\":3,\"amount\":7.5}\n",
+    );
+    let out = w.run_code(
+        &["ingest", "n", "--date", "2024-03-31", "--format", "json"],
+        0,
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let r = &summary["ingested"][0];
+    assert_eq!(
+        (&r["rows_read"], &r["rows_rejected"]),
+        (&3.into(), &0.into()),
+        "{summary}"
+    );
+    let df = w.read_parquet("warehouse/clean/n/dt=2024-03-31");
+    assert_eq!(ints(&df, "id"), [1, 2, 3]);
+}
+
 #[test]
 fn contract_refusals_through_the_binary() {
     let w = Workdir::new();

@@ -23,7 +23,7 @@ use super::contract::{ColumnType, Contract, Encoding, FixedField, Format, WidthU
 use super::csv_record::{Records, Span};
 use super::dedupe::{KeyIndex, LoserCursor, Losers, RowKey};
 use super::pii::Tokenizer;
-use super::readers::{self, Block, FieldCount, FileCtx, RawBatch, RawRow};
+use super::readers::{self, Block, FieldCount, FieldPresence, FileCtx, RawBatch, RawRow};
 use super::{IngestReport, IngestRequest};
 use crate::error::{Context, Error, Result};
 use crate::warehouse::parquet::{PartWriter, ROW_GROUP_ROWS};
@@ -129,6 +129,8 @@ struct CleanBatch {
     losers: LoserCursor,
     /// A row's values between cleaning and the builders (kept for its allocation).
     values: Vec<Value<'static>>,
+    /// NDJSON: which columns' fields the batch's records hold (checked per file).
+    presence: Option<FieldPresence>,
 }
 
 /// An emptied vector's allocation for values of another lifetime (same layout): per-row
@@ -233,6 +235,7 @@ impl Shared<'_> {
                 .map(|l| l.batch(seq))
                 .unwrap_or_default(),
             values: Vec::with_capacity(self.columns.len()),
+            presence: None,
         }
     }
 
@@ -559,9 +562,16 @@ impl Shared<'_> {
     fn process_ndjson(&self, out: &mut CleanBatch, first_line: u64, bytes: &[u8]) {
         let enc = self.contract.source.encoding;
         let mut rows = Vec::new();
+        let mut presence = FieldPresence::new(self.columns.len());
         for (i, line_bytes) in readers::split_lines(bytes).enumerate() {
-            // `split_lines` dropped the line end.
-            let lb = line_bytes;
+            // `split_lines` dropped the line end. A byte order mark starts a line of files
+            // joined with `cat` (the reader drops the file's first one only).
+            let lb = match enc {
+                Encoding::Utf8 => line_bytes
+                    .strip_prefix(b"\xEF\xBB\xBF")
+                    .unwrap_or(line_bytes),
+                _ => line_bytes,
+            };
             if lb.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -578,7 +588,7 @@ impl Shared<'_> {
             match serde_json::from_str::<serde_json::Value>(&text) {
                 Ok(v) => {
                     rows.clear();
-                    readers::json_rows(self.contract, &v, line, &text, &mut rows);
+                    readers::json_rows(self.contract, &v, line, &text, &mut rows, &mut presence);
                     for r in rows.drain(..) {
                         self.process_row(out, r);
                     }
@@ -595,6 +605,7 @@ impl Shared<'_> {
                 ),
             }
         }
+        out.presence = Some(presence);
     }
 
     fn process_fixed(&self, out: &mut CleanBatch, first_line: u64, bytes: &[u8]) {
@@ -1164,6 +1175,8 @@ fn run_pass(
         let mut pending: BTreeMap<u64, CleanBatch> = BTreeMap::new();
         let mut next = 0u64;
         let mut result = Ok(());
+        // NDJSON: per file, which columns' fields its records hold.
+        let mut presence: BTreeMap<usize, (PathBuf, FieldPresence)> = BTreeMap::new();
         for (seq, b) in out_rx {
             if result.is_err() {
                 continue; // drain so that the workers and the reader can stop
@@ -1171,11 +1184,28 @@ fn run_pass(
             pending.insert(seq, b);
             while let Some(b) = pending.remove(&next) {
                 next += 1;
+                if let Some(p) = &b.presence {
+                    presence
+                        .entry(b.file.index)
+                        .or_insert_with(|| {
+                            (b.file.path.clone(), FieldPresence::new(p.looked.len()))
+                        })
+                        .1
+                        .merge(p);
+                }
                 if let Err(e) = consume(b) {
                     abort.store(true, Ordering::Relaxed);
                     result = Err(e);
                     break;
                 }
+            }
+        }
+        if result.is_ok() {
+            if let Some(e) = presence
+                .values()
+                .find_map(|(path, p)| p.missing_error(req.contract, path))
+            {
+                result = Err(e);
             }
         }
         (producer.join().expect("reader thread"), result)

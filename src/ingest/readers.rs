@@ -821,120 +821,215 @@ pub fn json_field(v: &serde_json::Value) -> Option<String> {
     }
 }
 
-fn pointer_of(dotted: &str) -> String {
-    let mut p = String::with_capacity(dotted.len() + 1);
+/// The value at a dotted path (`addr.city`, `items.0.sku`): `Ok(None)` when a key is absent;
+/// a null on the way is the field's null. `Err` when a part of the path holds no object (a
+/// string at `addr`): the length of the path before that part, and what it holds.
+fn json_path<'v>(
+    root: &'v serde_json::Value,
+    dotted: &str,
+) -> std::result::Result<Option<&'v serde_json::Value>, (usize, &'static str)> {
+    use serde_json::Value;
+    let mut at = root;
+    let mut offset = 0;
     for part in dotted.split('.') {
-        p.push('/');
-        p.push_str(&part.replace('~', "~0").replace('/', "~1"));
+        at = match at {
+            Value::Object(m) => match m.get(part) {
+                Some(v) => v,
+                None => return Ok(None),
+            },
+            Value::Array(items) => match part.parse::<usize>() {
+                Ok(i) => match items.get(i) {
+                    Some(v) => v,
+                    None => return Ok(None),
+                },
+                Err(_) => return Err((offset.max(1) - 1, json_kind(at))),
+            },
+            Value::Null => return Ok(Some(at)),
+            _ => return Err((offset.max(1) - 1, json_kind(at))),
+        };
+        offset += part.len() + 1;
     }
-    p
+    Ok(Some(at))
 }
 
-/// Splits one JSON record into rows (several with `explode`), fields aligned to columns.
+/// Which columns' source fields the records of a JSON or NDJSON file hold. A field no record
+/// holds is a misspelt `from` or a field renamed upstream, not a column of NULLs (a CSV
+/// header without the column fails the same way).
+#[derive(Debug, Clone, Default)]
+pub struct FieldPresence {
+    /// Per column: a record could hold its field (an object; for a field of the exploded
+    /// elements, an element).
+    pub looked: Vec<bool>,
+    /// Per column: a record held it (null included).
+    pub found: Vec<bool>,
+}
+
+impl FieldPresence {
+    pub fn new(columns: usize) -> FieldPresence {
+        FieldPresence {
+            looked: vec![false; columns],
+            found: vec![false; columns],
+        }
+    }
+
+    pub fn merge(&mut self, other: &FieldPresence) {
+        for (a, b) in self.looked.iter_mut().zip(&other.looked) {
+            *a |= *b;
+        }
+        for (a, b) in self.found.iter_mut().zip(&other.found) {
+            *a |= *b;
+        }
+    }
+
+    /// The error for a file whose records lack a column's field altogether, if any.
+    pub fn missing_error(&self, contract: &Contract, path: &Path) -> Option<Error> {
+        let missing: Vec<String> = contract
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.looked[*i] && !self.found[*i])
+            .map(|(_, c)| format!("{:?} (column `{}`)", c.source_name(), c.name))
+            .collect();
+        (!missing.is_empty()).then(|| {
+            Error::input(
+                path,
+                format!(
+                    "no record has the field {}: a misspelt `from`, or a field renamed \
+                     upstream (a field that is null in some records is fine)",
+                    missing.join(", ")
+                ),
+            )
+        })
+    }
+}
+
+/// Splits one JSON record into rows (several with `explode`), fields aligned to columns;
+/// notes in `presence` which columns' fields the record holds.
 pub fn json_rows(
     contract: &Contract,
     record: &serde_json::Value,
     record_no: u64,
     raw: &str,
     out: &mut Vec<RawRow>,
+    presence: &mut FieldPresence,
 ) {
+    let reject = |column: Option<String>, reason: String| RawRow {
+        record: record_no,
+        raw: raw.to_string(),
+        fields: Vec::new(),
+        error: Some(reason),
+        error_column: column,
+    };
     if !record.is_object() {
-        out.push(RawRow {
-            record: record_no,
-            raw: raw.to_string(),
-            fields: Vec::new(),
-            error: Some(format!(
-                "expected a JSON object, found {}",
-                json_kind(record)
-            )),
-            error_column: None,
-        });
+        out.push(reject(
+            None,
+            format!("expected a JSON object, found {}", json_kind(record)),
+        ));
         return;
     }
-    // The fields of one row, and why it is rejected when a value cannot be read exactly.
-    let lookup = |elem: Option<&serde_json::Value>,
-                  prefix: Option<&str>|
-     -> (Vec<Option<String>>, Option<(String, String)>) {
-        let mut inexact: Option<(String, String)> = None;
-        let fields = contract
-            .columns
-            .iter()
-            .map(|c| {
-                let name = c.source_name();
-                let value = match (elem, prefix) {
-                    (Some(e), Some(p)) => {
-                        match name.strip_prefix(p).and_then(|r| r.strip_prefix('.')) {
-                            Some(rest) => e.pointer(&pointer_of(rest)),
-                            None => record.pointer(&pointer_of(name)),
-                        }
-                    }
-                    _ => record.pointer(&pointer_of(name)),
-                };
-                if c.ty != super::contract::ColumnType::Float && inexact.is_none() {
-                    inexact = value.and_then(inexact_integer).map(|()| {
+    // A row's fields, or the column whose value cannot be read, and why. `elem`: the exploded
+    // element (its index and value) whose fields the columns under `explode` read.
+    let mut lookup = |elem: Option<(usize, &serde_json::Value)>,
+                      explode: Option<&str>|
+     -> std::result::Result<Vec<Option<String>>, (String, String)> {
+        let mut fields = Vec::with_capacity(contract.columns.len());
+        // The first problem; the other columns are still looked up (for `presence`).
+        let mut problem: Option<(String, String)> = None;
+        for (i, c) in contract.columns.iter().enumerate() {
+            let name = c.source_name();
+            let under = explode.and_then(|p| name.strip_prefix(p)?.strip_prefix('.'));
+            let (root, path, root_name) = match (under, elem) {
+                (Some(rest), Some((k, e))) => (e, rest, Some((explode.unwrap_or_default(), k))),
+                // An empty or missing array: its elements' fields are null, and unknown.
+                (Some(_), None) => {
+                    fields.push(None);
+                    continue;
+                }
+                (None, _) => (record, name, None),
+            };
+            presence.looked[i] = true;
+            let value = match json_path(root, path) {
+                Ok(v) => v,
+                Err((before, found)) => {
+                    // The record has something there: it is rejected, not missing the field.
+                    presence.found[i] = true;
+                    let place = match (root_name, before) {
+                        (Some((p, k)), 0) => format!("element {k} of `{p}`"),
+                        (Some((p, k)), n) => format!("`{}` in element {k} of `{p}`", &path[..n]),
+                        (None, n) => format!("`{}`", &path[..n]),
+                    };
+                    problem.get_or_insert_with(|| {
                         (
                             c.name.clone(),
                             format!(
-                                "{}: a JSON number with more digits than JSON numbers keep \
-                                 exactly (beyond 64 bits); send it as a string",
+                                "{}: expected an object at {place} to read `{name}` from, \
+                                 found {found}",
                                 c.name
                             ),
                         )
                     });
+                    None
                 }
-                value.and_then(json_field)
-            })
-            .collect();
-        (fields, inexact)
-    };
-    match contract.source.explode.as_deref() {
-        None => {
-            let (fields, inexact) = lookup(None, None);
-            let (error_column, error) = inexact.unzip();
-            out.push(RawRow {
-                record: record_no,
-                raw: raw.to_string(),
-                fields,
-                error,
-                error_column,
-            })
+            };
+            presence.found[i] |= value.is_some();
+            if c.ty != super::contract::ColumnType::Float
+                && value.and_then(inexact_integer).is_some()
+            {
+                problem.get_or_insert_with(|| {
+                    (
+                        c.name.clone(),
+                        format!(
+                            "{}: a JSON number with more digits than JSON numbers keep \
+                             exactly (beyond 64 bits); send it as a string",
+                            c.name
+                        ),
+                    )
+                });
+            }
+            fields.push(value.and_then(json_field));
         }
-        Some(path) => match record.pointer(&pointer_of(path)) {
-            Some(serde_json::Value::Array(items)) if !items.is_empty() => {
-                for item in items {
-                    let (fields, inexact) = lookup(Some(item), Some(path));
-                    let (error_column, error) = inexact.unzip();
-                    out.push(RawRow {
-                        record: record_no,
-                        raw: raw.to_string(),
-                        fields,
-                        error,
-                        error_column,
-                    });
-                }
-            }
-            None | Some(serde_json::Value::Null) | Some(serde_json::Value::Array(_)) => {
-                let (fields, inexact) = lookup(Some(&serde_json::Value::Null), Some(path));
-                let (error_column, error) = inexact.unzip();
-                out.push(RawRow {
-                    record: record_no,
-                    raw: raw.to_string(),
-                    fields,
-                    error,
-                    error_column,
-                })
-            }
-            Some(other) => out.push(RawRow {
-                record: record_no,
-                raw: raw.to_string(),
-                fields: Vec::new(),
-                error: Some(format!(
-                    "field {path:?} should be an array to explode, found {}",
-                    json_kind(other)
-                )),
-                error_column: None,
-            }),
+        match problem {
+            Some(p) => Err(p),
+            None => Ok(fields),
+        }
+    };
+    let row = |result: std::result::Result<Vec<Option<String>>, (String, String)>| match result {
+        Ok(fields) => RawRow {
+            record: record_no,
+            raw: raw.to_string(),
+            fields,
+            error: None,
+            error_column: None,
         },
+        Err((column, reason)) => reject(Some(column), reason),
+    };
+    let Some(path) = contract.source.explode.as_deref() else {
+        out.push(row(lookup(None, None)));
+        return;
+    };
+    match json_path(record, path) {
+        Ok(Some(serde_json::Value::Array(items))) if !items.is_empty() => {
+            for (k, item) in items.iter().enumerate() {
+                out.push(row(lookup(Some((k, item)), Some(path))));
+            }
+        }
+        Ok(None | Some(serde_json::Value::Null) | Some(serde_json::Value::Array(_))) => {
+            out.push(row(lookup(None, Some(path))))
+        }
+        Ok(Some(other)) => out.push(reject(
+            None,
+            format!(
+                "field {path:?} should be an array to explode, found {}",
+                json_kind(other)
+            ),
+        )),
+        Err((before, found)) => out.push(reject(
+            None,
+            format!(
+                "expected an object at `{}` to explode `{path}` from, found {found}",
+                &path[..before]
+            ),
+        )),
     }
 }
 
@@ -1020,10 +1115,18 @@ pub fn read_json_document(path: &Path, contract: &Contract) -> Result<(Vec<RawRo
         ));
     };
     let mut rows = Vec::with_capacity(items.len());
+    let mut presence = FieldPresence::new(contract.columns.len());
     for (i, item) in items.iter().enumerate() {
         let record_no = i as u64 + 1;
         match serde_json::from_str::<serde_json::Value>(item.get()) {
-            Ok(v) => json_rows(contract, &v, record_no, item.get(), &mut rows),
+            Ok(v) => json_rows(
+                contract,
+                &v,
+                record_no,
+                item.get(),
+                &mut rows,
+                &mut presence,
+            ),
             Err(e) => rows.push(RawRow {
                 record: record_no,
                 raw: item.get().to_string(),
@@ -1036,6 +1139,9 @@ pub fn read_json_document(path: &Path, contract: &Contract) -> Result<(Vec<RawRo
                 error_column: None,
             }),
         }
+    }
+    if let Some(e) = presence.missing_error(contract, path) {
+        return Err(e);
     }
     Ok((rows, checksum, bytes.len() as u64))
 }
@@ -1854,7 +1960,14 @@ mod tests {
         let rows = |text: &str| {
             let mut out = Vec::new();
             let v: serde_json::Value = serde_json::from_str(text).unwrap();
-            json_rows(&contract, &v, 1, text, &mut out);
+            json_rows(
+                &contract,
+                &v,
+                1,
+                text,
+                &mut out,
+                &mut FieldPresence::new(contract.columns.len()),
+            );
             out
         };
         let big = rows(r#"{"acct": 62220212345678901234, "amount": 1.5}"#);
@@ -2122,6 +2235,85 @@ mod tests {
             .is_some_and(|e| e.contains("formula without a cached value")
                 && e.contains("open and save the file in Excel, or export values")));
     }
+
+    #[test]
+    fn json_structure_mismatches_reject_the_record() {
+        // Regression: an exploded array of scalars gave rows of NULLs, and `addr.city` where
+        // `addr` is a string gave NULL.
+        let contract = contract_of(
+            "name = 'x'\n[source]\npath = 'x.ndjson'\nformat = 'ndjson'\nexplode = 'items'\n\
+             [[columns]]\nname = 'id'\ntype = 'int'\n\
+             [[columns]]\nname = 'city'\nfrom = 'addr.city'\ntype = 'string'\n\
+             [[columns]]\nname = 'sku'\nfrom = 'items.sku'\ntype = 'string'\n",
+        );
+        let rows = |text: &str| {
+            let mut out = Vec::new();
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            let mut presence = FieldPresence::new(3);
+            json_rows(&contract, &v, 1, text, &mut out, &mut presence);
+            (out, presence)
+        };
+        let (ok, presence) = rows(r#"{"id":1,"addr":{"city":"SH"},"items":[{"sku":"a"}]}"#);
+        assert_eq!(ok[0].error, None);
+        assert_eq!(ok[0].fields[1].as_deref(), Some("SH"));
+        assert_eq!(presence.found, [true, true, true]);
+        let (bad, _) = rows(r#"{"id":2,"addr":"Shanghai","items":[{"sku":"b"}]}"#);
+        assert_eq!(bad[0].error_column.as_deref(), Some("city"));
+        let e = bad[0].error.as_deref().unwrap();
+        assert!(
+            e.contains("expected an object at `addr`") && e.contains("found a string"),
+            "{e}"
+        );
+        assert!(!e.contains("Shanghai"), "{e}");
+        let (bad, _) = rows(r#"{"id":3,"addr":null,"items":["b",{"sku":"c"}]}"#);
+        assert_eq!(bad.len(), 2);
+        assert_eq!(bad[0].error_column.as_deref(), Some("sku"));
+        let e = bad[0].error.as_deref().unwrap();
+        assert!(
+            e.contains("element 0 of `items`") && e.contains("found a string"),
+            "{e}"
+        );
+        // A null parent is the field's null; the second element is fine.
+        assert_eq!(bad[1].error, None);
+        assert_eq!(bad[1].fields, [Some("3".into()), None, Some("c".into())]);
+        // An empty array: a row whose element fields are null, and not looked for.
+        let (empty, presence) = rows(r#"{"id":4,"items":[]}"#);
+        assert_eq!(empty[0].error, None);
+        assert_eq!(presence.looked, [true, true, false]);
+        assert_eq!(presence.found, [true, false, false]);
+    }
+
+    #[test]
+    fn a_json_field_in_no_record_fails_the_file() {
+        // Regression: a misspelt `from` (or a field renamed upstream) became a column of
+        // NULLs silently, where CSV fails for a header without the column.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.json");
+        std::fs::write(
+            &p,
+            r#"[{"id": 1, "amt": 5, "note": null}, {"id": 2, "amt": 6}]"#,
+        )
+        .unwrap();
+        let contract = contract_of(
+            "name = 'x'\n[source]\npath = 'x.json'\nformat = 'json'\n\
+             [[columns]]\nname = 'id'\ntype = 'int'\n\
+             [[columns]]\nname = 'amount'\ntype = 'float'\n\
+             [[columns]]\nname = 'note'\ntype = 'string'\n",
+        );
+        let e = read_json_document(&p, &contract).unwrap_err();
+        assert!(matches!(e, Error::Input { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("x.json") && msg.contains("\"amount\""),
+            "{msg}"
+        );
+        // `note` is null in one record and absent in the other: present.
+        assert!(!msg.contains("note"), "{msg}");
+        // An empty array holds no records to miss a field.
+        std::fs::write(&p, "[]").unwrap();
+        assert!(read_json_document(&p, &contract).unwrap().0.is_empty());
+    }
+
     #[test]
     fn excel_iso_cells_read_like_serial_dates() {
         assert_eq!(
