@@ -1451,6 +1451,25 @@ fn ndjson_fields_in_no_record_fail_and_bom_lines_are_read() {
 }
 
 #[test]
+fn a_blank_header_line_says_so() {
+    // Regression: "the header has no column "id"; it has: " (nothing).
+    let w = Workdir::new();
+    w.write("jobs/c.toml", small_contract("c", "src/c.csv", "csv", ""));
+    w.write("src/c.csv", "\r\nid,amount\r\n1,2\r\n");
+    let out = w.run_code(&["ingest", "c", "--date", "2024-03-31"], 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains("line 1: the header line is blank") && err.contains("skip_lines"),
+        "{err}"
+    );
+    w.write(
+        "jobs/c.toml",
+        small_contract("c", "src/c.csv", "csv", "skip_lines = 1"),
+    );
+    w.run_code(&["ingest", "c", "--date", "2024-03-31"], 0);
+}
+
+#[test]
 fn contract_refusals_through_the_binary() {
     let w = Workdir::new();
     // A fixed-width width near usize::MAX overflowed `start + width`: a panic (exit 5) whose

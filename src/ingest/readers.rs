@@ -746,6 +746,16 @@ pub fn parse_header(
             ),
         )
     })?;
+    if text.chars().all(super::clean::is_space) {
+        // Else the error listed the columns the header lacks, and "it has: " nothing.
+        return Err(Error::input(
+            path,
+            format!(
+                "line {line_no}: the header line is blank; when the header comes after blank \
+                 or banner lines, set `skip_lines` to the number of lines before it"
+            ),
+        ));
+    }
     let mut fields = Vec::new();
     super::csv_record::Records::new(text.as_bytes(), delimiter).next_into(&mut fields);
     Ok(fields
