@@ -1470,6 +1470,30 @@ fn a_blank_header_line_says_so() {
 }
 
 #[test]
+fn an_empty_csv_shard_among_several_is_no_rows() {
+    // Regression: one 0-byte shard among a glob's files failed the whole source.
+    let w = Workdir::new();
+    w.write(
+        "jobs/g.toml",
+        small_contract("g", "src/in/*.csv", "csv", ""),
+    );
+    w.write("src/in/a.csv", "id,amount\n1,10\n");
+    w.write("src/in/b.csv", "");
+    w.write("src/in/c.csv", "id,amount\n2,20\n");
+    let out = w.run_code(
+        &["ingest", "g", "--date", "2024-03-31", "--format", "json"],
+        0,
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(summary["ingested"][0]["rows_written"], 2, "{summary}");
+    // Every file empty (or a single empty file): still an error.
+    w.write("src/in/a.csv", "");
+    w.write("src/in/c.csv", "");
+    let out = w.run_code(&["ingest", "g", "--date", "2024-03-31"], 3);
+    assert!(stderr(&out).contains("no header line"), "{}", stderr(&out));
+}
+
+#[test]
 fn contract_refusals_through_the_binary() {
     let w = Workdir::new();
     // A fixed-width width near usize::MAX overflowed `start + width`: a panic (exit 5) whose

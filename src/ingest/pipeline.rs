@@ -1235,8 +1235,24 @@ fn produce(
     let mut seq = 0u64;
     let mut sums = Vec::new();
     let mut bytes = 0u64;
+    // Upstream systems write empty shards (a branch without activity): among several files, a
+    // 0-byte CSV is no rows rather than a file without its header. Alone, or when every file
+    // is empty, it still fails (a missing export looks the same).
+    let is_empty = |p: &PathBuf| std::fs::metadata(p).is_ok_and(|m| m.len() == 0);
+    let skip_empty_csv = c.source.format == Format::Csv
+        && c.source.header
+        && files.len() > 1
+        && !files.iter().all(is_empty);
     for (index, path) in files.iter().enumerate() {
         let display = shared.file_names[index].clone();
+        if skip_empty_csv && is_empty(path) {
+            sums.push(blake3::hash(b"").to_hex().to_string());
+            crate::log::info(
+                "an empty file among the source's files: no rows",
+                &[("file", display.as_ref().into())],
+            );
+            continue;
+        }
         match c.source.format {
             Format::Csv | Format::Ndjson | Format::FixedWidth => {
                 let is_csv = c.source.format == Format::Csv;
