@@ -1156,6 +1156,9 @@ pub fn read_json_document(path: &Path, contract: &Contract) -> Result<(Vec<RawRo
     Ok((rows, checksum, bytes.len() as u64))
 }
 
+/// A worksheet's values, and the positions of its cells with a formula but no value.
+type SheetValues = (calamine::Range<calamine::Data>, HashSet<(u32, u32)>);
+
 /// A worksheet's values, and the cells holding a formula without a cached value (files
 /// written by openpyxl or pandas and never opened in Excel), which calamine reads as empty.
 /// For xlsx both come from one pass over the sheet (formulas are noted, not expanded); such
@@ -1164,7 +1167,7 @@ pub fn read_json_document(path: &Path, contract: &Contract) -> Result<(Vec<RawRo
 fn sheet_values(
     wb: &mut calamine::Sheets<std::io::BufReader<File>>,
     sheet: &str,
-) -> std::result::Result<(calamine::Range<calamine::Data>, HashSet<(u32, u32)>), String> {
+) -> std::result::Result<SheetValues, String> {
     use calamine::{Cell, Data, DataRef, Range, Reader, Sheets, XlsxError};
     let Sheets::Xlsx(xlsx) = wb else {
         return wb
