@@ -1387,3 +1387,191 @@ type = "int"
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// A contract reading `id` and `amount` from `path` in `format`, with extra source keys.
+fn small_contract(name: &str, path: &str, format: &str, extra: &str) -> String {
+    format!(
+        r#"kind = "ingest"
+name = "{name}"
+[source]
+path = "{path}"
+format = "{format}"
+{extra}
+[rules]
+max_reject_rate = 1.0
+[[columns]]
+name = "id"
+type = "int"
+[[columns]]
+name = "amount"
+type = "float"
+"#
+    )
+}
+
+#[test]
+fn ndjson_fields_in_no_record_fail_and_bom_lines_are_read() {
+    // Regression: a field no record holds (a misspelt `from`, or `amount` renamed `amt`
+    // upstream) became a column of NULLs silently.
+    let w = Workdir::new();
+    w.write(
+        "jobs/n.toml",
+        small_contract("n", "src/n.ndjson", "ndjson", ""),
+    );
+    w.write(
+        "src/n.ndjson",
+        "{\"id\":1,\"amt\":5}\n{\"id\":2,\"amt\":6}\n",
+    );
+    let out = w.run_code(&["ingest", "n", "--date", "2024-03-31"], 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains("src/n.ndjson") && err.contains("no record has the field \"amount\""),
+        "{err}"
+    );
+    assert!(!w.path("warehouse/clean/n/dt=2024-03-31").exists());
+    // Null in one record, absent in another: fine. A BOM starting a later line (files joined
+    // with `cat`) was "malformed JSON at column 1".
+    w.write(
+        "src/n.ndjson",
+        "\u{feff}{\"id\":1,\"amount\":null}\n\u{feff}{\"id\":2}\n\n{\"id\":3,\"amount\":7.5}\n",
+    );
+    let out = w.run_code(
+        &["ingest", "n", "--date", "2024-03-31", "--format", "json"],
+        0,
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let r = &summary["ingested"][0];
+    assert_eq!(
+        (&r["rows_read"], &r["rows_rejected"]),
+        (&3.into(), &0.into()),
+        "{summary}"
+    );
+    let df = w.read_parquet("warehouse/clean/n/dt=2024-03-31");
+    assert_eq!(ints(&df, "id"), [1, 2, 3]);
+}
+
+#[test]
+fn a_blank_header_line_says_so() {
+    // Regression: "the header has no column "id"; it has: " (nothing).
+    let w = Workdir::new();
+    w.write("jobs/c.toml", small_contract("c", "src/c.csv", "csv", ""));
+    w.write("src/c.csv", "\r\nid,amount\r\n1,2\r\n");
+    let out = w.run_code(&["ingest", "c", "--date", "2024-03-31"], 3);
+    let err = stderr(&out);
+    assert!(
+        err.contains("line 1: the header line is blank") && err.contains("skip_lines"),
+        "{err}"
+    );
+    w.write(
+        "jobs/c.toml",
+        small_contract("c", "src/c.csv", "csv", "skip_lines = 1"),
+    );
+    w.run_code(&["ingest", "c", "--date", "2024-03-31"], 0);
+}
+
+#[test]
+fn an_empty_csv_shard_among_several_is_no_rows() {
+    // Regression: one 0-byte shard among a glob's files failed the whole source.
+    let w = Workdir::new();
+    w.write(
+        "jobs/g.toml",
+        small_contract("g", "src/in/*.csv", "csv", ""),
+    );
+    w.write("src/in/a.csv", "id,amount\n1,10\n");
+    w.write("src/in/b.csv", "");
+    w.write("src/in/c.csv", "id,amount\n2,20\n");
+    let out = w.run_code(
+        &["ingest", "g", "--date", "2024-03-31", "--format", "json"],
+        0,
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    assert_eq!(summary["ingested"][0]["rows_written"], 2, "{summary}");
+    // Every file empty (or a single empty file): still an error.
+    w.write("src/in/a.csv", "");
+    w.write("src/in/c.csv", "");
+    let out = w.run_code(&["ingest", "g", "--date", "2024-03-31"], 3);
+    assert!(stderr(&out).contains("no header line"), "{}", stderr(&out));
+}
+
+#[test]
+fn contract_refusals_through_the_binary() {
+    let w = Workdir::new();
+    // A fixed-width width near usize::MAX overflowed `start + width`: a panic (exit 5) whose
+    // message printed the line, personal data, to stderr.
+    w.write(
+        "jobs/f.toml",
+        r#"kind = "ingest"
+name = "f"
+[source]
+path = "src/f.txt"
+format = "fixed_width"
+layout = "src/f.layout"
+[[columns]]
+name = "phone"
+type = "string"
+pii = "tokenize"
+[[columns]]
+name = "amt"
+type = "string"
+"#,
+    );
+    w.write("src/f.layout", "phone,1,11\namt,3,18446744073709551615\n");
+    w.write("src/f.txt", "13912345678 100\n");
+    let out = w.run_code(&["ingest", "f", "--date", "2024-03-31"], 2);
+    let err = stderr(&out);
+    assert!(err.contains("line 2: amt: width"), "{err}");
+    assert!(!err.contains("13912345678"), "{err}");
+    std::fs::remove_file(w.path("jobs/f.toml")).unwrap();
+
+    // A column named like a partition key was hidden by the partition's value.
+    w.write(
+        "jobs/e.toml",
+        r#"kind = "ingest"
+name = "e"
+[matrix]
+branch = ["0101"]
+[source]
+path = "src/{branch}/e.csv"
+format = "csv"
+[[columns]]
+name = "dt"
+type = "date"
+[[columns]]
+name = "branch"
+type = "string"
+"#,
+    );
+    w.write("src/0101/e.csv", "dt,branch\n2020-01-01,xx\n");
+    for args in [
+        &[
+            "ingest",
+            "e",
+            "--var",
+            "branch=0101",
+            "--date",
+            "2024-03-31",
+        ][..],
+        &["jobs"][..],
+    ] {
+        let err = stderr(&w.run_code(args, 2));
+        assert!(
+            err.contains("`dt` is the partition column")
+                && err.contains("`branch` is a matrix key"),
+            "{args:?}: {err}"
+        );
+    }
+    std::fs::remove_file(w.path("jobs/e.toml")).unwrap();
+
+    // Without `name`, `panorama ingest` refused the whole project ("`name`: missing") while
+    // `panorama jobs` and `run` named the job after the file.
+    w.write(
+        "jobs/x.toml",
+        "kind = \"ingest\"\n[source]\npath = \"src/x.csv\"\nformat = \"csv\"\n\
+         [[columns]]\nname = \"id\"\ntype = \"int\"\n",
+    );
+    w.write("src/x.csv", "id\n1\n");
+    w.run_code(&["ingest", "x", "--date", "2024-03-31"], 0);
+    w.run_code(&["ingest", "--all", "--date", "2024-03-31"], 0);
+    let df = w.read_parquet("warehouse/clean/x/dt=2024-03-31");
+    assert_eq!(ints(&df, "id"), [1]);
+}

@@ -57,7 +57,7 @@ pub fn discover_contracts(project_root: &Path) -> Result<Vec<Discovered>> {
     for f in files {
         let text = std::fs::read_to_string(&f)
             .map_err(|e| Error::config(format!("{}: {e}", f.display())))?;
-        let table: toml::Table = match toml::from_str(&text) {
+        let mut table: toml::Table = match toml::from_str(&text) {
             Ok(t) => t,
             Err(e) => {
                 problems.push(format!(
@@ -70,6 +70,15 @@ pub fn discover_contracts(project_root: &Path) -> Result<Vec<Discovered>> {
         };
         if table.get("kind").and_then(|k| k.as_str()) != Some("ingest") {
             continue;
+        }
+        // As for `panorama jobs` and `run`: the name defaults to the file's stem.
+        if !table.contains_key("name") {
+            if let Some(stem) = f.file_stem() {
+                table.insert(
+                    "name".into(),
+                    toml::Value::String(stem.to_string_lossy().into_owned()),
+                );
+            }
         }
         // As `panorama jobs` refuses them: a misspelt key is not silently ignored by hand.
         for k in table.keys() {

@@ -354,6 +354,10 @@ impl Contract {
             None => Rules::default(),
             Some(v) => deserialize_section(v, "rules", &mut problems).unwrap_or_default(),
         };
+        // Sources read by position (no header): `from` may be the field's number.
+        let positional = table
+            .get("source")
+            .is_some_and(|s| s.get("header").and_then(|h| h.as_bool()) == Some(false));
         let mut columns = Vec::new();
         // Columns left out for a problem still count as declared for the other checks.
         let mut unreadable = Vec::new();
@@ -368,6 +372,7 @@ impl Contract {
                     let mut item = item.clone();
                     let (mut name_guessed, mut type_guessed) = (false, false);
                     if let toml::Value::Table(t) = &mut item {
+                        position_from(t, &label, positional, &mut problems);
                         name_guessed =
                             !required_key::<String>(t, "name", "_", &label, &mut problems);
                         type_guessed =
@@ -417,7 +422,20 @@ impl Contract {
             columns,
             file: file.to_path_buf(),
         };
-        contract.check_semantics(source.is_some(), &guessed, &unreadable, &mut problems);
+        // The job's matrix keys are partition columns too (the scheduler owns `matrix`, but
+        // passes it along for this check).
+        let matrix_keys: Vec<String> = table
+            .get("matrix")
+            .and_then(|m| m.as_table())
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default();
+        contract.check_semantics(
+            source.is_some(),
+            &guessed,
+            &unreadable,
+            &matrix_keys,
+            &mut problems,
+        );
         if problems.is_empty() {
             Ok(contract)
         } else {
@@ -430,18 +448,20 @@ impl Contract {
 
     /// The checks beyond types. `source_read`: the source section could be read (else its
     /// checks are skipped); `guessed`: required keys stood in for, whose checks are skipped;
-    /// `unreadable`: columns left out for a problem already reported.
+    /// `unreadable`: columns left out for a problem already reported; `matrix_keys`: the
+    /// job's matrix keys (partition columns).
     fn check_semantics(
         &self,
         source_read: bool,
         guessed: &Guessed,
         unreadable: &[String],
+        matrix_keys: &[String],
         problems: &mut Vec<String>,
     ) {
         if source_read {
             self.check_source(guessed, problems);
         }
-        self.check_columns_and_rules(guessed, unreadable, problems);
+        self.check_columns_and_rules(guessed, unreadable, matrix_keys, problems);
     }
 
     fn check_source(&self, guessed: &Guessed, problems: &mut Vec<String>) {
@@ -460,11 +480,8 @@ impl Contract {
             self.check_format_options(problems);
         }
         for (i, f) in s.fields.iter().enumerate() {
-            if f.start == 0 || f.width == 0 {
-                problems.push(format!(
-                    "`source.fields[{i}]` ({}): start is 1-based and width must be > 0",
-                    f.name
-                ));
+            if let Some(p) = fixed_field_problem(f.start, f.width) {
+                problems.push(format!("`source.fields[{i}]` ({}): {p}", f.name));
             }
         }
     }
@@ -511,6 +528,7 @@ impl Contract {
         &self,
         guessed: &Guessed,
         unreadable: &[String],
+        matrix_keys: &[String],
         problems: &mut Vec<String>,
     ) {
         if !(0.0..=1.0).contains(&self.rules.max_reject_rate) {
@@ -528,6 +546,25 @@ impl Contract {
                 }
                 if !seen.insert(c.name.as_str()) {
                     problems.push(format!("{at}: declared twice"));
+                }
+                // The partition keys are columns of every query of the table: a source
+                // column of the same name was hidden by the partition's value (DuckDB and
+                // Spark read the path's value, `panorama query` the file's).
+                if c.name.eq_ignore_ascii_case("dt") {
+                    problems.push(format!(
+                        "{at}: `dt` is the partition column (the night's date) of every \
+                         table; name the source's column otherwise (e.g. `business_date`, \
+                         with from = {:?})",
+                        c.source_name()
+                    ));
+                } else if let Some(k) = matrix_keys.iter().find(|k| c.name.eq_ignore_ascii_case(k))
+                {
+                    problems.push(format!(
+                        "{at}: `{k}` is a matrix key of this job, a partition column of the \
+                         table; name the source's column otherwise (e.g. `source_{k}`, with \
+                         from = {:?})",
+                        c.source_name()
+                    ));
                 }
             }
             // Without its type, a column's checks that depend on the type are skipped.
@@ -576,6 +613,15 @@ impl Contract {
                         "{at}: date format {f:?} has a directive chrono does not know \
                          (see https://docs.rs/chrono/latest/chrono/format/strftime)"
                     ));
+                } else if let Some(d) = zone_directive(f) {
+                    // The offset was parsed and dropped: 10:00+0800 and 10:00-05:00 were
+                    // both stored as 10:00, 13 hours apart.
+                    problems.push(format!(
+                        "{at}: date format {f:?} reads a time zone ({d}), but date and \
+                         datetime columns hold wall-clock time without a zone, so the offset \
+                         would be dropped; convert the times to one zone upstream, or read \
+                         the column as type = \"string\""
+                    ));
                 }
             }
         }
@@ -592,6 +638,7 @@ impl Contract {
                 ));
             }
         }
+        self.refuse_masked_key("`rules.unique_key`", &self.rules.unique_key, problems);
         if let Some(d) = &self.rules.dedupe {
             if d.key.is_empty() {
                 problems.push("`rules.dedupe.key`: empty".into());
@@ -601,6 +648,7 @@ impl Contract {
                     problems.push(format!("`rules.dedupe`: {k:?} is not a declared column"));
                 }
             }
+            self.refuse_masked_key("`rules.dedupe.key`", &d.key, problems);
             let order = d.keep_latest_by.as_ref().and_then(|o| {
                 self.columns
                     .iter()
@@ -613,6 +661,25 @@ impl Contract {
                      order to tell the latest version by; declare the column with the type of \
                      its values (int, float, date or datetime, with `formats` for dates)",
                     c.name
+                ));
+            }
+        }
+    }
+
+    /// A masked column cannot be (part of) a key: masks are not distinct (张三 and 张四 are
+    /// both 张*), so different people were rejected as duplicates; and comparing the values
+    /// before masking would leave the clean table with rows its consumers cannot tell apart.
+    fn refuse_masked_key(&self, at: &str, key: &[String], problems: &mut Vec<String>) {
+        for k in key {
+            if self
+                .columns
+                .iter()
+                .any(|c| &c.name == k && c.pii == Some(Pii::Mask))
+            {
+                problems.push(format!(
+                    "{at}: {k:?} is masked (pii = \"mask\"), and masks are not distinct \
+                     (张三 and 张四 are both 张*): a key column with personal data needs \
+                     pii = \"tokenize\" (tokens are distinct and joinable)"
                 ));
             }
         }
@@ -642,6 +709,33 @@ struct Guessed {
     /// Indexes into the contract's columns.
     column_names: HashSet<usize>,
     column_types: HashSet<usize>,
+}
+
+/// A column's `from = N` (an integer) is the N-th field of a source read by position
+/// (`header = false`), as `from = "N"`; with a header, a number names no column.
+fn position_from(
+    column: &mut toml::Table,
+    label: &str,
+    positional: bool,
+    problems: &mut Vec<String>,
+) {
+    let Some(toml::Value::Integer(n)) = column.get("from") else {
+        return;
+    };
+    let n = *n;
+    if !positional {
+        problems.push(format!(
+            "`{label}`: from = {n} is a field number, which applies only to a source read by \
+             position (header = false); with a header, `from` is the header's name for the \
+             column (from = \"...\")"
+        ));
+        column.remove("from");
+    } else if n < 1 {
+        problems.push(format!("`{label}`: from = {n}: fields are numbered from 1"));
+        column.remove("from");
+    } else {
+        column.insert("from".into(), toml::Value::String(n.to_string()));
+    }
 }
 
 /// Whether the required `key` of `section` holds a valid `T`; if not, the problem is reported
@@ -747,10 +841,47 @@ fn without_culprit(
     None
 }
 
+/// The first directive of a chrono format that reads a time zone or an offset, if any.
+fn zone_directive(format: &str) -> Option<&'static str> {
+    use chrono::format::{Item, StrftimeItems};
+    const ZONED: &[&str] = &["%z", "%:z", "%::z", "%:::z", "%#z", "%Z", "%+"];
+    let zoned: Vec<(Item<'static>, &'static str)> = ZONED
+        .iter()
+        .flat_map(|d| StrftimeItems::new(d).map(move |i| (i, *d)))
+        .filter(|(i, _)| matches!(i, Item::Fixed(_)))
+        .collect();
+    StrftimeItems::new(format).find_map(|item| {
+        zoned
+            .iter()
+            .find(|(z, _)| *z == item)
+            .map(|(_, directive)| *directive)
+    })
+}
+
 pub fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// The widest fixed-width field, and the last column a field may start at: far beyond any
+/// real layout, and small enough that `start + width` cannot overflow (it panicked).
+pub const MAX_FIXED_WIDTH: usize = 100_000;
+pub const MAX_FIXED_START: usize = 1_000_000;
+
+/// What is wrong with a fixed-width field's `start` and `width`, if anything.
+fn fixed_field_problem(start: usize, width: usize) -> Option<String> {
+    if !(1..=MAX_FIXED_START).contains(&start) {
+        Some(format!(
+            "start {start} must be between 1 and {MAX_FIXED_START} (1-based)"
+        ))
+    } else if !(1..=MAX_FIXED_WIDTH).contains(&width) {
+        Some(format!(
+            "width {width} must be between 1 and {MAX_FIXED_WIDTH}"
+        ))
+    } else {
+        None
+    }
 }
 
 /// Reads a fixed-width layout file: `name,start,width` per line, `#` comments.
@@ -767,21 +898,23 @@ pub fn read_layout(path: &Path) -> Result<Vec<FixedField>> {
         let parts: Vec<&str> = line.split(',').map(str::trim).collect();
         let parsed = match parts.as_slice() {
             [name, start, width] => match (start.parse::<usize>(), width.parse::<usize>()) {
-                (Ok(s), Ok(w)) if s > 0 && w > 0 => Some(FixedField {
-                    name: name.to_string(),
-                    start: s,
-                    width: w,
-                }),
-                _ => None,
+                (Ok(s), Ok(w)) => match fixed_field_problem(s, w) {
+                    None => Ok(FixedField {
+                        name: name.to_string(),
+                        start: s,
+                        width: w,
+                    }),
+                    Some(p) => Err(format!("{name}: {p}")),
+                },
+                _ => Err(format!(
+                    "expected `name,start,width` with whole numbers, got {line:?}"
+                )),
             },
-            _ => None,
+            _ => Err(format!("expected `name,start,width`, got {line:?}")),
         };
         match parsed {
-            Some(f) => fields.push(f),
-            None => problems.push(format!(
-                "line {}: expected `name,start,width` with 1-based start and width > 0, got {line:?}",
-                i + 1
-            )),
+            Ok(f) => fields.push(f),
+            Err(p) => problems.push(format!("line {}: {p}", i + 1)),
         }
     }
     if problems.is_empty() {
@@ -979,6 +1112,231 @@ mod tests {
         assert!(matches!(err, Error::Invalid { .. }), "{msg}");
         assert!(
             msg.contains("keep_latest_by") && msg.contains("\"ver\" is a string column"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_masked_key_column_is_refused() {
+        // Regression: 张三 and 张四 both mask to 张*, so different people were rejected as
+        // duplicates of each other.
+        for rules in [
+            r#"dedupe = { key = ["name", "branch"], keep_latest_by = "v" }"#,
+            r#"unique_key = ["name"]"#,
+        ] {
+            let err = parse(&format!(
+                r#"
+                name = "m"
+                [source]
+                path = "m.csv"
+                format = "csv"
+                [rules]
+                {rules}
+                [[columns]]
+                name = "name"
+                type = "string"
+                pii = "mask"
+                [[columns]]
+                name = "branch"
+                type = "string"
+                [[columns]]
+                name = "v"
+                type = "int"
+                "#
+            ))
+            .unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, Error::Invalid { .. }), "{msg}");
+            assert!(
+                msg.contains("\"name\" is masked") && msg.contains("pii = \"tokenize\""),
+                "{msg}"
+            );
+            assert!(!msg.contains("\"branch\" is masked"), "{msg}");
+        }
+        // A tokenized key is fine.
+        parse(
+            r#"
+            name = "t"
+            [source]
+            path = "t.csv"
+            format = "csv"
+            [rules]
+            unique_key = ["name"]
+            [[columns]]
+            name = "name"
+            type = "string"
+            pii = "tokenize"
+            "#,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn columns_named_like_a_partition_key_are_refused() {
+        // Regression: the partition's value hid the source's column in every query.
+        let err = parse(
+            r#"
+            name = "e"
+            [matrix]
+            branch = ["0101", "0102"]
+            [source]
+            path = "{branch}/e.csv"
+            format = "csv"
+            [[columns]]
+            name = "dt"
+            type = "date"
+            [[columns]]
+            name = "branch"
+            type = "string"
+            [[columns]]
+            name = "id"
+            type = "int"
+            "#,
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("(dt): `dt` is the partition column"), "{msg}");
+        assert!(msg.contains("(branch): `branch` is a matrix key"), "{msg}");
+        assert!(!msg.contains("(id)"), "{msg}");
+        // Without a matrix, `branch` is an ordinary column.
+        parse(
+            r#"
+            name = "f"
+            [source]
+            path = "f.csv"
+            format = "csv"
+            [[columns]]
+            name = "branch"
+            type = "string"
+            "#,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn date_formats_with_a_zone_are_refused() {
+        // Regression: the offset was parsed and dropped (10:00+0800 and 10:00-05:00 were both
+        // stored as 10:00).
+        for f in [
+            "%Y-%m-%d %H:%M:%S%z",
+            "%Y-%m-%dT%H:%M:%S%:z",
+            "%Y-%m-%d %H:%M:%S %#z",
+            "%+",
+        ] {
+            let err = parse(&format!(
+                r#"
+                name = "t"
+                [source]
+                path = "t.csv"
+                format = "csv"
+                [[columns]]
+                name = "at"
+                type = "datetime"
+                formats = ["%Y-%m-%d %H:%M:%S", {f:?}]
+                "#
+            ))
+            .unwrap_err();
+            let msg = err.to_string();
+            assert!(
+                msg.contains("reads a time zone") && msg.contains("type = \"string\""),
+                "{f}: {msg}"
+            );
+        }
+        // A literal `z` or `Z` is no directive.
+        parse(
+            r#"
+            name = "t"
+            [source]
+            path = "t.csv"
+            format = "csv"
+            [[columns]]
+            name = "at"
+            type = "datetime"
+            formats = ["%Y-%m-%dT%H:%M:%SZ"]
+            "#,
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn fixed_width_ranges_are_bounded() {
+        // Regression: a width near usize::MAX passed and overflowed `start + width` (a panic
+        // that printed the line, personal data, to stderr).
+        let err = parse(
+            r#"
+            name = "f"
+            [source]
+            path = "f.txt"
+            format = "fixed_width"
+            fields = [
+                { name = "b", start = 0, width = 2 },
+                { name = "c", start = 3, width = 100001 },
+                { name = "d", start = 9223372036854775807, width = 1 },
+            ]
+            [[columns]]
+            name = "b"
+            type = "string"
+            "#,
+        )
+        .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("(b): start 0 must be between 1"), "{msg}");
+        assert!(
+            msg.contains("(c): width 100001 must be between 1 and 100000"),
+            "{msg}"
+        );
+        assert!(msg.contains("(d): start 9223372036854775807"), "{msg}");
+        let dir = tempfile::tempdir().unwrap();
+        let layout = dir.path().join("f.layout");
+        std::fs::write(&layout, "phone,1,11\namt,3,18446744073709551615\nx,1\n").unwrap();
+        let msg = read_layout(&layout).unwrap_err().to_string();
+        assert!(
+            msg.contains("line 2: amt: width 18446744073709551615 must be between"),
+            "{msg}"
+        );
+        assert!(msg.contains("line 3: expected `name,start,width`"), "{msg}");
+    }
+
+    #[test]
+    fn a_numeric_from_is_a_field_number_without_a_header() {
+        // Regression: the hint "read by position (header = false, from = N)" led to
+        // `from = 2`, which serde refused ("invalid type: integer, expected a string").
+        let c = parse(
+            r#"
+            name = "p"
+            [source]
+            path = "p.csv"
+            format = "csv"
+            header = false
+            [[columns]]
+            name = "amount"
+            from = 2
+            type = "float"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(c.columns[0].from.as_deref(), Some("2"));
+        // With a header, a number names no column.
+        let msg = parse(
+            r#"
+            name = "p"
+            [source]
+            path = "p.csv"
+            format = "csv"
+            [[columns]]
+            name = "amount"
+            from = 2
+            type = "float"
+            [[columns]]
+            name = "b"
+            from = 0
+            type = "float"
+            "#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains("`columns[0] (amount)`: from = 2 is a field number"),
             "{msg}"
         );
     }

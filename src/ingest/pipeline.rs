@@ -23,7 +23,7 @@ use super::contract::{ColumnType, Contract, Encoding, FixedField, Format, WidthU
 use super::csv_record::{Records, Span};
 use super::dedupe::{KeyIndex, LoserCursor, Losers, RowKey};
 use super::pii::Tokenizer;
-use super::readers::{self, Block, FieldCount, FileCtx, RawBatch, RawRow};
+use super::readers::{self, Block, FieldCount, FieldPresence, FileCtx, RawBatch, RawRow};
 use super::{IngestReport, IngestRequest};
 use crate::error::{Context, Error, Result};
 use crate::warehouse::parquet::{PartWriter, ROW_GROUP_ROWS};
@@ -129,6 +129,8 @@ struct CleanBatch {
     losers: LoserCursor,
     /// A row's values between cleaning and the builders (kept for its allocation).
     values: Vec<Value<'static>>,
+    /// NDJSON: which columns' fields the batch's records hold (checked per file).
+    presence: Option<FieldPresence>,
 }
 
 /// An emptied vector's allocation for values of another lifetime (same layout): per-row
@@ -233,6 +235,7 @@ impl Shared<'_> {
                 .map(|l| l.batch(seq))
                 .unwrap_or_default(),
             values: Vec::with_capacity(self.columns.len()),
+            presence: None,
         }
     }
 
@@ -559,9 +562,16 @@ impl Shared<'_> {
     fn process_ndjson(&self, out: &mut CleanBatch, first_line: u64, bytes: &[u8]) {
         let enc = self.contract.source.encoding;
         let mut rows = Vec::new();
+        let mut presence = FieldPresence::new(self.columns.len());
         for (i, line_bytes) in readers::split_lines(bytes).enumerate() {
-            // `split_lines` dropped the line end.
-            let lb = line_bytes;
+            // `split_lines` dropped the line end. A byte order mark starts a line of files
+            // joined with `cat` (the reader drops the file's first one only).
+            let lb = match enc {
+                Encoding::Utf8 => line_bytes
+                    .strip_prefix(b"\xEF\xBB\xBF")
+                    .unwrap_or(line_bytes),
+                _ => line_bytes,
+            };
             if lb.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
@@ -578,7 +588,7 @@ impl Shared<'_> {
             match serde_json::from_str::<serde_json::Value>(&text) {
                 Ok(v) => {
                     rows.clear();
-                    readers::json_rows(self.contract, &v, line, &text, &mut rows);
+                    readers::json_rows(self.contract, &v, line, &text, &mut rows, &mut presence);
                     for r in rows.drain(..) {
                         self.process_row(out, r);
                     }
@@ -595,6 +605,7 @@ impl Shared<'_> {
                 ),
             }
         }
+        out.presence = Some(presence);
     }
 
     fn process_fixed(&self, out: &mut CleanBatch, first_line: u64, bytes: &[u8]) {
@@ -629,12 +640,15 @@ impl Shared<'_> {
             // Exports often strip trailing blanks: a short line reads as if padded, and the
             // fields it lacks are empty (then `required` and type checks decide).
             let chars: Vec<(usize, char)> = text.char_indices().collect();
+            // Saturating: the contract bounds start and width, but a panic here would print
+            // the line (personal data) to stderr.
             let slice = |f: &FixedField| -> &str {
-                let Some(&(a, _)) = chars.get(f.start - 1) else {
+                let first = f.start.saturating_sub(1);
+                let Some(&(a, _)) = chars.get(first) else {
                     return "";
                 };
                 let b = chars
-                    .get(f.start - 1 + f.width)
+                    .get(first.saturating_add(f.width))
                     .map(|c| c.0)
                     .unwrap_or(text.len());
                 text[a..b].trim_matches(super::clean::is_space)
@@ -670,8 +684,8 @@ impl Shared<'_> {
                 continue;
             };
             let f = &self.layout[j];
-            let a = (f.start - 1).min(lb.len());
-            let b = (a + f.width).min(lb.len());
+            let a = f.start.saturating_sub(1).min(lb.len());
+            let b = a.saturating_add(f.width).min(lb.len());
             match readers::decode(&lb[a..b], enc) {
                 Some(v) => decoded.push(Some(v)),
                 None => {
@@ -680,7 +694,7 @@ impl Shared<'_> {
                          layout, or bytes that are not text",
                         f.name,
                         f.start,
-                        f.start + f.width - 1,
+                        f.start.saturating_add(f.width).saturating_sub(1),
                         readers::encoding_name(enc)
                     );
                     let column = self.columns[i].col.name.clone();
@@ -1161,6 +1175,8 @@ fn run_pass(
         let mut pending: BTreeMap<u64, CleanBatch> = BTreeMap::new();
         let mut next = 0u64;
         let mut result = Ok(());
+        // NDJSON: per file, which columns' fields its records hold.
+        let mut presence: BTreeMap<usize, (PathBuf, FieldPresence)> = BTreeMap::new();
         for (seq, b) in out_rx {
             if result.is_err() {
                 continue; // drain so that the workers and the reader can stop
@@ -1168,11 +1184,28 @@ fn run_pass(
             pending.insert(seq, b);
             while let Some(b) = pending.remove(&next) {
                 next += 1;
+                if let Some(p) = &b.presence {
+                    presence
+                        .entry(b.file.index)
+                        .or_insert_with(|| {
+                            (b.file.path.clone(), FieldPresence::new(p.looked.len()))
+                        })
+                        .1
+                        .merge(p);
+                }
                 if let Err(e) = consume(b) {
                     abort.store(true, Ordering::Relaxed);
                     result = Err(e);
                     break;
                 }
+            }
+        }
+        if result.is_ok() {
+            if let Some(e) = presence
+                .values()
+                .find_map(|(path, p)| p.missing_error(req.contract, path))
+            {
+                result = Err(e);
             }
         }
         (producer.join().expect("reader thread"), result)
@@ -1202,8 +1235,24 @@ fn produce(
     let mut seq = 0u64;
     let mut sums = Vec::new();
     let mut bytes = 0u64;
+    // Upstream systems write empty shards (a branch without activity): among several files, a
+    // 0-byte CSV is no rows rather than a file without its header. Alone, or when every file
+    // is empty, it still fails (a missing export looks the same).
+    let is_empty = |p: &PathBuf| std::fs::metadata(p).is_ok_and(|m| m.len() == 0);
+    let skip_empty_csv = c.source.format == Format::Csv
+        && c.source.header
+        && files.len() > 1
+        && !files.iter().all(is_empty);
     for (index, path) in files.iter().enumerate() {
         let display = shared.file_names[index].clone();
+        if skip_empty_csv && is_empty(path) {
+            sums.push(blake3::hash(b"").to_hex().to_string());
+            crate::log::info(
+                "an empty file among the source's files: no rows",
+                &[("file", display.as_ref().into())],
+            );
+            continue;
+        }
         match c.source.format {
             Format::Csv | Format::Ndjson | Format::FixedWidth => {
                 let is_csv = c.source.format == Format::Csv;

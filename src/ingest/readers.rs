@@ -3,7 +3,7 @@
 //! documents (JSON, xlsx, Parquet) are split into rows here.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -746,6 +746,16 @@ pub fn parse_header(
             ),
         )
     })?;
+    if text.chars().all(super::clean::is_space) {
+        // Else the error listed the columns the header lacks, and "it has: " nothing.
+        return Err(Error::input(
+            path,
+            format!(
+                "line {line_no}: the header line is blank; when the header comes after blank \
+                 or banner lines, set `skip_lines` to the number of lines before it"
+            ),
+        ));
+    }
     let mut fields = Vec::new();
     super::csv_record::Records::new(text.as_bytes(), delimiter).next_into(&mut fields);
     Ok(fields
@@ -821,120 +831,215 @@ pub fn json_field(v: &serde_json::Value) -> Option<String> {
     }
 }
 
-fn pointer_of(dotted: &str) -> String {
-    let mut p = String::with_capacity(dotted.len() + 1);
+/// The value at a dotted path (`addr.city`, `items.0.sku`): `Ok(None)` when a key is absent;
+/// a null on the way is the field's null. `Err` when a part of the path holds no object (a
+/// string at `addr`): the length of the path before that part, and what it holds.
+fn json_path<'v>(
+    root: &'v serde_json::Value,
+    dotted: &str,
+) -> std::result::Result<Option<&'v serde_json::Value>, (usize, &'static str)> {
+    use serde_json::Value;
+    let mut at = root;
+    let mut offset = 0;
     for part in dotted.split('.') {
-        p.push('/');
-        p.push_str(&part.replace('~', "~0").replace('/', "~1"));
+        at = match at {
+            Value::Object(m) => match m.get(part) {
+                Some(v) => v,
+                None => return Ok(None),
+            },
+            Value::Array(items) => match part.parse::<usize>() {
+                Ok(i) => match items.get(i) {
+                    Some(v) => v,
+                    None => return Ok(None),
+                },
+                Err(_) => return Err((offset.max(1) - 1, json_kind(at))),
+            },
+            Value::Null => return Ok(Some(at)),
+            _ => return Err((offset.max(1) - 1, json_kind(at))),
+        };
+        offset += part.len() + 1;
     }
-    p
+    Ok(Some(at))
 }
 
-/// Splits one JSON record into rows (several with `explode`), fields aligned to columns.
+/// Which columns' source fields the records of a JSON or NDJSON file hold. A field no record
+/// holds is a misspelt `from` or a field renamed upstream, not a column of NULLs (a CSV
+/// header without the column fails the same way).
+#[derive(Debug, Clone, Default)]
+pub struct FieldPresence {
+    /// Per column: a record could hold its field (an object; for a field of the exploded
+    /// elements, an element).
+    pub looked: Vec<bool>,
+    /// Per column: a record held it (null included).
+    pub found: Vec<bool>,
+}
+
+impl FieldPresence {
+    pub fn new(columns: usize) -> FieldPresence {
+        FieldPresence {
+            looked: vec![false; columns],
+            found: vec![false; columns],
+        }
+    }
+
+    pub fn merge(&mut self, other: &FieldPresence) {
+        for (a, b) in self.looked.iter_mut().zip(&other.looked) {
+            *a |= *b;
+        }
+        for (a, b) in self.found.iter_mut().zip(&other.found) {
+            *a |= *b;
+        }
+    }
+
+    /// The error for a file whose records lack a column's field altogether, if any.
+    pub fn missing_error(&self, contract: &Contract, path: &Path) -> Option<Error> {
+        let missing: Vec<String> = contract
+            .columns
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.looked[*i] && !self.found[*i])
+            .map(|(_, c)| format!("{:?} (column `{}`)", c.source_name(), c.name))
+            .collect();
+        (!missing.is_empty()).then(|| {
+            Error::input(
+                path,
+                format!(
+                    "no record has the field {}: a misspelt `from`, or a field renamed \
+                     upstream (a field that is null in some records is fine)",
+                    missing.join(", ")
+                ),
+            )
+        })
+    }
+}
+
+/// Splits one JSON record into rows (several with `explode`), fields aligned to columns;
+/// notes in `presence` which columns' fields the record holds.
 pub fn json_rows(
     contract: &Contract,
     record: &serde_json::Value,
     record_no: u64,
     raw: &str,
     out: &mut Vec<RawRow>,
+    presence: &mut FieldPresence,
 ) {
+    let reject = |column: Option<String>, reason: String| RawRow {
+        record: record_no,
+        raw: raw.to_string(),
+        fields: Vec::new(),
+        error: Some(reason),
+        error_column: column,
+    };
     if !record.is_object() {
-        out.push(RawRow {
-            record: record_no,
-            raw: raw.to_string(),
-            fields: Vec::new(),
-            error: Some(format!(
-                "expected a JSON object, found {}",
-                json_kind(record)
-            )),
-            error_column: None,
-        });
+        out.push(reject(
+            None,
+            format!("expected a JSON object, found {}", json_kind(record)),
+        ));
         return;
     }
-    // The fields of one row, and why it is rejected when a value cannot be read exactly.
-    let lookup = |elem: Option<&serde_json::Value>,
-                  prefix: Option<&str>|
-     -> (Vec<Option<String>>, Option<(String, String)>) {
-        let mut inexact: Option<(String, String)> = None;
-        let fields = contract
-            .columns
-            .iter()
-            .map(|c| {
-                let name = c.source_name();
-                let value = match (elem, prefix) {
-                    (Some(e), Some(p)) => {
-                        match name.strip_prefix(p).and_then(|r| r.strip_prefix('.')) {
-                            Some(rest) => e.pointer(&pointer_of(rest)),
-                            None => record.pointer(&pointer_of(name)),
-                        }
-                    }
-                    _ => record.pointer(&pointer_of(name)),
-                };
-                if c.ty != super::contract::ColumnType::Float && inexact.is_none() {
-                    inexact = value.and_then(inexact_integer).map(|()| {
+    // A row's fields, or the column whose value cannot be read, and why. `elem`: the exploded
+    // element (its index and value) whose fields the columns under `explode` read.
+    let mut lookup = |elem: Option<(usize, &serde_json::Value)>,
+                      explode: Option<&str>|
+     -> std::result::Result<Vec<Option<String>>, (String, String)> {
+        let mut fields = Vec::with_capacity(contract.columns.len());
+        // The first problem; the other columns are still looked up (for `presence`).
+        let mut problem: Option<(String, String)> = None;
+        for (i, c) in contract.columns.iter().enumerate() {
+            let name = c.source_name();
+            let under = explode.and_then(|p| name.strip_prefix(p)?.strip_prefix('.'));
+            let (root, path, root_name) = match (under, elem) {
+                (Some(rest), Some((k, e))) => (e, rest, Some((explode.unwrap_or_default(), k))),
+                // An empty or missing array: its elements' fields are null, and unknown.
+                (Some(_), None) => {
+                    fields.push(None);
+                    continue;
+                }
+                (None, _) => (record, name, None),
+            };
+            presence.looked[i] = true;
+            let value = match json_path(root, path) {
+                Ok(v) => v,
+                Err((before, found)) => {
+                    // The record has something there: it is rejected, not missing the field.
+                    presence.found[i] = true;
+                    let place = match (root_name, before) {
+                        (Some((p, k)), 0) => format!("element {k} of `{p}`"),
+                        (Some((p, k)), n) => format!("`{}` in element {k} of `{p}`", &path[..n]),
+                        (None, n) => format!("`{}`", &path[..n]),
+                    };
+                    problem.get_or_insert_with(|| {
                         (
                             c.name.clone(),
                             format!(
-                                "{}: a JSON number with more digits than JSON numbers keep \
-                                 exactly (beyond 64 bits); send it as a string",
+                                "{}: expected an object at {place} to read `{name}` from, \
+                                 found {found}",
                                 c.name
                             ),
                         )
                     });
+                    None
                 }
-                value.and_then(json_field)
-            })
-            .collect();
-        (fields, inexact)
-    };
-    match contract.source.explode.as_deref() {
-        None => {
-            let (fields, inexact) = lookup(None, None);
-            let (error_column, error) = inexact.unzip();
-            out.push(RawRow {
-                record: record_no,
-                raw: raw.to_string(),
-                fields,
-                error,
-                error_column,
-            })
+            };
+            presence.found[i] |= value.is_some();
+            if c.ty != super::contract::ColumnType::Float
+                && value.and_then(inexact_integer).is_some()
+            {
+                problem.get_or_insert_with(|| {
+                    (
+                        c.name.clone(),
+                        format!(
+                            "{}: a JSON number with more digits than JSON numbers keep \
+                             exactly (beyond 64 bits); send it as a string",
+                            c.name
+                        ),
+                    )
+                });
+            }
+            fields.push(value.and_then(json_field));
         }
-        Some(path) => match record.pointer(&pointer_of(path)) {
-            Some(serde_json::Value::Array(items)) if !items.is_empty() => {
-                for item in items {
-                    let (fields, inexact) = lookup(Some(item), Some(path));
-                    let (error_column, error) = inexact.unzip();
-                    out.push(RawRow {
-                        record: record_no,
-                        raw: raw.to_string(),
-                        fields,
-                        error,
-                        error_column,
-                    });
-                }
-            }
-            None | Some(serde_json::Value::Null) | Some(serde_json::Value::Array(_)) => {
-                let (fields, inexact) = lookup(Some(&serde_json::Value::Null), Some(path));
-                let (error_column, error) = inexact.unzip();
-                out.push(RawRow {
-                    record: record_no,
-                    raw: raw.to_string(),
-                    fields,
-                    error,
-                    error_column,
-                })
-            }
-            Some(other) => out.push(RawRow {
-                record: record_no,
-                raw: raw.to_string(),
-                fields: Vec::new(),
-                error: Some(format!(
-                    "field {path:?} should be an array to explode, found {}",
-                    json_kind(other)
-                )),
-                error_column: None,
-            }),
+        match problem {
+            Some(p) => Err(p),
+            None => Ok(fields),
+        }
+    };
+    let row = |result: std::result::Result<Vec<Option<String>>, (String, String)>| match result {
+        Ok(fields) => RawRow {
+            record: record_no,
+            raw: raw.to_string(),
+            fields,
+            error: None,
+            error_column: None,
         },
+        Err((column, reason)) => reject(Some(column), reason),
+    };
+    let Some(path) = contract.source.explode.as_deref() else {
+        out.push(row(lookup(None, None)));
+        return;
+    };
+    match json_path(record, path) {
+        Ok(Some(serde_json::Value::Array(items))) if !items.is_empty() => {
+            for (k, item) in items.iter().enumerate() {
+                out.push(row(lookup(Some((k, item)), Some(path))));
+            }
+        }
+        Ok(None | Some(serde_json::Value::Null) | Some(serde_json::Value::Array(_))) => {
+            out.push(row(lookup(None, Some(path))))
+        }
+        Ok(Some(other)) => out.push(reject(
+            None,
+            format!(
+                "field {path:?} should be an array to explode, found {}",
+                json_kind(other)
+            ),
+        )),
+        Err((before, found)) => out.push(reject(
+            None,
+            format!(
+                "expected an object at `{}` to explode `{path}` from, found {found}",
+                &path[..before]
+            ),
+        )),
     }
 }
 
@@ -1020,10 +1125,18 @@ pub fn read_json_document(path: &Path, contract: &Contract) -> Result<(Vec<RawRo
         ));
     };
     let mut rows = Vec::with_capacity(items.len());
+    let mut presence = FieldPresence::new(contract.columns.len());
     for (i, item) in items.iter().enumerate() {
         let record_no = i as u64 + 1;
         match serde_json::from_str::<serde_json::Value>(item.get()) {
-            Ok(v) => json_rows(contract, &v, record_no, item.get(), &mut rows),
+            Ok(v) => json_rows(
+                contract,
+                &v,
+                record_no,
+                item.get(),
+                &mut rows,
+                &mut presence,
+            ),
             Err(e) => rows.push(RawRow {
                 record: record_no,
                 raw: item.get().to_string(),
@@ -1037,10 +1150,58 @@ pub fn read_json_document(path: &Path, contract: &Contract) -> Result<(Vec<RawRo
             }),
         }
     }
+    if let Some(e) = presence.missing_error(contract, path) {
+        return Err(e);
+    }
     Ok((rows, checksum, bytes.len() as u64))
 }
 
+/// A worksheet's values, and the positions of its cells with a formula but no value.
+type SheetValues = (calamine::Range<calamine::Data>, HashSet<(u32, u32)>);
+
+/// A worksheet's values, and the cells holding a formula without a cached value (files
+/// written by openpyxl or pandas and never opened in Excel), which calamine reads as empty.
+/// For xlsx both come from one pass over the sheet (formulas are noted, not expanded); such
+/// cells are in the range, as empty cells. Other workbooks (xls, xlsb, ods) always hold
+/// values.
+fn sheet_values(
+    wb: &mut calamine::Sheets<std::io::BufReader<File>>,
+    sheet: &str,
+) -> std::result::Result<SheetValues, String> {
+    use calamine::{Cell, Data, DataRef, Range, Reader, Sheets, XlsxError};
+    let Sheets::Xlsx(xlsx) = wb else {
+        return wb
+            .worksheet_range(sheet)
+            .map(|r| (r, HashSet::new()))
+            .map_err(|e| e.to_string());
+    };
+    let mut reader = match xlsx.worksheet_cells_reader(sheet) {
+        Ok(r) => r,
+        // A chart sheet: no cells, as calamine's own range.
+        Err(XlsxError::NotAWorksheet(_)) => return Ok((Range::default(), HashSet::new())),
+        Err(e) => return Err(e.to_string()),
+    };
+    let mut cells = Vec::new();
+    let mut uncached = HashSet::new();
+    while let Some(c) = reader
+        .next_cell_with_formula_metadata()
+        .map_err(|e| e.to_string())?
+    {
+        match c.value {
+            DataRef::Empty if c.formula.is_some() => {
+                uncached.insert(c.pos);
+                cells.push(Cell::new(c.pos, Data::Empty));
+            }
+            DataRef::Empty => {}
+            v => cells.push(Cell::new(c.pos, v.into())),
+        }
+    }
+    Ok((Range::from_sparse(cells), uncached))
+}
+
 /// Reads an xlsx worksheet; record numbers are Excel row numbers (the header is row 1).
+/// `skip_lines` and field numbers (`from = "N"` without a header) count from the sheet's row
+/// 1 and column A, wherever its first used cell is.
 pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, String, u64)> {
     use calamine::{open_workbook_auto, Data, Reader};
     let bytes = std::fs::read(path).map_err(|e| Error::input(path, format!("cannot read: {e}")))?;
@@ -1066,12 +1227,19 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
             .cloned()
             .ok_or_else(|| Error::input(path, "the workbook has no worksheet"))?,
     };
-    let range = wb
-        .worksheet_range(&sheet)
+    let (range, uncached) = sheet_values(&mut wb, &sheet)
         .map_err(|e| Error::input(path, format!("worksheet {sheet:?}: {e}")))?;
-    let start_row = range.start().map(|(r, _)| r as u64).unwrap_or(0);
-    let mut iter = range.rows().enumerate().skip(contract.source.skip_lines);
-    let cell = |d: &Data| -> std::result::Result<Option<String>, String> {
+    // The range starts at the first used cell: rows and columns before it are empty.
+    let (start_row, start_col) = range.start().unwrap_or((0, 0));
+    let skip = contract
+        .source
+        .skip_lines
+        .saturating_sub(start_row as usize);
+    let mut iter = range.rows().enumerate().skip(skip);
+    // Date-times render as dates at midnight, but with their time for a datetime column
+    // (`%Y-%m-%d %H:%M:%S` refused exactly the midnight rows); by range column.
+    let mut with_time: Vec<bool> = Vec::new();
+    let cell = |d: &Data, with_time: bool| -> std::result::Result<Option<String>, String> {
         Ok(match d {
             Data::Empty => None,
             Data::String(s) => Some(s.clone()),
@@ -1082,10 +1250,10 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
                 f.to_string()
             }),
             Data::Bool(b) => Some(b.to_string()),
-            Data::DateTime(dt) => Some(excel_date_time(dt)),
+            Data::DateTime(dt) => Some(excel_date_time(dt, with_time)),
             // ISO cells (`t="d"`) in the form of Excel's serial dates: `2024-03-01` for a day,
             // `2024-03-01 13:45:00` with a time (`…T00:00:00` failed a `date` column).
-            Data::DateTimeIso(s) => Some(excel_iso_date_time(s)),
+            Data::DateTimeIso(s) => Some(excel_iso_date_time(s, with_time)),
             Data::DurationIso(s) => Some(s.clone()),
             Data::Error(e) => return Err(e.to_string()),
         })
@@ -1099,25 +1267,68 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
         };
         let names: Vec<String> = header
             .iter()
-            .map(|d| cell(d).ok().flatten().unwrap_or_default())
+            .map(|d| cell(d, false).ok().flatten().unwrap_or_default())
             .collect();
-        let row = start_row + i as u64 + 1;
+        let row = start_row as u64 + i as u64 + 1;
         map_header(contract, &names, path, &format!("row {row}: the header"))?
     } else {
+        // Field N is sheet column N; a column before the range's first is empty throughout.
         map_positions(contract)?
+            .into_iter()
+            .map(|m| m.and_then(|p| p.checked_sub(start_col as usize)))
+            .collect()
     };
+    // A datetime column whose formats are all dates (midnight meant) reads the date form.
+    let reads_time = |c: &super::contract::Column| {
+        c.formats.is_empty()
+            || c.formats.iter().any(|f| {
+                ["%H", "%T", "%I", "%k", "%l", "%R", "%X", "%r", "%c", "%+"]
+                    .iter()
+                    .any(|d| f.contains(d))
+            })
+    };
+    for (c, m) in contract.columns.iter().zip(&mapping) {
+        if let (Some(j), super::contract::ColumnType::Datetime) = (m, c.ty) {
+            if !reads_time(c) {
+                continue;
+            }
+            if *j >= with_time.len() {
+                with_time.resize(j + 1, false);
+            }
+            with_time[*j] = true;
+        }
+    }
+    // The contract columns' cells holding a formula without a cached value, by sheet row.
+    let mut uncached_read: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
+    for &(r, col) in &uncached {
+        let j = (col - start_col) as usize;
+        if let Some(c) = mapping.iter().position(|m| *m == Some(j)) {
+            uncached_read.entry(r).or_default().push(c);
+        }
+    }
     let mut rows = Vec::new();
     for (i, r) in iter {
-        if r.iter().all(|d| matches!(d, Data::Empty)) {
+        let sheet_row = start_row + i as u32;
+        let unread = uncached_read.get(&sheet_row);
+        if unread.is_none() && r.iter().all(|d| matches!(d, Data::Empty)) {
             continue;
         }
-        let record = start_row + i as u64 + 1;
+        let record = sheet_row as u64 + 1;
         let mut error = None;
         let mut error_column = None;
+        if let Some(cols) = unread {
+            let c = cols.iter().min().copied().unwrap_or_default();
+            let name = contract.columns[c].name.clone();
+            error = Some(format!(
+                "{name}: the cell holds a formula without a cached value (the file was not \
+                 saved by Excel); open and save the file in Excel, or export values"
+            ));
+            error_column = Some(name);
+        }
         let mut values = Vec::with_capacity(r.len());
         let mut raw_cells = Vec::with_capacity(r.len());
         for (j, d) in r.iter().enumerate() {
-            match cell(d) {
+            match cell(d, with_time.get(j).copied().unwrap_or(false)) {
                 Ok(v) => {
                     raw_cells.push(v.clone().unwrap_or_default());
                     values.push(v);
@@ -1155,17 +1366,22 @@ pub fn read_xlsx(path: &Path, contract: &Contract) -> Result<(Vec<RawRow>, Strin
 }
 
 /// An ISO date-time cell as `excel_date_time` renders serial dates.
-fn excel_iso_date_time(s: &str) -> String {
+fn excel_iso_date_time(s: &str, with_time: bool) -> String {
     let t = s.replacen('T', " ", 1);
     let t = t.strip_suffix('Z').unwrap_or(&t);
     let t = t.split_once('.').map_or(t, |(whole, _)| whole);
-    t.strip_suffix(" 00:00:00").unwrap_or(t).to_string()
+    match t.strip_suffix(" 00:00:00") {
+        Some(day) if !with_time => day.to_string(),
+        // A day alone, read into a datetime column: its midnight.
+        None if with_time && t.len() == 10 => format!("{t} 00:00:00"),
+        _ => t.to_string(),
+    }
 }
 
 /// An Excel date cell to `YYYY-MM-DD`, or `YYYY-MM-DD HH:MM:SS` when it has a time (to the
 /// nearest second); a duration cell to its number of days. calamine knows the workbook's
 /// epoch (1900 or 1904) and Excel's phantom 1900-02-29; the time comes from the fraction.
-fn excel_date_time(dt: &calamine::ExcelDateTime) -> String {
+fn excel_date_time(dt: &calamine::ExcelDateTime, with_time: bool) -> String {
     let (y, m, d, h, mi, sec, ms) = dt.to_ymd_hms_milli();
     let at = chrono::NaiveDate::from_ymd_opt(y.into(), m.into(), d.into())
         .and_then(|date| date.and_hms_milli_opt(h.into(), mi.into(), sec.into(), ms.into()));
@@ -1181,7 +1397,7 @@ fn excel_date_time(dt: &calamine::ExcelDateTime) -> String {
             .with_nanosecond(0)
             .expect("zero nanoseconds")
     };
-    if at.time() == chrono::NaiveTime::MIN {
+    if at.time() == chrono::NaiveTime::MIN && !with_time {
         at.format("%Y-%m-%d").to_string()
     } else {
         at.format("%Y-%m-%d %H:%M:%S").to_string()
@@ -1757,7 +1973,14 @@ mod tests {
         let rows = |text: &str| {
             let mut out = Vec::new();
             let v: serde_json::Value = serde_json::from_str(text).unwrap();
-            json_rows(&contract, &v, 1, text, &mut out);
+            json_rows(
+                &contract,
+                &v,
+                1,
+                text,
+                &mut out,
+                &mut FieldPresence::new(contract.columns.len()),
+            );
             out
         };
         let big = rows(r#"{"acct": 62220212345678901234, "amount": 1.5}"#);
@@ -1827,23 +2050,316 @@ mod tests {
         assert_eq!(rows.len(), 1);
     }
 
+    fn contract_of(text: &str) -> Contract {
+        let t: toml::Table = toml::from_str(text).unwrap();
+        Contract::from_table(&t, Path::new("jobs/x.toml")).unwrap()
+    }
+
+    #[test]
+    fn xlsx_rows_and_fields_count_from_row_1_and_column_a() {
+        // Regression: `skip_lines` counted from the first used row (row 1 empty: the first
+        // data row was dropped, not even counted as read), and `from = "N"` from the first
+        // used column (column A empty: every field shifted by one).
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.xlsx");
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        ws.write_string(1, 1, "Limits report 2026-11-20").unwrap();
+        for (r, (id, amount)) in [("A", 1.0), ("B", 2.0), ("C", 3.0)].iter().enumerate() {
+            ws.write_string(r as u32 + 2, 1, *id).unwrap();
+            ws.write_number(r as u32 + 2, 2, *amount).unwrap();
+        }
+        wb.save(&p).unwrap();
+        let contract = contract_of(
+            "name = 'x'\n[source]\npath = 'x.xlsx'\nformat = 'xlsx'\nheader = false\n\
+             skip_lines = 2\n[[columns]]\nname = 'id'\nfrom = '2'\ntype = 'string'\n\
+             [[columns]]\nname = 'amount'\nfrom = 3\ntype = 'float'\n\
+             [[columns]]\nname = 'spacer'\nfrom = '1'\ntype = 'string'\n",
+        );
+        let (rows, _, _) = read_xlsx(&p, &contract).unwrap();
+        let got: Vec<(u64, Vec<Option<String>>)> =
+            rows.into_iter().map(|r| (r.record, r.fields)).collect();
+        let row = |id: &str, n: &str| vec![Some(id.to_string()), Some(n.to_string()), None];
+        assert_eq!(
+            got,
+            [(3, row("A", "1")), (4, row("B", "2")), (5, row("C", "3"))]
+        );
+    }
+
+    #[test]
+    fn xlsx_midnight_keeps_its_time_in_a_datetime_column() {
+        // Regression: a date-time at exactly midnight was rendered `2024-03-01`, which
+        // `%Y-%m-%d %H:%M:%S` refused: exactly the midnight rows were rejected.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("t.xlsx");
+        let mut wb = rust_xlsxwriter::Workbook::new();
+        let ws = wb.add_worksheet();
+        let fmt = rust_xlsxwriter::Format::new().set_num_format("yyyy-mm-dd hh:mm:ss");
+        ws.write_string(0, 0, "at").unwrap();
+        ws.write_string(0, 1, "day").unwrap();
+        for (r, at) in ["2024-03-01 00:00:00", "2024-03-01 10:30:00"]
+            .iter()
+            .enumerate()
+        {
+            let dt = rust_xlsxwriter::ExcelDateTime::parse_from_str(at).unwrap();
+            ws.write_datetime_with_format(r as u32 + 1, 0, &dt, &fmt)
+                .unwrap();
+            ws.write_datetime_with_format(r as u32 + 1, 1, &dt, &fmt)
+                .unwrap();
+        }
+        wb.save(&p).unwrap();
+        let contract = contract_of(
+            "name = 'x'\n[source]\npath = 't.xlsx'\nformat = 'xlsx'\n\
+             [[columns]]\nname = 'at'\ntype = 'datetime'\nformats = ['%Y-%m-%d %H:%M:%S']\n\
+             [[columns]]\nname = 'day'\ntype = 'datetime'\nformats = ['%Y-%m-%d']\n",
+        );
+        let (rows, _, _) = read_xlsx(&p, &contract).unwrap();
+        let at: Vec<_> = rows.iter().map(|r| r.fields[0].as_deref()).collect();
+        assert_eq!(
+            at,
+            [Some("2024-03-01 00:00:00"), Some("2024-03-01 10:30:00")]
+        );
+        // A datetime column read with date formats only reads the date form, as before.
+        assert_eq!(rows[0].fields[1].as_deref(), Some("2024-03-01"));
+    }
+
+    /// A zip archive of `files`, stored (not compressed): for an xlsx no library writes.
+    fn stored_zip(files: &[(&str, &str)]) -> Vec<u8> {
+        fn crc32(bytes: &[u8]) -> u32 {
+            let mut crc = !0u32;
+            for &b in bytes {
+                crc ^= u32::from(b);
+                for _ in 0..8 {
+                    crc = if crc & 1 == 1 {
+                        (crc >> 1) ^ 0xEDB8_8320
+                    } else {
+                        crc >> 1
+                    };
+                }
+            }
+            !crc
+        }
+        let (mut out, mut central) = (Vec::new(), Vec::new());
+        for (name, data) in files {
+            let (name, data) = (name.as_bytes(), data.as_bytes());
+            let offset = out.len() as u32;
+            // version, flags, method (stored), time, date (1980-01-01), crc, sizes, lengths.
+            let common = |v: &mut Vec<u8>| {
+                v.extend_from_slice(&[20, 0, 0, 0, 0, 0, 0, 0, 0x21, 0]);
+                v.extend_from_slice(&crc32(data).to_le_bytes());
+                v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                v.extend_from_slice(&(data.len() as u32).to_le_bytes());
+                v.extend_from_slice(&(name.len() as u16).to_le_bytes());
+                v.extend_from_slice(&[0, 0]);
+            };
+            out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
+            common(&mut out);
+            out.extend_from_slice(name);
+            out.extend_from_slice(data);
+            central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
+            central.extend_from_slice(&[20, 0]);
+            common(&mut central);
+            // comment length, disk, internal and external attributes.
+            central.extend_from_slice(&[0; 10]);
+            central.extend_from_slice(&offset.to_le_bytes());
+            central.extend_from_slice(name);
+        }
+        let at = out.len() as u32;
+        out.extend_from_slice(&central);
+        out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
+        out.extend_from_slice(&[0, 0, 0, 0]);
+        out.extend_from_slice(&(files.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(files.len() as u16).to_le_bytes());
+        out.extend_from_slice(&(central.len() as u32).to_le_bytes());
+        out.extend_from_slice(&at.to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+        out
+    }
+
+    #[test]
+    fn xlsx_formulas_without_a_cached_value_reject_their_row() {
+        // Regression: openpyxl and pandas write formulas without their value, which read as
+        // empty: a silent NULL (and a row of them was dropped as blank).
+        let sheet = r#"<?xml version="1.0" encoding="UTF-8"?>
+<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>
+<row r="1"><c r="A1" t="inlineStr"><is><t>id</t></is></c><c r="B1" t="inlineStr"><is><t>amount</t></is></c><c r="C1" t="inlineStr"><is><t>note</t></is></c></row>
+<row r="2"><c r="A2" t="inlineStr"><is><t>a</t></is></c><c r="B2"><f>1+1</f><v>2</v></c></row>
+<row r="3"><c r="A3" t="inlineStr"><is><t>b</t></is></c><c r="B3"><f>B2*2</f></c></row>
+<row r="4"><c r="A4" t="inlineStr"><is><t>c</t></is></c><c r="B4"><v>5</v></c><c r="C4"><f>B4</f></c></row>
+<row r="5"><c r="B5"><f>B4+1</f></c></row>
+</sheetData></worksheet>"#;
+        let xlsx = stored_zip(&[
+            (
+                "[Content_Types].xml",
+                r#"<?xml version="1.0" encoding="UTF-8"?>
+<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#,
+            ),
+            (
+                "_rels/.rels",
+                r#"<?xml version="1.0" encoding="UTF-8"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#,
+            ),
+            (
+                "xl/workbook.xml",
+                r#"<?xml version="1.0" encoding="UTF-8"?>
+<workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>"#,
+            ),
+            (
+                "xl/_rels/workbook.xml.rels",
+                r#"<?xml version="1.0" encoding="UTF-8"?>
+<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#,
+            ),
+            ("xl/worksheets/sheet1.xml", sheet),
+        ]);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.xlsx");
+        std::fs::write(&p, xlsx).unwrap();
+        let contract = contract_of(
+            "name = 'x'\n[source]\npath = 'f.xlsx'\nformat = 'xlsx'\n\
+             [[columns]]\nname = 'id'\ntype = 'string'\n\
+             [[columns]]\nname = 'amount'\ntype = 'float'\n",
+        );
+        let (rows, _, _) = read_xlsx(&p, &contract).unwrap();
+        let got: Vec<(u64, Option<&str>, Option<&str>)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.record,
+                    r.error_column.as_deref(),
+                    r.fields.get(1).cloned().flatten().as_deref().map(|_| "v"),
+                )
+            })
+            .collect();
+        // Row 2 has its cached value; rows 3 and 5 are rejected naming the column; row 4's
+        // uncached formula is in a column the contract does not read.
+        assert_eq!(
+            got,
+            [
+                (2, None, Some("v")),
+                (3, Some("amount"), None),
+                (4, None, Some("v")),
+                (5, Some("amount"), None),
+            ],
+            "{rows:?}"
+        );
+        assert!(rows[1]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("formula without a cached value")
+                && e.contains("open and save the file in Excel, or export values")));
+    }
+
+    #[test]
+    fn json_structure_mismatches_reject_the_record() {
+        // Regression: an exploded array of scalars gave rows of NULLs, and `addr.city` where
+        // `addr` is a string gave NULL.
+        let contract = contract_of(
+            "name = 'x'\n[source]\npath = 'x.ndjson'\nformat = 'ndjson'\nexplode = 'items'\n\
+             [[columns]]\nname = 'id'\ntype = 'int'\n\
+             [[columns]]\nname = 'city'\nfrom = 'addr.city'\ntype = 'string'\n\
+             [[columns]]\nname = 'sku'\nfrom = 'items.sku'\ntype = 'string'\n",
+        );
+        let rows = |text: &str| {
+            let mut out = Vec::new();
+            let v: serde_json::Value = serde_json::from_str(text).unwrap();
+            let mut presence = FieldPresence::new(3);
+            json_rows(&contract, &v, 1, text, &mut out, &mut presence);
+            (out, presence)
+        };
+        let (ok, presence) = rows(r#"{"id":1,"addr":{"city":"SH"},"items":[{"sku":"a"}]}"#);
+        assert_eq!(ok[0].error, None);
+        assert_eq!(ok[0].fields[1].as_deref(), Some("SH"));
+        assert_eq!(presence.found, [true, true, true]);
+        let (bad, _) = rows(r#"{"id":2,"addr":"Shanghai","items":[{"sku":"b"}]}"#);
+        assert_eq!(bad[0].error_column.as_deref(), Some("city"));
+        let e = bad[0].error.as_deref().unwrap();
+        assert!(
+            e.contains("expected an object at `addr`") && e.contains("found a string"),
+            "{e}"
+        );
+        assert!(!e.contains("Shanghai"), "{e}");
+        let (bad, _) = rows(r#"{"id":3,"addr":null,"items":["b",{"sku":"c"}]}"#);
+        assert_eq!(bad.len(), 2);
+        assert_eq!(bad[0].error_column.as_deref(), Some("sku"));
+        let e = bad[0].error.as_deref().unwrap();
+        assert!(
+            e.contains("element 0 of `items`") && e.contains("found a string"),
+            "{e}"
+        );
+        // A null parent is the field's null; the second element is fine.
+        assert_eq!(bad[1].error, None);
+        assert_eq!(bad[1].fields, [Some("3".into()), None, Some("c".into())]);
+        // An empty array: a row whose element fields are null, and not looked for.
+        let (empty, presence) = rows(r#"{"id":4,"items":[]}"#);
+        assert_eq!(empty[0].error, None);
+        assert_eq!(presence.looked, [true, true, false]);
+        assert_eq!(presence.found, [true, false, false]);
+    }
+
+    #[test]
+    fn a_json_field_in_no_record_fails_the_file() {
+        // Regression: a misspelt `from` (or a field renamed upstream) became a column of
+        // NULLs silently, where CSV fails for a header without the column.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.json");
+        std::fs::write(
+            &p,
+            r#"[{"id": 1, "amt": 5, "note": null}, {"id": 2, "amt": 6}]"#,
+        )
+        .unwrap();
+        let contract = contract_of(
+            "name = 'x'\n[source]\npath = 'x.json'\nformat = 'json'\n\
+             [[columns]]\nname = 'id'\ntype = 'int'\n\
+             [[columns]]\nname = 'amount'\ntype = 'float'\n\
+             [[columns]]\nname = 'note'\ntype = 'string'\n",
+        );
+        let e = read_json_document(&p, &contract).unwrap_err();
+        assert!(matches!(e, Error::Input { .. }), "{e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("x.json") && msg.contains("\"amount\""),
+            "{msg}"
+        );
+        // `note` is null in one record and absent in the other: present.
+        assert!(!msg.contains("note"), "{msg}");
+        // An empty array holds no records to miss a field.
+        std::fs::write(&p, "[]").unwrap();
+        assert!(read_json_document(&p, &contract).unwrap().0.is_empty());
+    }
+
     #[test]
     fn excel_iso_cells_read_like_serial_dates() {
-        assert_eq!(excel_iso_date_time("2024-03-01T00:00:00"), "2024-03-01");
         assert_eq!(
-            excel_iso_date_time("2024-03-01T13:45:00.000"),
+            excel_iso_date_time("2024-03-01T00:00:00", false),
+            "2024-03-01"
+        );
+        assert_eq!(
+            excel_iso_date_time("2024-03-01T13:45:00.000", false),
             "2024-03-01 13:45:00"
         );
-        assert_eq!(excel_iso_date_time("2024-03-01"), "2024-03-01");
+        assert_eq!(excel_iso_date_time("2024-03-01", false), "2024-03-01");
+        // For a datetime column, midnight keeps its time.
+        assert_eq!(
+            excel_iso_date_time("2024-03-01T00:00:00", true),
+            "2024-03-01 00:00:00"
+        );
+        assert_eq!(
+            excel_iso_date_time("2024-03-01", true),
+            "2024-03-01 00:00:00"
+        );
     }
 
     #[test]
     fn excel_serials() {
         use calamine::{ExcelDateTime, ExcelDateTimeType::DateTime};
         let at = |serial: f64, is_1904: bool| {
-            excel_date_time(&ExcelDateTime::new(serial, DateTime, is_1904))
+            excel_date_time(&ExcelDateTime::new(serial, DateTime, is_1904), false)
         };
         assert_eq!(at(45352.0, false), "2024-03-01");
+        assert_eq!(
+            excel_date_time(&ExcelDateTime::new(45352.0, DateTime, false), true),
+            "2024-03-01 00:00:00"
+        );
         assert_eq!(at(45352.5, false), "2024-03-01 12:00:00");
         // Regressions: before Excel's phantom 1900-02-29 dates were a day early, and 1904
         // workbooks four years off.

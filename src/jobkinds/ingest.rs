@@ -119,7 +119,8 @@ impl JobKind for IngestKind {
         });
         let mut table = toml::Table::new();
         for (k, v) in file.table {
-            if CONTRACT_KEYS.contains(&k.as_str()) {
+            // `matrix` too: its keys are partition columns, which no column may be named.
+            if CONTRACT_KEYS.contains(&k.as_str()) || k == "matrix" {
                 table.insert(k.clone(), v.clone());
             }
         }
