@@ -1412,11 +1412,14 @@ type = "float"
 #[test]
 fn ndjson_fields_in_no_record_fail_and_bom_lines_are_read() {
     // Regression: a field no record holds (a misspelt `from`, or `amount` renamed `amt`
-    // upstream) became a column of NULLs silently.
+    // upstream) became a column of NULLs silently. Mapped with `from`, its absence fails.
     let w = Workdir::new();
     w.write(
         "jobs/n.toml",
-        small_contract("n", "src/n.ndjson", "ndjson", ""),
+        small_contract("n", "src/n.ndjson", "ndjson", "").replace(
+            "name = \"amount\"\n",
+            "name = \"amount\"\nfrom = \"amount\"\n",
+        ),
     );
     w.write(
         "src/n.ndjson",

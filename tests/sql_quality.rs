@@ -755,6 +755,16 @@ fn query_formats_partitions_and_errors() {
         csv(&format!("SELECT COUNT(*) AS n FROM payments WHERE dt IN (DATE '{D2}' - INTERVAL '1 day', DATE '{D2}')")),
         csv("SELECT COUNT(*) AS n FROM payments WHERE dt IS NOT NULL")
     );
+    // In a mixed HAVING a grouping column's name reads the column, not an alias that
+    // shadows it; a grouped CTE keeps polars' names when it is split.
+    assert_eq!(
+        csv("SELECT UPPER(status) AS status, COUNT(*) AS n FROM payments GROUP BY status HAVING status = 'paid' OR COUNT(*) > 5"),
+        "PAID,2"
+    );
+    assert_eq!(
+        csv("WITH a AS (SELECT status, SUM(amount) FROM payments GROUP BY status ORDER BY SUM(amount) DESC LIMIT 1) SELECT status, amount FROM a"),
+        "refunded,100.0"
+    );
     // A date text before the date column it is compared with.
     assert_eq!(
         csv("SELECT COUNT(*) AS n FROM payments WHERE '2000-01-01' < paid_on"),

@@ -361,10 +361,15 @@ impl CompiledColumn {
         for f in &self.formats {
             if let DateFormat::Chrono(fmt) = f {
                 // The common core-system form, without chrono's format interpreter.
-                // Other spellings of the form (`2024-3-1 9:05:00`) go to chrono below.
+                // Other spellings of the form (`2024-3-1 9:05:00`) go to chrono below; a value
+                // of the form's own length that the fast path refused, chrono refuses too
+                // (the next format's turn, without a chrono parse per value).
                 if fmt == "%Y-%m-%d %H:%M:%S" || fmt == "%Y-%m-%dT%H:%M:%S" {
                     if let Some(ms) = parse_iso_datetime(t) {
                         return Ok(ms);
+                    }
+                    if t.len() == 19 {
+                        continue;
                     }
                 }
             }

@@ -897,7 +897,9 @@ impl FieldPresence {
             .columns
             .iter()
             .enumerate()
-            .filter(|(i, _)| self.looked[*i] && !self.found[*i])
+            // Only fields the contract counts on: a required column, or one mapped by `from`.
+            // An optional field may be absent everywhere (producers that leave out nulls).
+            .filter(|(i, c)| self.looked[*i] && !self.found[*i] && (c.required || c.from.is_some()))
             .map(|(_, c)| format!("{:?} (column `{}`)", c.source_name(), c.name))
             .collect();
         (!missing.is_empty()).then(|| {
@@ -2310,8 +2312,9 @@ mod tests {
         let contract = contract_of(
             "name = 'x'\n[source]\npath = 'x.json'\nformat = 'json'\n\
              [[columns]]\nname = 'id'\ntype = 'int'\n\
-             [[columns]]\nname = 'amount'\ntype = 'float'\n\
-             [[columns]]\nname = 'note'\ntype = 'string'\n",
+             [[columns]]\nname = 'amount'\ntype = 'float'\nrequired = true\n\
+             [[columns]]\nname = 'note'\ntype = 'string'\n\
+             [[columns]]\nname = 'memo'\ntype = 'string'\n",
         );
         let e = read_json_document(&p, &contract).unwrap_err();
         assert!(matches!(e, Error::Input { .. }), "{e}");
@@ -2320,8 +2323,16 @@ mod tests {
             msg.contains("x.json") && msg.contains("\"amount\""),
             "{msg}"
         );
-        // `note` is null in one record and absent in the other: present.
-        assert!(!msg.contains("note"), "{msg}");
+        // `note` is null in one record and absent in the other: present. `memo`, optional
+        // and without `from`, may be absent everywhere (producers that leave out nulls).
+        assert!(!msg.contains("note") && !msg.contains("memo"), "{msg}");
+        let mapped = contract_of(
+            "name = 'x'\n[source]\npath = 'x.json'\nformat = 'json'\n\
+             [[columns]]\nname = 'id'\ntype = 'int'\n\
+             [[columns]]\nname = 'amount'\nfrom = 'amount_cny'\ntype = 'float'\n",
+        );
+        let e = read_json_document(&p, &mapped).unwrap_err();
+        assert!(e.to_string().contains("\"amount_cny\""), "{e}");
         // An empty array holds no records to miss a field.
         std::fs::write(&p, "[]").unwrap();
         assert!(read_json_document(&p, &contract).unwrap().0.is_empty());

@@ -1600,15 +1600,41 @@ fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
     };
     // `HAVING product = 'tax' OR COUNT(*) > 1300`: a condition mixing a grouping column with
     // an aggregate failed in polars ("cannot cast List type"); it filters the groups outside.
+    // The GROUP BY columns by name: a condition on them alone moves to WHERE
+    // (`having_on_group_keys_to_where`); with an aggregate or an alias of one beside them
+    // (`n > 1700 OR status = 'pending'`) it does not.
+    let key_names: BTreeSet<String> = match &s.group_by {
+        sqlparser::ast::GroupByExpr::Expressions(keys, _) => keys
+            .iter()
+            .filter_map(|k| match k {
+                Expr::Identifier(id) => Some(ident_name(id)),
+                Expr::CompoundIdentifier(ids) => ids.last().map(ident_name),
+                _ => None,
+            })
+            .collect(),
+        sqlparser::ast::GroupByExpr::All(_) => BTreeSet::new(),
+    };
     let mixes_rows_and_aggregates = |c: &Expr| {
         let mut rows = c.clone();
         let _ = VisitMut::visit(&mut rows, &mut RowLevel);
-        has_aggregate(c)
-            && sqlparser::ast::visit_expressions(&rows, |x| match x {
-                Expr::Identifier(_) | Expr::CompoundIdentifier(_) => ControlFlow::Break(()),
-                _ => ControlFlow::Continue(()),
-            })
-            .is_break()
+        let mut keys = false;
+        let mut others = false;
+        let _ = sqlparser::ast::visit_expressions(&rows, |x| {
+            match x {
+                Expr::Identifier(id) if key_names.contains(&ident_name(id)) => keys = true,
+                Expr::CompoundIdentifier(ids)
+                    if ids
+                        .last()
+                        .is_some_and(|i| key_names.contains(&ident_name(i))) =>
+                {
+                    keys = true
+                }
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_) => others = true,
+                _ => {}
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        (keys || others) && (has_aggregate(c) || (keys && others))
     };
     let mut having_conditions = Vec::new();
     if let Some(h) = &s.having {
@@ -1689,10 +1715,12 @@ fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
             SelectItem::UnnamedExpr(expr) => (expr.clone(), None),
             _ => unreachable!("wildcards refused above"),
         };
+        // The name polars would give (the outermost query's items are named already, by
+        // `name_result_expressions`; an inner query's keep polars' names for outer references).
         let name = alias.unwrap_or_else(|| match &expr {
             Expr::Identifier(id) => id.clone(),
             Expr::CompoundIdentifier(ids) => ids.last().cloned().expect("a name"),
-            e => Ident::with_quote('"', e.to_string()),
+            e => Ident::with_quote('"', polars_default_name(e)),
         });
         outer_names.push(ident_name(&name));
         if has_window(&expr) {
@@ -1731,11 +1759,32 @@ fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
         .cloned()
         .partition(|c| mixes_rows_and_aggregates(c));
     s.having = and_all(kept);
+    // In HAVING, as in GROUP BY, a name that is a column of the source reads the column
+    // (`UPPER(status) AS status … HAVING status = 'approved'` means the source status):
+    // only names that are output aliases and no grouping column stay as aliases (`n > 5`).
+    let grouping_columns: BTreeSet<String> = match &s.group_by {
+        sqlparser::ast::GroupByExpr::Expressions(keys, _) => keys
+            .iter()
+            .filter_map(|k| match k {
+                Expr::Identifier(id) => Some(ident_name(id)),
+                Expr::CompoundIdentifier(ids) => ids.last().map(ident_name),
+                _ => None,
+            })
+            .collect(),
+        sqlparser::ast::GroupByExpr::All(_) => BTreeSet::new(),
+    };
     values.keep = s
         .projection
         .iter()
         .zip(&outer_names)
-        .filter(|(p, _)| !matches!(p, SelectItem::ExprWithAlias { expr, .. } | SelectItem::UnnamedExpr(expr) if has_window(expr)))
+        .filter(|(p, n)| {
+            let aliased_other = matches!(p, SelectItem::ExprWithAlias { expr, alias }
+                if !has_window(expr)
+                    && !matches!(expr, Expr::Identifier(i) if ident_name(i) == ident_name(alias)));
+            let plain_column = matches!(p, SelectItem::UnnamedExpr(Expr::Identifier(_) | Expr::CompoundIdentifier(_)))
+                || matches!(p, SelectItem::ExprWithAlias { expr: Expr::Identifier(i), alias } if ident_name(i) == ident_name(alias));
+            (aliased_other && !grouping_columns.contains(*n)) || plain_column
+        })
         .map(|(_, n)| n.clone())
         .collect();
     let mut outer_where = and_all(mixed);
@@ -2905,7 +2954,11 @@ pub fn expression_for_polars_on(
     let Ok(mut e) = parse_expr(&rendered) else {
         return Ok(rendered);
     };
-    let clock = Clock::system();
+    // As in queries, CURRENT_DATE is the run date (a backfill checks as of its night).
+    let mut clock = Clock::system();
+    if let Some(d) = date {
+        clock.today = d;
+    }
     let mut problem = None;
     let _ = sqlparser::ast::visit_expressions_mut(&mut e, |x| {
         if let Err(err) = check_typed_literals(x) {
@@ -3940,6 +3993,9 @@ mod tests {
         .unwrap();
         assert!(e.contains("DATE '2026-11-26'"), "{e}");
         assert!(!e.to_lowercase().contains("date_diff"), "{e}");
+        // CURRENT_DATE is the run date, not the clock's (a backfill checks as of its night).
+        let e = expression_for_polars_on("apply_date <= CURRENT_DATE", d, &temporal).unwrap();
+        assert_eq!(e, "apply_date <= DATE '2026-11-26'");
         let e = expression_for_polars_on(
             "apply_date >= '2020-01-01' AND ts < '2026-01-01'",
             d,
