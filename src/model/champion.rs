@@ -354,14 +354,23 @@ pub fn decide(
             .collect(),
     };
     let d = decide_next(&mut past, policy, champion, candidates, dt, run_id);
+    // The new record takes the old one's place: at the end it would be taken for the latest
+    // decision, and the next re-run would undo it over a promote or rollback made by hand
+    // after it (the champion went back to the policy's).
+    let old_at = state
+        .decisions
+        .iter()
+        .position(|x| x.dt == dt && x.by == "policy");
     state
         .decisions
         .retain(|x| !(x.dt == dt && x.by == "policy"));
-    let at = state
-        .decisions
-        .iter()
-        .position(|x| x.by == "policy" && x.dt.as_str() > dt)
-        .unwrap_or(state.decisions.len());
+    let at = old_at.unwrap_or_else(|| {
+        state
+            .decisions
+            .iter()
+            .position(|x| x.by == "policy" && x.dt.as_str() > dt)
+            .unwrap_or(state.decisions.len())
+    });
     state.decisions.insert(at, d.clone());
     d
 }
@@ -961,6 +970,38 @@ mod tests {
         // Night 20 again: night 19 (the first night) judged nobody, so still one night.
         let d = night(&mut s, &p, "2026-11-20", (0.70, 0.30), (0.75, 0.35, 0.05));
         assert_eq!((d.action, d.evidence[1].streak), (Action::Keep, 1));
+    }
+
+    /// Regression: a re-run of a night after a promote by hand put the night's record last;
+    /// the next re-run undid it and the champion went back to the policy's.
+    #[test]
+    fn rerunning_a_night_keeps_a_later_promote_by_hand() {
+        let p = Policy::default();
+        let mut s = FamilyState::new("f");
+        let first = |s: &mut FamilyState| {
+            let champ = s
+                .champion_for("2026-11-19")
+                .map(|r| ev(&r.model, &r.version, 0.7, 0.3, 0.0));
+            decide(
+                s,
+                &p,
+                champ,
+                vec![
+                    ev("card", "v0001", 0.70, 0.3, 0.0),
+                    ev("gbdt", "v0001", 0.75, 0.35, 0.0),
+                ],
+                "2026-11-19",
+                "r",
+            )
+        };
+        first(&mut s);
+        promote(&mut s, m("gbdt", "v0001"), "ana", "by hand", "2026-11-19").unwrap();
+        for _ in 0..3 {
+            first(&mut s);
+            assert_eq!(s.champion.as_ref().unwrap().model, m("gbdt", "v0001"));
+            assert_eq!(s.decisions.len(), 2);
+            assert_eq!(s.decisions[1].by, "user:ana");
+        }
     }
 
     #[test]
