@@ -1870,6 +1870,21 @@ impl VisitorMut for RowLevel {
             );
         if blank {
             *e = Expr::value(Value::Null);
+        } else if let Expr::Function(f) = e {
+            // A unit written bare (`DATE_DIFF(day, …)`) is no column: its own check says so.
+            let name = name_parts(&f.name).join(".");
+            if matches!(
+                name.as_str(),
+                "date_diff" | "datediff" | "date_trunc" | "date_part" | "datepart"
+            ) {
+                if let FunctionArguments::List(l) = &mut f.args {
+                    if let Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(unit))) =
+                        l.args.first_mut()
+                    {
+                        *unit = Expr::value(Value::Null);
+                    }
+                }
+            }
         }
         ControlFlow::Continue(())
     }
