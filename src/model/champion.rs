@@ -939,26 +939,29 @@ mod tests {
         assert_eq!(dts, vec!["2026-10-31", "2026-11-01", "2026-11-02"]);
     }
 
+    /// The family's first night (2026-11-19): card and gbdt, card first.
+    fn first_night(s: &mut FamilyState, p: &Policy) -> Decision {
+        let champ = s
+            .champion_for("2026-11-19")
+            .map(|r| ev(&r.model, &r.version, 0.7, 0.3, 0.0));
+        decide(
+            s,
+            p,
+            champ,
+            vec![
+                ev("card", "v0001", 0.70, 0.3, 0.0),
+                ev("gbdt", "v0001", 0.75, 0.35, 0.0),
+            ],
+            "2026-11-19",
+            "r",
+        )
+    }
+
     #[test]
     fn rerunning_the_first_night_keeps_the_state() {
         let p = Policy::default();
         let mut s = FamilyState::new("f");
-        let first = |s: &mut FamilyState| {
-            let champ = s
-                .champion_for("2026-11-19")
-                .map(|r| ev(&r.model, &r.version, 0.7, 0.3, 0.0));
-            decide(
-                s,
-                &p,
-                champ,
-                vec![
-                    ev("card", "v0001", 0.70, 0.3, 0.0),
-                    ev("gbdt", "v0001", 0.75, 0.35, 0.0),
-                ],
-                "2026-11-19",
-                "r",
-            )
-        };
+        let first = |s: &mut FamilyState| first_night(s, &p);
         first(&mut s);
         let d = night(&mut s, &p, "2026-11-20", (0.70, 0.30), (0.75, 0.35, 0.05));
         assert_eq!((d.action, d.evidence[1].streak), (Action::Keep, 1));
@@ -978,22 +981,7 @@ mod tests {
     fn rerunning_a_night_keeps_a_later_promote_by_hand() {
         let p = Policy::default();
         let mut s = FamilyState::new("f");
-        let first = |s: &mut FamilyState| {
-            let champ = s
-                .champion_for("2026-11-19")
-                .map(|r| ev(&r.model, &r.version, 0.7, 0.3, 0.0));
-            decide(
-                s,
-                &p,
-                champ,
-                vec![
-                    ev("card", "v0001", 0.70, 0.3, 0.0),
-                    ev("gbdt", "v0001", 0.75, 0.35, 0.0),
-                ],
-                "2026-11-19",
-                "r",
-            )
-        };
+        let first = |s: &mut FamilyState| first_night(s, &p);
         first(&mut s);
         promote(&mut s, m("gbdt", "v0001"), "ana", "by hand", "2026-11-19").unwrap();
         for _ in 0..3 {

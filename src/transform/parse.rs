@@ -1762,17 +1762,7 @@ fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
     // In HAVING, as in GROUP BY, a name that is a column of the source reads the column
     // (`UPPER(status) AS status … HAVING status = 'approved'` means the source status):
     // only names that are output aliases and no grouping column stay as aliases (`n > 5`).
-    let grouping_columns: BTreeSet<String> = match &s.group_by {
-        sqlparser::ast::GroupByExpr::Expressions(keys, _) => keys
-            .iter()
-            .filter_map(|k| match k {
-                Expr::Identifier(id) => Some(ident_name(id)),
-                Expr::CompoundIdentifier(ids) => ids.last().map(ident_name),
-                _ => None,
-            })
-            .collect(),
-        sqlparser::ast::GroupByExpr::All(_) => BTreeSet::new(),
-    };
+    let grouping_columns = &key_names;
     values.keep = s
         .projection
         .iter()
