@@ -1432,27 +1432,45 @@ fn order_set_operation_by_names(q: &mut Query) {
     if q.order_by.is_none() || !matches!(q.body.as_ref(), SetExpr::SetOperation { .. }) {
         return;
     }
+    let Some(inner) = bare_query(q.body.as_ref().clone()) else {
+        return;
+    };
+    if let Some(select) = select_from_derived(inner, "__set_operation") {
+        *q.body = SetExpr::Select(select);
+    }
+}
+
+/// `SELECT * FROM (inner) AS alias`, for a rewrite to fill in.
+fn select_from_derived(inner: Query, alias: &str) -> Option<Box<Select>> {
     let Ok(Statement::Query(shell)) = Parser::new(&GenericDialect)
-        .try_with_sql("SELECT * FROM (SELECT 1) AS __set_operation")
+        .try_with_sql(&format!("SELECT * FROM (SELECT 1) AS {alias}"))
         .and_then(|mut p| p.parse_statement())
     else {
-        return;
+        return None;
     };
-    let SetExpr::Select(mut select) = *shell.body else {
-        return;
+    let sqlparser::ast::SetExpr::Select(mut select) = *shell.body else {
+        return None;
     };
-    let body = q.body.as_ref().clone();
-    let Some(inner) = bare_query(body) else {
-        return;
-    };
-    if let Some(TableWithJoins {
-        relation: TableFactor::Derived { subquery, .. },
-        ..
-    }) = select.from.first_mut()
-    {
-        **subquery = inner;
+    match select.from.first_mut() {
+        Some(TableWithJoins {
+            relation: TableFactor::Derived { subquery, .. },
+            ..
+        }) => **subquery = inner,
+        _ => return None,
     }
-    *q.body = SetExpr::Select(select);
+    Some(select)
+}
+
+/// Whether `e` calls an aggregate outside a window (`SUM(x)`, not `SUM(x) OVER (…)`).
+fn has_aggregate(e: &Expr) -> bool {
+    sqlparser::ast::visit_expressions(e, |x| {
+        if is_aggregate_call(x) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .is_break()
 }
 
 /// Aggregate functions: called without `OVER`, they make a query grouped.
@@ -1579,16 +1597,6 @@ fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
         _ => None,
     };
     let exprs: Vec<Option<Expr>> = s.projection.iter().map(item_expr).collect();
-    let has_aggregate = |e: &Expr| {
-        sqlparser::ast::visit_expressions(e, |x| {
-            if is_aggregate_call(x) {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
-        .is_break()
-    };
     // `ORDER BY COUNT(*) DESC` after GROUP BY: polars sorted the groups by the aggregate of
     // the grouped frame (a constant), so the top 3 came out in any order.
     let order_by_aggregate = match &q.order_by {
@@ -1817,26 +1825,12 @@ fn split_grouped_windows(q: &mut Query) -> Result<(), SqlError> {
     inner_query.body = Box::new(SetExpr::Select(Box::new(inner)));
     inner_query.limit_clause = None;
     inner_query.fetch = None;
-    let Ok(Statement::Query(shell)) = Parser::new(&GenericDialect)
-        .try_with_sql("SELECT 1 FROM (SELECT 1) AS __grouped")
-        .and_then(|mut p| p.parse_statement())
-    else {
+    let Some(shell) = select_from_derived(inner_query, "__grouped") else {
         return refuse("internal rewrite of a grouped window failed");
     };
-    let SetExpr::Select(shell) = *shell.body else {
-        return refuse("internal rewrite of a grouped window failed");
-    };
-    let mut from = shell.from;
-    if let Some(TableWithJoins {
-        relation: TableFactor::Derived { subquery, .. },
-        ..
-    }) = from.first_mut()
-    {
-        **subquery = inner_query;
-    }
     let mut outer = s;
     outer.projection = outer_items;
-    outer.from = from;
+    outer.from = shell.from;
     outer.selection = outer_where;
     outer.group_by = sqlparser::ast::GroupByExpr::Expressions(Vec::new(), Vec::new());
     outer.having = None;
@@ -1898,17 +1892,7 @@ fn column_beside_aggregate(s: &Select) -> Option<String> {
             _ => None,
         })
         .collect();
-    let aggregated = exprs.iter().any(|e| {
-        sqlparser::ast::visit_expressions(*e, |x| {
-            if is_aggregate_call(x) {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
-        .is_break()
-    });
-    if !aggregated {
+    if !exprs.iter().any(|e| has_aggregate(e)) {
         return None;
     }
     exprs.iter().find_map(|e| {
